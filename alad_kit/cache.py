@@ -1,0 +1,244 @@
+"""Disk cache of a frozen encoder's token embeddings.
+
+In phases 1-2 neither M_L nor M_C changes, so their last hidden states for a given text never change
+either. We compute them once per (model, tokenized text) and memory-map them afterwards: phase 2's ten
+epochs then cost one teacher pass instead of ten, and the cache is shared across window sizes, seeds and
+(for the teacher) students.
+
+Layout of one entry ``ROOT/<key>/``: ``embeddings.f16`` (all tokens of all texts, row-major fp16,
+(N_tokens, D)), ``offsets.npy`` (N_texts + 1 row offsets) and ``meta.json`` (shape, sha256 of the
+embeddings file, what was encoded) written last. An entry is built in a temporary folder and renamed, so
+a crash or a full disk never leaves a half-written entry behind.
+"""
+
+from __future__ import annotations
+
+import errno
+import hashlib
+import json
+import os
+import shutil
+import time
+import uuid
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+
+def model_fingerprint(model: torch.nn.Module) -> str:
+    """Identity of a model's computation: its config and every tensor of its state dict, byte for byte.
+
+    All tensors are hashed (about 0.1 s per 100 MB): a model that differs only inside (an L1-pruned or
+    partly fine-tuned copy keeps its embeddings and config) must not reuse the original's cache entries.
+    """
+    h = hashlib.sha256()
+    config = getattr(model, "config", None)
+    h.update((config.to_json_string(use_diff=False) if config is not None else type(model).__name__).encode())
+    for name, value in model.state_dict().items():
+        h.update(name.encode())
+        _hash_value(h, value)
+    return h.hexdigest()[:16]
+
+
+def _hash_value(h, value) -> None:
+    if isinstance(value, torch.Tensor):
+        t = value.detach().cpu()
+        if t.is_quantized:  # int8 weights: their dequantized values carry both the integers and the scales
+            t = t.dequantize()
+        h.update(f"{t.dtype}{tuple(t.shape)}".encode())
+        t = t.contiguous()
+        if t.dtype == torch.bfloat16:  # numpy has no bfloat16; its bits are what matters
+            t = t.view(torch.int16)
+        h.update(t.numpy().reshape(-1).view(np.uint8))
+    elif isinstance(value, (tuple, list)):  # e.g. the packed (weight, bias) of torch.ao quantized Linear
+        for item in value:
+            _hash_value(h, item)
+    else:
+        h.update(repr(value).encode())
+
+
+def _ids_digest(input_ids: Sequence[Sequence[int]]) -> str:
+    h = hashlib.sha256()
+    for ids in input_ids:
+        h.update(np.asarray(ids, dtype=np.int64).tobytes())
+        h.update(b"|")
+    return h.hexdigest()[:16]
+
+
+def _file_sha256(path: Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as f:
+        for block in iter(lambda: f.read(1 << 22), b""):
+            h.update(block)
+    return h.hexdigest()
+
+
+@dataclass
+class CachedEmbeddings:
+    """Read-only view of one cache entry: ``rows(indices)`` gives each text's (T_i, D) tensor."""
+
+    path: Path
+    offsets: np.ndarray
+    data: np.memmap
+
+    def __len__(self) -> int:
+        return len(self.offsets) - 1
+
+    @property
+    def dim(self) -> int:
+        return self.data.shape[1]
+
+    def rows(self, indices: Sequence[int]) -> list[torch.Tensor]:
+        return [torch.from_numpy(np.array(self.data[self.offsets[i] : self.offsets[i + 1]])) for i in indices]
+
+    def padded(self, indices: Sequence[int], width: int) -> torch.Tensor:
+        """(B, width, D) float32, zero-padded (rows longer than width are cut)."""
+        out = torch.zeros(len(indices), width, self.dim)
+        for b, row in enumerate(self.rows(indices)):
+            n = min(width, row.shape[0])
+            out[b, :n] = row[:n].float()
+        return out
+
+
+@dataclass
+class CacheStats:
+    hits: int = 0  # entries found on disk and reused
+    misses: int = 0  # entries computed
+    bytes_written: int = 0
+    seconds_computing: float = 0.0
+    entries: list[str] = field(default_factory=list)
+
+    def as_dict(self) -> dict:
+        return {
+            "hits": self.hits,
+            "misses": self.misses,
+            "mb_written": round(self.bytes_written / 2**20, 2),
+            "seconds_computing": round(self.seconds_computing, 2),
+        }
+
+
+class EmbeddingCache:
+    """Computes-or-loads last hidden states of a frozen encoder for a list of tokenized texts."""
+
+    def __init__(self, root: str | Path, enabled: bool = True):
+        self.root = Path(root)
+        self.enabled = enabled  # False: compute into a throw-away folder every time (for the ablation/timing)
+        self.stats = CacheStats()
+
+    def key(self, model: torch.nn.Module, input_ids: Sequence[Sequence[int]]) -> str:
+        return f"{model_fingerprint(model)}-{_ids_digest(input_ids)}"
+
+    def get(
+        self,
+        model: torch.nn.Module,
+        input_ids: Sequence[Sequence[int]],
+        pad_token_id: int,
+        batch_size: int = 32,
+        device: str | torch.device = "cpu",
+        desc: str = "encoding",
+    ) -> CachedEmbeddings:
+        if len(input_ids) == 0:
+            raise ValueError("EmbeddingCache.get: no texts to encode")
+        entry = self.root / self.key(model, input_ids)
+        if self.enabled and (entry / "meta.json").is_file():
+            cached = self._open(entry)
+            self.stats.hits += 1
+            self.stats.entries.append(entry.name)
+            return cached
+        if not self.enabled and entry.exists():
+            shutil.rmtree(entry)
+        self.stats.misses += 1
+        start = time.perf_counter()
+        self._build(entry, model, input_ids, pad_token_id, batch_size, device, desc)
+        self.stats.seconds_computing += time.perf_counter() - start
+        self.stats.entries.append(entry.name)
+        return self._open(entry)
+
+    # ----------------------------------------------------------------------------------------------
+    def _open(self, entry: Path) -> CachedEmbeddings:
+        meta = json.loads((entry / "meta.json").read_text())
+        data_path = entry / "embeddings.f16"
+        if data_path.stat().st_size != meta["bytes"]:
+            raise RuntimeError(f"embedding cache entry {entry} is corrupt (size differs from meta.json); delete it")
+        if meta.get("verify", True) and _file_sha256(data_path) != meta["sha256"]:
+            raise RuntimeError(f"embedding cache entry {entry} failed its checksum; delete it and re-run")
+        offsets = np.load(entry / "offsets.npy")
+        data = np.memmap(data_path, dtype=np.float16, mode="r", shape=tuple(meta["shape"]))
+        return CachedEmbeddings(entry, offsets, data)
+
+    def _publish(self, tmp: Path, entry: Path) -> None:
+        """Rename the finished ``tmp`` folder to ``entry``. Another process (a data-parallel rank) may have
+        published the same entry meanwhile: its content is identical, so keep it and drop ours."""
+        finished = self.enabled and (entry / "meta.json").is_file()
+        if entry.exists() and not finished:
+            shutil.rmtree(entry, ignore_errors=True)
+        try:
+            if not finished:
+                os.replace(tmp, entry)
+                return
+        except OSError:
+            if not (self.enabled and (entry / "meta.json").is_file()):
+                raise
+        shutil.rmtree(tmp, ignore_errors=True)
+
+    @torch.no_grad()
+    def _build(self, entry, model, input_ids, pad_token_id, batch_size, device, desc) -> None:
+        lengths = np.array([len(ids) for ids in input_ids], dtype=np.int64)
+        offsets = np.concatenate([[0], np.cumsum(lengths)])
+        dim = model.config.hidden_size
+        n_bytes = int(offsets[-1]) * dim * 2
+        self.root.mkdir(parents=True, exist_ok=True)
+        free = shutil.disk_usage(self.root).free
+        if n_bytes > free:
+            raise RuntimeError(
+                f"embedding cache: not enough disk space in {self.root} "
+                f"(needs {n_bytes / 2**20:.0f} MB, {free / 2**20:.0f} MB free)"
+            )
+        tmp = self.root / f".tmp-{entry.name}-{uuid.uuid4().hex[:8]}"
+        tmp.mkdir()
+        try:
+            data = np.memmap(tmp / "embeddings.f16", dtype=np.float16, mode="w+", shape=(int(offsets[-1]), dim))
+            was_training = model.training
+            model.eval()
+            try:
+                order = np.argsort(-lengths, kind="stable")  # longest first: little padding, early OOM
+                for lo in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+                    idx = order[lo : lo + batch_size]
+                    width = int(lengths[idx].max())
+                    ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
+                    mask = torch.zeros(len(idx), width, dtype=torch.long)
+                    for b, i in enumerate(idx):
+                        ids[b, : lengths[i]] = torch.tensor(input_ids[i])
+                        mask[b, : lengths[i]] = 1
+                    hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
+                    hidden = hidden.float().cpu().numpy().astype(np.float16)
+                    for b, i in enumerate(idx):
+                        data[offsets[i] : offsets[i + 1]] = hidden[b, : lengths[i]]
+            finally:  # an error (OOM, Ctrl-C) must not leave the caller's model in eval mode
+                model.train(was_training)
+            data.flush()
+            del data
+            np.save(tmp / "offsets.npy", offsets)
+            meta = {
+                "shape": [int(offsets[-1]), dim],
+                "bytes": n_bytes,
+                "texts": len(input_ids),
+                "sha256": _file_sha256(tmp / "embeddings.f16"),
+                "model": getattr(model.config, "_name_or_path", type(model).__name__),
+                "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
+            }
+            (tmp / "meta.json").write_text(json.dumps(meta, indent=2))
+            self._publish(tmp, entry)
+            self.stats.bytes_written += n_bytes
+        except OSError as e:
+            shutil.rmtree(tmp, ignore_errors=True)
+            if e.errno == errno.ENOSPC:
+                raise RuntimeError(f"embedding cache: disk full while writing {entry}; nothing was kept") from e
+            raise
+        except BaseException:
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise

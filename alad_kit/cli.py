@@ -1,0 +1,163 @@
+"""The ``alad`` command: info, run, demo, compress, bench, table, report."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+from pathlib import Path
+
+
+def _info(args) -> int:
+    from .info import collect_info, format_info
+
+    info = collect_info(data_dir=args.data_dir, cache_dir=args.cache_dir)
+    print(json.dumps(info, indent=2) if args.json else format_info(info))
+    return 0
+
+
+def _layers(text: str | None):
+    if not text:
+        return None
+    try:
+        return tuple(int(x) for x in text.split(","))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"--student-layers wants comma-separated integers, got {text!r}") from None
+
+
+def _run(args) -> int:
+    from .config import RunConfig
+    from .run import run
+
+    cfg = RunConfig(
+        task=args.task, teacher=args.teacher, student=args.student, student_layers=_layers(args.student_layers),
+        mode=args.mode, window=args.window, seed=args.seed, scale=args.scale, out=args.out,
+        data_dir=args.data_dir, cache_dir=args.cache_dir, teacher_finetuned=args.teacher_finetuned,
+        skip_phase1=args.skip_phase1, skip_phase2=args.skip_phase2, random_adapter=args.random_adapter,
+        use_cache=not args.no_cache, is_teacher_run=args.teacher_baseline, device=args.device,
+    )
+    metrics = run(cfg, resume=args.resume)
+    print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
+                      "out": str(Path(args.out) / "metrics.json")}, indent=2))
+    return 0
+
+
+def _demo(args) -> int:
+    from .demo import run_demo
+
+    run_demo(out=args.out, scale=args.scale, data_dir=args.data_dir)
+    return 0
+
+
+def _compress(args) -> int:
+    from .compress import compress
+
+    options = json.loads(args.options) if args.options else {}
+    report = compress(args.method, args.model, args.out, **options)
+    print(json.dumps(report, indent=2, default=str))
+    return 0
+
+
+def _bench(args) -> int:
+    from .measure import run_bench
+
+    result = run_bench(teacher=args.teacher, students=args.students, windows=tuple(args.windows),
+                       batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, out=args.out,
+                       device=args.device)
+    print(json.dumps(result.get("summary", result), indent=2, default=str))
+    return 0
+
+
+def _table(args) -> int:
+    from .table import write_table
+
+    paths = write_table(args.runs_dir, args.out)
+    print(Path(paths["md"]).read_text() if "md" in paths else "")
+    print("\n".join(f"wrote {p}" for p in paths.values()))
+    return 0
+
+
+def _report(args) -> int:
+    from .report import write_report
+
+    print(f"wrote {write_report(args.run_dir)}")
+    return 0
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None, help="dataset root (default: $ALAD_DATA_DIR)")
+    common.add_argument("--cache-dir", default=None, help="model/embedding cache root")
+
+    s = sub.add_parser("info", parents=[common], help="versions, device, offline models, datasets")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_info)
+
+    s = sub.add_parser("run", parents=[common], help="phases 1-3 for one task/student/mode/window")
+    s.add_argument("--task", required=True, choices=["pos", "ner", "qa"])
+    s.add_argument("--teacher", default="mpnet-base")
+    s.add_argument("--student", default="minilm-l6")
+    s.add_argument("--student-layers", default=None, help="keep only these student layers, e.g. 0,1")
+    s.add_argument("--mode", default="frozen", choices=["finetune", "frozen", "joint", "lora", "lora+alad"])
+    s.add_argument("--window", type=int, default=5)
+    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])
+    s.add_argument("--seed", type=int, default=0)
+    s.add_argument("--out", default="runs/latest")
+    s.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoints")
+    s.add_argument("--teacher-finetuned", default=None, help="task-fine-tuned M_L dir used as phase 1-2 teacher")
+    s.add_argument("--teacher-baseline", action="store_true", help="fine-tune the teacher itself (mode finetune)")
+    s.add_argument("--skip-phase1", action="store_true")
+    s.add_argument("--skip-phase2", action="store_true")
+    s.add_argument("--random-adapter", action="store_true", help="ablation: untrained adapter, no phases 1-2")
+    s.add_argument("--no-cache", action="store_true", help="recompute encoder outputs every step (timing)")
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=_run)
+
+    s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
+    s.add_argument("--out", default="runs/demo")
+    s.add_argument("--scale", default="cpu", choices=["smoke", "cpu", "full"])
+    s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
+    s.add_argument("method")
+    s.add_argument("--model", default="minilm-l6")
+    s.add_argument("--out", required=True)
+    s.add_argument("--options", default=None, help='JSON of method options, e.g. \'{"threshold": 0.9}\'')
+    s.set_defaults(fn=_compress)
+
+    s = sub.add_parser("bench", help="size/latency/FLOPs of teacher, students and adapters (JSON)")
+    s.add_argument("--teacher", default="mpnet-base")
+    s.add_argument("--students", nargs="+", default=["minilm-l6"])
+    s.add_argument("--windows", nargs="+", type=int, default=[1, 3, 5])
+    s.add_argument("--batch-size", type=int, default=8)
+    s.add_argument("--seq-len", type=int, default=128)
+    s.add_argument("--repeats", type=int, default=10)
+    s.add_argument("--device", default=None)
+    s.add_argument("--out", default="bench.json")
+    s.set_defaults(fn=_bench)
+
+    s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")
+    s.add_argument("runs_dir")
+    s.add_argument("--out", default=None)
+    s.set_defaults(fn=_table)
+
+    s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
+    s.add_argument("run_dir")
+    s.set_defaults(fn=_report)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    try:
+        return args.fn(args)
+    except (ValueError, OSError, ImportError, FloatingPointError, RuntimeError) as e:
+        print(f"alad {args.command}: error: {e}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())

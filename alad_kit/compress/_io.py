@@ -1,0 +1,130 @@
+"""Writing a compressed model: all of it or nothing.
+
+Every compression method ends by writing a directory (weights, config, tokenizer, ``compression_report.json``,
+and for quantized models an ``alad_student.json`` marker naming the loader). We build that directory under a
+temporary sibling name and rename it into place only when everything is written, so an exception half-way
+(bad input found late, full disk, Ctrl-C) never leaves a directory that looks like a finished model.
+"""
+
+from __future__ import annotations
+
+import json
+import platform
+import shutil
+import uuid
+from collections.abc import Iterator
+from contextlib import contextmanager
+from pathlib import Path
+from typing import Any
+
+import torch
+from torch import nn
+
+REPORT_NAME = "compression_report.json"
+MARKER_NAME = "alad_student.json"  # present only where AutoModel.from_pretrained cannot load the directory
+
+
+@contextmanager
+def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
+    """Yield a fresh temporary directory next to ``out_dir``; on success it replaces ``out_dir``."""
+    out = Path(out_dir)
+    out.parent.mkdir(parents=True, exist_ok=True)
+    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
+    tmp.mkdir()
+    try:
+        yield tmp
+        old = None
+        if out.exists():  # keep the previous result until the new one is in place
+            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
+            out.rename(old)
+        tmp.rename(out)
+        if old is not None:
+            shutil.rmtree(old, ignore_errors=True)
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
+
+
+def write_json(path: str | Path, data: Any) -> Path:
+    """Write JSON through a temporary file and a rename (readers never see half a file)."""
+    path = Path(path)
+    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:6]}")
+    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
+    tmp.replace(path)
+    return path
+
+
+def _jsonable(value: Any) -> Any:
+    if hasattr(value, "tolist"):  # numpy arrays / scalars, torch tensors
+        return value.tolist()
+    if isinstance(value, Path):
+        return str(value)
+    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
+
+
+def save_hf(model: nn.Module, tokenizer, directory: Path) -> None:
+    """save_pretrained of the model (and tokenizer when given) into an existing directory."""
+    model.save_pretrained(directory)
+    if tokenizer is not None:
+        tokenizer.save_pretrained(directory)
+
+
+def save_model_dir(out_dir: str | Path, report: dict, write_model) -> Path:
+    """Atomically write ``write_model(tmp_dir)`` + the report; returns the final directory."""
+    with atomic_dir(out_dir) as tmp:
+        write_model(tmp)
+        write_json(tmp / REPORT_NAME, report)
+    return Path(out_dir)
+
+
+def versions() -> dict[str, str]:
+    import transformers
+
+    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
+
+
+def linear_modules(model: nn.Module) -> dict[str, nn.Linear]:
+    """Every float ``nn.Linear`` by qualified name (the layers the compression methods act on)."""
+    return {name: m for name, m in model.named_modules() if type(m) is nn.Linear}
+
+
+def is_quantized(model: nn.Module) -> bool:
+    """True when any submodule is already a torch.ao quantized (static or dynamic) module."""
+    return any(type(m).__module__.startswith("torch.ao.nn.quantized") for m in model.modules())
+
+
+def check_quantizable(model: nn.Module, what: str) -> dict[str, nn.Linear]:
+    """The model's float Linear layers, or a ValueError saying why ``what`` cannot be applied."""
+    if is_quantized(model):
+        raise ValueError(f"{what}: the model is already quantized; start from the float model")
+    linears = linear_modules(model)
+    if not linears:
+        raise ValueError(f"{what}: the model has no nn.Linear layer to act on ({type(model).__name__})")
+    return linears
+
+
+def check_texts(texts, what: str) -> list[str]:
+    """Non-empty list of non-blank strings (calibration / similarity / distillation text)."""
+    if isinstance(texts, str):
+        raise ValueError(f"{what}: texts must be a list of strings, not one string")
+    texts = [t for t in (texts or []) if isinstance(t, str) and t.strip()]
+    if not texts:
+        raise ValueError(f"{what}: no text given (need a non-empty list of non-blank strings)")
+    return texts
+
+
+def model_device(model: nn.Module) -> torch.device:
+    p = next(model.parameters(), None)
+    return p.device if p is not None else torch.device("cpu")
+
+
+def batched_inputs(tokenizer, texts: list[str], batch_size: int, max_length: int, device) -> Iterator[dict]:
+    """Tokenized, padded batches of ``texts`` moved to ``device``."""
+    if batch_size <= 0 or max_length <= 0:
+        raise ValueError(f"batch_size and max_length must be positive, got {batch_size}, {max_length}")
+    for start in range(0, len(texts), batch_size):
+        enc = tokenizer(
+            texts[start : start + batch_size], padding=True, truncation=True, max_length=max_length,
+            return_tensors="pt",
+        )
+        yield {k: v.to(device) for k, v in enc.items()}

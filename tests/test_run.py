@@ -1,0 +1,136 @@
+"""End-to-end phases 1-3 at smoke scale (teacher MiniLM-L6, student MiniLM cut to one layer)."""
+
+import json
+
+import pytest
+
+from alad_kit.config import RunConfig
+from alad_kit.run import run
+from alad_kit.trainer import TrainingInterrupted
+
+BASE = dict(teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
+
+
+def _run(tmp_path, data, corpus, name="run", cache="cache", resume=False, callbacks=(), **kw):
+    cfg = RunConfig(out=str(tmp_path / name), cache_dir=str(tmp_path / cache), **(BASE | kw))
+    return run(cfg, resume=resume, callbacks=callbacks, task_data=data, corpus_fallback=corpus)
+
+
+@pytest.fixture(scope="module")
+def frozen_ner(tmp_path_factory, ner_task_data, corpus_texts):
+    tmp = tmp_path_factory.mktemp("frozen")
+    return tmp, _run(tmp, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3)
+
+
+def test_frozen_run_writes_complete_metrics(frozen_ner):
+    tmp, m = frozen_ner
+    on_disk = json.loads((tmp / "run" / "metrics.json").read_text())
+    assert on_disk["scores"] == m["scores"]
+    for key in ("task", "teacher", "student", "mode", "window", "seed", "scale", "scores", "params", "size_pct",
+                "alignment", "timings", "versions"):
+        assert key in on_disk
+    assert set(m["scores"]) >= {"f1_overall", "f1_macro"}
+    assert 0 <= m["scores"]["f1_overall"] <= 1
+    assert list(m["alignment"]) == ["before_phase1", "after_phase1", "after_phase2", "after_phase3"]
+    # Alignment training must move the adapter towards the teacher on held-out text.
+    assert m["alignment"]["after_phase2"]["mse"] < m["alignment"]["before_phase1"]["mse"]
+    assert m["alignment"]["after_phase2"]["cosine"] > m["alignment"]["before_phase1"]["cosine"]
+    history = json.loads((tmp / "run" / "history.json").read_text())
+    assert set(history) == {"phase1", "phase2", "phase3"}
+    assert (tmp / "run" / "probes.csv").is_file()
+    assert not list((tmp / "run").glob(".*.tmp"))
+
+
+def test_same_seed_twice_gives_same_metrics_and_reuses_adapters(tmp_path, frozen_ner, ner_task_data, corpus_texts):
+    tmp, first = frozen_ner
+    # Same cache: phases 1-2 come from the adapter cache; fresh cache: everything recomputed.
+    again = _run(tmp, ner_task_data, corpus_texts, name="again", task="ner", mode="frozen", window=3)
+    fresh = _run(tmp_path, ner_task_data, corpus_texts, name="fresh", task="ner", mode="frozen", window=3)
+    assert again["timings"]["phase1"] == 0.0 and "phase1_cached_from" in again["timings"]
+    for other in (again, fresh):
+        assert other["scores"] == first["scores"]
+        assert other["alignment"] == first["alignment"]
+
+
+def test_killed_and_resumed_run_matches_uninterrupted(tmp_path, frozen_ner, ner_task_data, corpus_texts):
+    _, reference = frozen_ner
+    for phase, step in (("phase2", 3), ("phase3", 3)):
+
+        def kill(name, current, phase=phase, step=step):
+            if name == phase and current == step:
+                raise TrainingInterrupted(f"simulated kill in {name} at step {current}")
+
+        out = tmp_path / phase
+        with pytest.raises(TrainingInterrupted):
+            _run(out, ner_task_data, corpus_texts, callbacks=(kill,), task="ner", mode="frozen", window=3)
+        assert not (out / "run" / "metrics.json").exists()  # nothing half-written
+        resumed = _run(out, ner_task_data, corpus_texts, resume=True, task="ner", mode="frozen", window=3)
+        assert resumed["scores"] == reference["scores"], phase
+        assert resumed["alignment"] == reference["alignment"], phase
+
+
+def test_embedding_cache_shared_across_windows(frozen_ner, ner_task_data, corpus_texts):
+    tmp, _ = frozen_ner
+    m = _run(tmp, ner_task_data, corpus_texts, name="w1", task="ner", mode="frozen", window=1)
+    assert m["cache"]["hits"] >= 4 and m["cache"]["misses"] == 0  # probe, phase1, phase2 x student/teacher
+    assert m["window"] == 1
+
+
+@pytest.mark.parametrize(
+    "ablation, phases",
+    [
+        (dict(skip_phase1=True), ["before_phase1", "after_phase2", "after_phase3"]),
+        (dict(skip_phase2=True), ["before_phase1", "after_phase1", "after_phase3"]),
+        (dict(random_adapter=True), ["before_phase1", "after_phase3"]),
+    ],
+)
+def test_ablations(tmp_path, ner_task_data, corpus_texts, ablation, phases):
+    m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, **ablation)
+    assert list(m["alignment"]) == phases
+    assert m["ablation"] == {"skip_phase1": False, "skip_phase2": False, "random_adapter": False} | ablation
+
+
+@pytest.mark.parametrize("mode", ["finetune", "joint", "lora", "lora+alad"])
+def test_every_mode_runs(tmp_path, ner_task_data, corpus_texts, mode):
+    m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode=mode, window=1)
+    assert m["mode"] == mode
+    assert (m["window"] is None) == (mode in ("finetune", "lora"))
+    assert 0 < m["size_pct"] < 100
+    assert len(m["selection"]["validation"]) == 2  # smoke: 2 epochs, each evaluated
+
+
+def test_teacher_baseline(tmp_path, ner_task_data, corpus_texts):
+    m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="finetune", is_teacher_run=True)
+    assert m["is_teacher"] and m["student"] == "minilm-l6" and m["window"] is None
+    assert m["size_pct"] == pytest.approx(100.0)
+    # The fine-tuned teacher it saved can replace the pretrained one in phases 1-2.
+    tuned = tmp_path / "run" / "teacher_finetuned"
+    assert (tuned / "config.json").is_file()
+    m2 = _run(tmp_path, ner_task_data, corpus_texts, name="with_tuned", task="ner", mode="frozen", window=1,
+              teacher_finetuned=str(tuned))
+    assert m2["config"]["teacher_finetuned"] == str(tuned)
+    assert m2["alignment"]["after_phase2"]["mse"] < m2["alignment"]["before_phase1"]["mse"]
+
+
+def test_pos_and_qa_smoke(tmp_path, pos_task_data, qa_task_data, corpus_texts):
+    pos = _run(tmp_path, pos_task_data, corpus_texts, name="pos", task="pos", mode="frozen", window=3)
+    assert set(pos["scores"]) >= {"accuracy", "f1"}
+    qa = _run(tmp_path, qa_task_data, corpus_texts, name="qa", task="qa", mode="frozen", window=3)
+    assert set(qa["scores"]) >= {"exact", "f1", "HasAns_f1", "NoAns_f1"}
+    assert qa["data"] == {"train": 12, "validation": 6, "test": 6}
+
+
+def test_bad_run_configs():
+    with pytest.raises(ValueError, match="unknown task"):
+        RunConfig(task="sentiment", **BASE)
+    with pytest.raises(ValueError, match="unknown mode"):
+        RunConfig(task="ner", mode="adapter", **BASE)
+    with pytest.raises(ValueError, match="odd"):
+        RunConfig(task="ner", window=4, **BASE)
+    with pytest.raises(ValueError, match="teacher baseline"):
+        RunConfig(task="ner", mode="frozen", is_teacher_run=True, **BASE)
+
+
+def test_unknown_teacher_is_a_clear_error(tmp_path, ner_task_data, corpus_texts):
+    with pytest.raises(FileNotFoundError, match="no model directory"):
+        _run(tmp_path, ner_task_data, corpus_texts, task="ner", teacher=str(tmp_path / "nope"))
