@@ -72,7 +72,7 @@ def _bench(args) -> int:
 def _table(args) -> int:
     from .table import write_table
 
-    paths = write_table(args.runs_dir, args.out)
+    paths = write_table(args.runs_dir, args.out, bench=args.bench)
     print(Path(paths["md"]).read_text() if "md" in paths else "")
     print("\n".join(f"wrote {p}" for p in paths.values()))
     return 0
@@ -101,7 +101,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--student", default="minilm-l6")
     s.add_argument("--student-layers", default=None, help="keep only these student layers, e.g. 0,1")
-    s.add_argument("--mode", default="frozen", choices=["finetune", "frozen", "joint", "lora", "lora+alad"])
+    s.add_argument("--mode", default="frozen", choices=["finetune", "head", "frozen", "joint", "lora", "lora+alad"])
     s.add_argument("--window", type=int, default=5)
     s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])
     s.add_argument("--seed", type=int, default=0)
@@ -142,6 +142,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")
     s.add_argument("runs_dir")
     s.add_argument("--out", default=None)
+    s.add_argument("--bench", default=None, help="alad bench JSON that fills the Spd column")
     s.set_defaults(fn=_table)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")

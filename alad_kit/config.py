@@ -57,7 +57,7 @@ SCALE_PRESETS = {
         checkpoint_every=2,
     ),
     "cpu": ScaleConfig(
-        "cpu", train_examples=1000, eval_examples=200, test_examples=500, corpus_texts=2000,
+        "cpu", train_examples=3000, eval_examples=300, test_examples=600, corpus_texts=6000,
         phase1_epochs=1, phase2_epochs=10, phase3_epochs={"pos": 4, "ner": 4, "qa": 2},
         max_length=64, qa_max_length=256, qa_doc_stride=96, batch_size=32, eval_batch_size=64, probe_texts=200,
     ),
@@ -116,7 +116,7 @@ PHASE2 = PhaseConfig("phase2", objective="align", lr=1e-4, trainable=("adapter",
 
 @dataclass(frozen=True)
 class ModeConfig:
-    name: str  # finetune | frozen | joint | lora | lora+alad
+    name: str  # finetune | head | frozen | joint | lora | lora+alad
     use_adapter: bool  # the ALAd adapter sits between M_C and the head
     trainable: tuple[str, ...]  # what phase 3 trains
     lr: float  # phase-3 learning rate (paper: 1e-4 frozen, 5e-5 joint)
@@ -124,6 +124,7 @@ class ModeConfig:
 
 MODES = {
     "finetune": ModeConfig("finetune", use_adapter=False, trainable=("student", "head"), lr=5e-5),
+    "head": ModeConfig("head", use_adapter=False, trainable=("head",), lr=1e-4),  # frozen M_C, no adapter
     "frozen": ModeConfig("frozen", use_adapter=True, trainable=("adapter", "head"), lr=1e-4),
     "joint": ModeConfig("joint", use_adapter=True, trainable=("student", "adapter", "head"), lr=5e-5),
     "lora": ModeConfig("lora", use_adapter=False, trainable=("lora", "head"), lr=1e-4),

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import math
+import os
 from collections.abc import Iterable
 from dataclasses import asdict
 from pathlib import Path
@@ -21,6 +22,30 @@ from .config import RunConfig
 METRICS_NAME = "metrics.json"
 # Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
 PLACE_FIELDS = ("out", "cache_dir", "device", "use_cache")
+
+
+def env_path(name: str, default: str | None = None, parents: int = 2) -> str | None:
+    """Environment variable ``name`` as an absolute path (``default`` when unset or empty; None stays None).
+
+    A relative value is tried against the working directory, then against up to ``parents`` of its parent
+    directories: CI exports paths relative to the repository root (``ALAD_DATA_DIR=../shared/data``) while
+    notebooks run with ``notebooks/`` as their working directory. A default is returned as given (it may be
+    a name such as ``"wnut16"``). FileNotFoundError names every place tried when the path exists nowhere.
+    """
+    value = os.environ.get(name) or None
+    if value is None:
+        return default
+    path = Path(value).expanduser()
+    if path.is_absolute():
+        if not path.exists():
+            raise FileNotFoundError(f"{name}={value!r} does not exist")
+        return str(path)
+    bases = [Path.cwd(), *list(Path.cwd().parents)[:parents]]
+    for base in bases:
+        if (base / path).exists():
+            return str((base / path).resolve())
+    tried = ", ".join(str(b / path) for b in bases)
+    raise FileNotFoundError(f"{name}={value!r} exists nowhere; tried {tried}")
 
 
 def config_key(cfg: RunConfig | dict) -> dict:

@@ -20,6 +20,7 @@ from __future__ import annotations
 import io
 import json
 import math
+import os
 import platform
 import statistics
 import time
@@ -190,6 +191,9 @@ def environment() -> dict:
         "torch_num_threads": torch.get_num_threads(),
         "quantized_engine": torch.backends.quantized.engine,
         "cuda": torch.cuda.get_device_name(0) if torch.cuda.is_available() else None,
+        # Other processes competing for the cores distort CPU timings; record how busy the machine was.
+        "load_average_1m": os.getloadavg()[0] if hasattr(os, "getloadavg") else None,
+        "cpu_count": os.cpu_count(),
     }
     return env
 
@@ -290,6 +294,8 @@ def benchmark(
                 "flops_per_token": adapter.flops_per_token(),
                 "flops_per_token_measured": adapter_flops_measured(adapter, seq_len),
                 "flops_overhead_pct": 100.0 * adapter.flops_per_token() / info["flops_per_token"],
+                # The speed kept if time were proportional to FLOPs: what the measured value compares to.
+                "flops_speed_kept": info["flops_per_token"] / (info["flops_per_token"] + adapter.flops_per_token()),
             }
         result["students"][name] = info
 
@@ -373,6 +379,7 @@ def _rows(result: dict) -> list[dict]:
             "device": device, "model": teacher["name"], "role": "teacher", "window": None,
             "params": teacher["params"], "sz_pct": 100.0, "median_ms": t["median_ms"], "spd": 1.0,
             "speed_kept": None, "flops_per_token": teacher["flops_per_token"], "adapter_flops_per_token": None,
+            "flops_speed_kept": None,
         })
         for name, entry in timing["students"].items():
             info = result["students"][name]
@@ -380,6 +387,7 @@ def _rows(result: dict) -> list[dict]:
                 "device": device, "model": name, "role": "student", "window": None, "params": info["params"],
                 "sz_pct": info["sz_pct"], "median_ms": entry["alone"]["median_ms"], "spd": entry["alone"]["spd"],
                 "speed_kept": None, "flops_per_token": info["flops_per_token"], "adapter_flops_per_token": None,
+                "flops_speed_kept": None,
             })
             for w, timed in entry["windows"].items():
                 a = info["adapters"][w]
@@ -388,7 +396,7 @@ def _rows(result: dict) -> list[dict]:
                     "params": info["params"] + a["params"], "sz_pct": a["sz_pct"],
                     "median_ms": timed["median_ms"], "spd": timed["spd"], "speed_kept": timed["speed_kept"],
                     "flops_per_token": info["flops_per_token"] + a["flops_per_token"],
-                    "adapter_flops_per_token": a["flops_per_token"],
+                    "adapter_flops_per_token": a["flops_per_token"], "flops_speed_kept": a["flops_speed_kept"],
                 })
     return rows
 
@@ -404,3 +412,51 @@ def write_bench_json(result: dict, path: str | Path) -> Path:
     finally:
         tmp.unlink(missing_ok=True)
     return path
+
+
+# --------------------------------------------------------------------------------------------- CLI entry
+def _load_student(spec: str, cache_dir=None) -> tuple[nn.Module, object]:
+    """``NAME`` or ``NAME:0,5`` (keep only those encoder layers); NAME as for ``zoo.load_encoder``."""
+    from alad_kit.zoo import keep_layers, load_encoder
+
+    name, _, layers = spec.rpartition(":")
+    if name and layers and all(part.strip().isdigit() for part in layers.split(",")):
+        model, tokenizer = load_encoder(name, cache_dir=cache_dir)
+        return keep_layers(model, [int(part) for part in layers.split(",")]), tokenizer
+    return load_encoder(spec, cache_dir=cache_dir)
+
+
+def run_bench(
+    teacher: str = "mpnet-base",
+    students: Sequence[str] = ("minilm-l6",),
+    windows: Sequence[int] = (1, 3, 5),
+    batch_size: int = 8,
+    seq_len: int = 128,
+    repeats: int = 10,
+    out: str | Path | None = "bench.json",
+    device: str | None = None,
+    warmup: int = 3,
+    cache_dir: str | Path | None = None,
+) -> dict:
+    """``alad bench``: load the models by name, :func:`benchmark` them, write ``out``; adds a ``summary``.
+
+    ``students``: zoo names (aliases, directories -- int8 students included -- or hub ids), optionally
+    ``NAME:0,5`` to keep only those layers. ``device``: "cpu", "cuda", "cpu,cuda" (default: CPU + CUDA
+    when present).
+    """
+    devices = None if device is None else [d.strip() for d in str(device).split(",") if d.strip()]
+    from alad_kit.zoo import load_encoder
+
+    result = benchmark(
+        load_encoder(teacher, cache_dir=cache_dir), {s: _load_student(s, cache_dir) for s in students},
+        windows=windows, batch_size=batch_size, seq_len=seq_len, repeats=repeats, warmup=warmup,
+        devices=devices, teacher_name=teacher,
+    )
+    keys = ("device", "model", "window", "sz_pct", "spd", "speed_kept", "flops_speed_kept", "median_ms")
+    result["summary"] = [
+        {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items() if k in keys}
+        for row in result["rows"]
+    ]
+    if out is not None:
+        write_bench_json(result, out)
+    return result

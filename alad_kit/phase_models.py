@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .config import MODES, RunConfig
-from .probes import PHASES, UMAP_COLUMNS, _fit_umap, embed_for_probes, probe_frame, save_run_frame
+from .probes import PHASES, UMAP_COLUMNS, _fit_umap, probe_frame, save_run_frame
 
 SHARED_SPACE_NAME = "teacher+adapted"  # the ``space`` label umap_projection gives the teacher's space
 
@@ -144,9 +144,22 @@ def _phases(pm: PhaseModels, phases: Sequence[str] | None) -> list[str]:
     return chosen
 
 
-def _vectors(pm: PhaseModels, phase: str, words, batch_size: int = 16, max_length: int = 128):
-    return embed_for_probes(pm.encoder(phase), pm.student_tokenizer, pm.adapter(phase), pm.teacher,
-                            pm.teacher_tokenizer, words, batch_size, max_length)
+def phase_vectors(pm: PhaseModels, words, phases: Sequence[str] | None = None, batch_size: int = 16,
+                  max_length: int = 128) -> tuple[list, list, dict]:
+    """(words, teacher vectors, {phase: adapted vectors}) of the same words, per sentence, at each word's
+    first sub-word. The teacher runs once; sentences are cut to the words every model kept after truncation."""
+    from .probes import embed_tokens
+
+    chosen = _phases(pm, phases)
+    teacher = embed_tokens(pm.teacher, pm.teacher_tokenizer, None, words, batch_size, max_length)
+    adapted = {
+        p: embed_tokens(pm.encoder(p), pm.student_tokenizer, pm.adapter(p), words, batch_size, max_length)
+        for p in chosen
+    }
+    keep = [min(len(w), *(len(a.words[i]) for a in adapted.values())) for i, w in enumerate(teacher.words)]
+    kept_words = [w[:k] for w, k in zip(teacher.words, keep)]
+    return (kept_words, [h[:k] for h, k in zip(teacher.hidden, keep)],
+            {p: [h[:k] for h, k in zip(a.adapted, keep)] for p, a in adapted.items()})
 
 
 def word_probes(pm: PhaseModels, n_sentences: int | None = None, phases: Sequence[str] | None = None,
@@ -157,38 +170,33 @@ def word_probes(pm: PhaseModels, n_sentences: int | None = None, phases: Sequenc
     sub-word, so rows carry the word's tag and ``viz.mse_by_tag`` can group them.
     """
     words, tags = probe_words(pm, n_sentences)
-    frames = []
-    for phase in _phases(pm, phases):
-        v = _vectors(pm, phase, words, max_length=max_length)
-        kept_tags = None if tags is None else [t[: len(w)] for t, w in zip(tags, v.words)]
-        frames.append(probe_frame(v.words, kept_tags, v.adapted, v.teacher, phase))
+    kept, teacher, adapted = phase_vectors(pm, words, phases, max_length=max_length)
+    kept_tags = None if tags is None else [t[: len(w)] for t, w in zip(tags, kept)]
+    frames = [probe_frame(kept, kept_tags, vectors, teacher, phase) for phase, vectors in adapted.items()]
     return pd.concat(frames, ignore_index=True)
 
 
-def phase_umap(pm: PhaseModels, n_sentences: int | None = None, phases: Sequence[str] | None = None,
+def phase_umap(pm: PhaseModels, n_sentences: int | None = 12, phases: Sequence[str] | None = None,
                n_neighbors: int = 15, seed: int = 0, max_length: int = 128) -> pd.DataFrame:
     """One 2-D UMAP of the teacher's word vectors and the adapted vectors of each phase.
 
     Rows: ``probes.UMAP_COLUMNS`` + ``phase``; every phase repeats the teacher's rows (same coordinates)
     next to its adapted rows, so filtering one phase gives a frame ``viz.umap_scatter`` draws, with a
     segment from each word's teacher point to its adapted point. Fitting a single map (not one per phase)
-    is what keeps the teacher points in place while the phases change.
+    is what keeps the teacher points in place while the phases change. A few hundred words make a readable
+    map (and a fast fit), hence the default of 12 probe sentences; None takes all the run probed.
     """
     words, tags = probe_words(pm, n_sentences)
-    chosen = _phases(pm, phases)
-    vectors = {phase: _vectors(pm, phase, words, max_length=max_length) for phase in chosen}
-    first = vectors[chosen[0]]
-    teacher = np.concatenate(first.teacher)
+    kept, teacher_list, adapted = phase_vectors(pm, words, phases, max_length=max_length)
+    teacher = np.concatenate(teacher_list)
     n = len(teacher)
-    adapted = [np.concatenate(vectors[p].adapted) for p in chosen]
-    if any(len(a) != n for a in adapted):
-        raise ValueError("phase_umap: phases kept different numbers of words; use the same max_length")
-    coords = _fit_umap(np.concatenate([teacher, *adapted]), n_neighbors, seed, 0.1, "euclidean")
-    flat_words = [w for ws in first.words for w in ws]
-    flat_tags = [""] * n if tags is None else [t for ts, ws in zip(tags, first.words) for t in ts[: len(ws)]]
-    sentence = np.repeat(np.arange(len(first.words)), [len(w) for w in first.words])
+    coords = _fit_umap(np.concatenate([teacher, *(np.concatenate(a) for a in adapted.values())]),
+                       n_neighbors, seed, 0.1, "euclidean")
+    flat_words = [w for ws in kept for w in ws]
+    flat_tags = [""] * n if tags is None else [t for ts, ws in zip(tags, kept) for t in ts[: len(ws)]]
+    sentence = np.repeat(np.arange(len(kept)), [len(w) for w in kept])
     frames = []
-    for k, phase in enumerate(chosen):
+    for k, phase in enumerate(adapted):
         for source, xy in (("teacher", coords[:n]), ("adapted", coords[(k + 1) * n : (k + 2) * n])):
             frames.append(pd.DataFrame({
                 "x": xy[:, 0], "y": xy[:, 1], "source": source, "space": SHARED_SPACE_NAME, "token": flat_words,
@@ -219,3 +227,30 @@ def sentence_prober(runs: Mapping[int, PhaseModels]):
         for window, pm in runs.items()
     }
     return make_sentence_prober(student, first.student_tokenizer, first.teacher, first.teacher_tokenizer, adapters)
+
+
+def explorer_data(configs, umap_sentences: int | None = 12, prober: bool = True, rewrite_umap: bool = False):
+    """``widgets.ExplorerData`` for runs that differ in their window: runs (or reuses) them, writes each
+    run's ``umap.csv`` (``write_phase_umap``) unless one newer than its metrics.json exists, and, with ``prober``, lets the explorer probe
+    typed sentences with every window's adapters."""
+    from .experiments import sweep
+    from .widgets import ExplorerData
+
+    configs = list(configs)
+    if len({c.window for c in configs}) != len(configs):
+        raise ValueError("explorer_data: give one configuration per window")
+    sweep(configs)
+    runs = {cfg.window: load_phase_models(cfg, ensure_run=False) for cfg in configs}
+    for pm in runs.values():
+        if rewrite_umap or not _fresh_umap(Path(pm.cfg.out)):
+            write_phase_umap(pm, n_sentences=umap_sentences)
+    first = configs[0]
+    return ExplorerData.from_runs([c.out for c in configs], task=first.task, mode=first.mode,
+                                  embed=sentence_prober(runs) if prober else None)
+
+
+def _fresh_umap(run_dir: Path) -> bool:
+    """A UMAP file written after the run's metrics.json (a rerun makes the old map stale)."""
+    metrics = run_dir / "metrics.json"
+    maps = [p for p in (run_dir / "umap.csv", run_dir / "umap.parquet") if p.is_file()]
+    return metrics.is_file() and any(p.stat().st_mtime_ns >= metrics.stat().st_mtime_ns for p in maps)

@@ -39,6 +39,7 @@ SCORE_COLUMNS = (
 GROUPS = (
     ("Teacher fine-tuned", "finetune", True, False),
     ("Student fine-tuned", "finetune", False, False),
+    ("Frozen student, head only", "head", False, False),
     ("Frozen + ALAd", "frozen", False, True),
     ("Jointly fine-tuned + ALAd", "joint", False, True),
     ("LoRA", "lora", False, False),
@@ -108,7 +109,7 @@ def _run_row(path: Path) -> dict:
         "run_dir": str(path.parent),
         "task": str(metrics["task"]),
         "teacher": metrics.get("teacher"),
-        "student": metrics.get("student"),
+        "student": _student_name(metrics),
         "mode": str(metrics["mode"]),
         "window": None if metrics.get("window") is None else int(metrics["window"]),
         "seed": metrics.get("seed"),
@@ -121,6 +122,33 @@ def _run_row(path: Path) -> dict:
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             row[f"score.{name}"] = float(value)
     return row
+
+
+def _student_name(metrics: dict) -> str | None:
+    """``minilm-l6`` or, for a student cut to some layers, ``minilm-l6:0,1`` (the name ``alad bench`` uses)."""
+    layers = metrics.get("student_layers")
+    student = metrics.get("student")
+    return f"{student}:{','.join(map(str, layers))}" if layers and student else student
+
+
+def attach_speed(runs: pd.DataFrame, bench: dict | str | os.PathLike, device: str = "cpu") -> pd.DataFrame:
+    """Fill the Spd column from an ``alad bench`` JSON: speed-up over M_L of the run's student (+ adapter of
+    the run's window), matched by model name and window. Runs the benchmark did not cover stay blank."""
+    if not isinstance(bench, dict):
+        bench = json.loads(Path(bench).read_text())
+    spd = {}
+    for row in bench.get("rows", []):
+        if row.get("device") == device:
+            window = None if row.get("window") is None else int(row["window"])
+            spd[(row["model"], window)] = row["spd"]
+    runs = runs.copy()
+    for i, run in runs.iterrows():
+        if not math.isnan(run["spd"]):
+            continue
+        model = run["teacher"] if run["is_teacher"] else run["student"]
+        window = None if pd.isna(run["window"]) else int(run["window"])
+        runs.loc[i, "spd"] = spd.get((model, window), math.nan)
+    return runs
 
 
 def _number(value) -> float:
@@ -354,15 +382,19 @@ def write_text_atomic(path: Path, text: str) -> Path:
 
 
 def write_table(
-    runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, spread: str = "auto"
+    runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, spread: str = "auto",
+    bench: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """``alad table RUNS_DIR``: write results.md, results.csv, results.html to ``out_dir`` (default runs_dir).
 
-    Returns {"md": path, "csv": path, "html": path}. Raises ValueError when no readable run is found.
+    ``bench``: an ``alad bench`` JSON that fills the Spd column. Returns {"md": path, "csv": path,
+    "html": path}. Raises ValueError when no readable run is found.
     """
     runs = collect_runs(runs_dir)
     if runs.empty:
         raise ValueError(f"write_table: no readable metrics.json below {runs_dir}")
+    if bench is not None:
+        runs = attach_speed(runs, bench)
     table = results_table(runs, spread=spread)
     out = Path(out_dir) if out_dir is not None else Path(runs_dir)
     return {

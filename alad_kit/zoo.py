@@ -436,6 +436,10 @@ def load_encoder(
         source, local = name, False
 
     marker = read_student_marker(source) if local else None
+    if marker is not None and marker["kind"] not in _LOADERS:
+        from .compress import register_zoo_loaders  # quantized students need their own loader
+
+        register_zoo_loaders()
     if marker is not None and marker["kind"] in _LOADERS:
         model, tokenizer = _LOADERS[marker["kind"]](Path(source), device)
         return model.eval(), tokenizer

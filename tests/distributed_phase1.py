@@ -6,7 +6,8 @@
 Teacher: MiniLM-L6; student: its first layer; 64 texts of Python's documentation; the trainer is exactly
 ``alad_kit.trainer.train_phase`` with the PHASE1 objective. Every rank writes ``rank<r>.json`` (world size,
 the example indices it trained on, its loss history) and ``rank<r>.safetensors`` (its final adapter
-weights); rank 0 also saves the adapter with ``save_pretrained`` to ``OUT/adapter``.
+weights); rank 0 also saves the adapter with ``save_pretrained`` to ``OUT/adapter``. A last one-batch
+phase checks that a rank without a batch of its own does not stall the others.
 """
 
 from __future__ import annotations
@@ -66,6 +67,12 @@ def main(out: Path, cache_dir: Path) -> None:
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     if accelerator.is_main_process:
         adapter.save_pretrained(out / "adapter")
+    # Fewer batches (one) than processes: every rank must still take the same number of steps, or the
+    # idle one leaves the other waiting forever in DDP's gradient all-reduce.
+    tiny = train_phase(replace(PHASE1, name="phase1-tiny"), model, 5, data.make_batch, alignment_loss,
+                       batch_size=BATCH_SIZE, seed=0, device="cpu")
+    report["tiny_steps"] = tiny.steps
+    (out / f"rank{rank}.json").write_text(json.dumps(report))
     accelerator.wait_for_everyone()
     print(f"rank {rank}/{world} backend={backend} steps={result.steps} "
           f"loss {result.history[0][1]:.4f} -> {result.history[-1][1]:.4f}", flush=True)

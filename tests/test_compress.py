@@ -39,12 +39,13 @@ def _report(out):
 @pytest.mark.parametrize("method, options", [
     ("asc", {"target_layers": 2, "texts": TEXTS}),
     ("l1", {"fraction": 0.25}),
+    ("keep-layers", {"layers": [0, 2]}),
     ("distill", {"layers": [0, 2], "max_steps": 2, "batch_size": 2, "texts": TEXTS}),
 ])
 def test_float_methods_write_loadable_models(tmp_path, tiny_dir, method, options):
     out = tmp_path / method
     report = compress(method, str(tiny_dir), out, **options)
-    assert report["method"] == method and report["model_name"] == str(tiny_dir)
+    assert report["method"] == method.replace("-", "_") and report["model_name"] == str(tiny_dir)
     assert _report(out) == json.loads(json.dumps(report))
     assert "texts" not in report["options"]
     assert report["disk_mb"] > 0
@@ -62,7 +63,7 @@ def test_int8_methods_write_marked_directories(tmp_path, tiny_dir, method):
 
 
 def test_bad_method_or_option_writes_nothing(tmp_path, tiny_dir):
-    assert set(METHODS) == {"asc", "l1", "dynamic_int8", "static_int8", "distill"}
+    assert set(METHODS) == {"asc", "keep_layers", "l1", "dynamic_int8", "static_int8", "distill"}
     with pytest.raises(ValueError, match="unknown method"):
         compress("prune-heads", str(tiny_dir), tmp_path / "x")
     with pytest.raises(ValueError, match="do not apply"):
@@ -71,6 +72,8 @@ def test_bad_method_or_option_writes_nothing(tmp_path, tiny_dir):
         compress("l1", str(tiny_dir), tmp_path / "x")
     with pytest.raises(ValueError, match="fraction"):
         compress("l1", str(tiny_dir), tmp_path / "x", fraction=1.0)
+    with pytest.raises(ValueError, match="keep_layers needs layers"):
+        compress("keep-layers", str(tiny_dir), tmp_path / "x")
     with pytest.raises(ValueError, match="no text"):
         compress("static_int8", str(tiny_dir), tmp_path / "x", texts=[])
     assert list(tmp_path.iterdir()) == []

@@ -152,3 +152,27 @@ def test_write_table_writes_three_files(runs, tmp_path):
     assert default["md"].parent == runs
     with pytest.raises(ValueError, match="no readable metrics.json"):
         table.write_table(tmp_path / "out")
+
+
+def test_attach_speed_from_bench(tmp_path):
+    import math
+
+    import pandas as pd
+
+    from alad_kit.table import attach_speed
+
+    runs = pd.DataFrame([
+        {"student": "minilm-l6", "teacher": "mpnet-base", "is_teacher": False, "window": 5.0, "spd": math.nan},
+        {"student": "minilm-l6:0,1", "teacher": "mpnet-base", "is_teacher": False, "window": None, "spd": math.nan},
+        {"student": "mpnet-base", "teacher": "mpnet-base", "is_teacher": True, "window": None, "spd": math.nan},
+        {"student": "other", "teacher": "mpnet-base", "is_teacher": False, "window": None, "spd": math.nan},
+    ])
+    bench = {"rows": [
+        {"device": "cpu", "model": "mpnet-base", "window": None, "spd": 1.0},
+        {"device": "cpu", "model": "minilm-l6", "window": 5, "spd": 6.2},
+        {"device": "cpu", "model": "minilm-l6:0,1", "window": None, "spd": 22.0},
+        {"device": "cuda", "model": "minilm-l6", "window": 5, "spd": 3.0},
+    ]}
+    out = attach_speed(runs, bench)
+    assert out["spd"].tolist()[:3] == [6.2, 22.0, 1.0]
+    assert math.isnan(out["spd"].iloc[3])

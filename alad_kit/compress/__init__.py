@@ -4,6 +4,7 @@
 method             what it does                                            module
 =================  ======================================================  ==========================
 ``asc``            drop layers whose output barely differs (ASC)           :mod:`.asc`
+``keep_layers``    keep the encoder layers you name                        ``alad_kit.zoo.keep_layers``
 ``l1``             zero the smallest Linear weights (global magnitude)     :mod:`.prune`
 ``dynamic_int8``   int8 weights, per-batch int8 activations                :mod:`.quantize`
 ``static_int8``    calibrated int8 for the least sensitive Linear layers   :mod:`.quantize`
@@ -31,6 +32,7 @@ _COMMON = {"texts", "corpus", "max_texts", "cache_dir", "device"}
 _STUDENT = {"layers", "hidden_size", "intermediate_size", "num_attention_heads"}
 OPTIONS = {
     "asc": {"threshold", "target_layers", "batch_size", "max_length"},
+    "keep_layers": {"layers"},
     "l1": {"fraction"},
     "dynamic_int8": {"max_length"},
     "static_int8": {"target_fraction", "sensitivity_texts", "batch_size", "max_length", "gelu_layers"},
@@ -52,6 +54,23 @@ def _texts(method: str, options: dict) -> list[str] | None:
     return list(load_corpus(corpus, max_lines=max_texts)["text"])
 
 
+def _keep_layers(model, tokenizer, layers, out_dir) -> tuple:
+    from alad_kit.measure import count_params
+    from alad_kit.zoo import keep_layers
+
+    from ._io import save_hf, save_model_dir, versions
+
+    if not layers:
+        raise ValueError("compress: keep_layers needs layers=[...] (0-based encoder layers)")
+    kept = keep_layers(model, list(layers))
+    report = {"method": "keep_layers", "kept_layers": list(layers), "num_layers_original":
+              int(model.config.num_hidden_layers), "params_original": count_params(model),
+              "params": count_params(kept), "params_pct": 100.0 * count_params(kept) / count_params(model),
+              "versions": versions()}
+    save_model_dir(out_dir, report, lambda d: save_hf(kept, tokenizer, d))
+    return kept, report
+
+
 def compress(method: str, model_name: str, out_dir: str | Path, **options) -> dict:
     """Load ``model_name`` (alias, directory or hub id), compress it with ``method``, save to ``out_dir``.
 
@@ -59,6 +78,7 @@ def compress(method: str, model_name: str, out_dir: str | Path, **options) -> di
     ``$ALAD_DATA_DIR``), first ``max_texts`` lines. Other options are the method's own (see ``OPTIONS``).
     Writes ``out_dir/compression_report.json`` and returns the report.
     """
+    method = str(method).replace("-", "_")  # the CLI spells them dynamic-int8, keep-layers, ...
     if method not in OPTIONS:
         raise ValueError(f"compress: unknown method {method!r}; choose one of {', '.join(METHODS)}")
     unknown = sorted(set(options) - OPTIONS[method] - _COMMON)
@@ -74,6 +94,8 @@ def compress(method: str, model_name: str, out_dir: str | Path, **options) -> di
     model, tokenizer = load_encoder(model_name, cache_dir=options.pop("cache_dir", None), device=device)
     if method == "asc":
         _, report = asc_prune(model, tokenizer, texts, out_dir=out_dir, **options)
+    elif method == "keep_layers":
+        _, report = _keep_layers(model, tokenizer, options.get("layers"), out_dir)
     elif method == "l1":
         if "fraction" not in options:
             raise ValueError("compress: l1 needs fraction=...")

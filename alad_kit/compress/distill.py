@@ -209,7 +209,11 @@ def distill_encoder(
     teacher: nn.Module, student: nn.Module, tokenizer, texts: list[str], config: DistillConfig = DistillConfig(),
     out_dir: str | Path | None = None,
 ) -> tuple[nn.Module, dict]:
-    """Task-agnostic distillation on plain text; trains ``student`` in place and returns it with a report."""
+    """Task-agnostic distillation on plain text; trains ``student`` in place and returns it with a report.
+
+    Runs on the student's device (the teacher is moved there). Both read the same token ids, so the
+    student must share the teacher's vocabulary (:func:`make_student` students do).
+    """
     texts = check_texts(texts, "distill_encoder")
     if student.config.vocab_size != teacher.config.vocab_size:
         raise ValueError("distill_encoder: student and teacher must share the vocabulary (same tokenizer)")

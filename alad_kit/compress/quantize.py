@@ -147,7 +147,7 @@ def quantize_dynamic_int8(
     linears = check_quantizable(model, "quantize_dynamic_int8")
     start = time.perf_counter()
     engine = quantized_engine()
-    float_model = model.cpu().eval()
+    float_model = copy.deepcopy(model).cpu().eval()  # int8 kernels are CPU-only; the caller's model stays put
     qmodel = dynamic_quantize(copy.deepcopy(float_model))
     size_float, size_int8 = disk_size_mb(float_model), disk_size_mb(qmodel)
     report = {
@@ -221,7 +221,8 @@ def quantize_static_int8(
         raise ValueError(f"quantize_static_int8: gelu_layers are not Linear layers of the model: {unknown}")
     start = time.perf_counter()
     engine = quantized_engine()
-    float_model = copy.deepcopy(model).cpu().eval()
+    float_model = copy.deepcopy(model).cpu().eval()  # int8 kernels are CPU-only; the caller's model stays put
+    linears = {n: float_model.get_submodule(n) for n in names}
 
     # 1. Calibrate: every Linear wrapped with observers at once (observers pass values through unchanged,
     #    so each layer sees exactly the inputs it sees in the float model).
@@ -238,7 +239,8 @@ def quantize_static_int8(
     # 2. Sensitivity: the float model with ONLY one layer quantized, against the float model.
     probe = list(batched_inputs(tokenizer, texts[:sensitivity_texts], batch_size, max_length, "cpu"))
     reference = _outputs(float_model, probe)
-    has_logits = getattr(float_model(**probe[0]), "logits", None) is not None
+    with torch.no_grad():
+        has_logits = getattr(float_model(**probe[0]), "logits", None) is not None
     sensitivity = {}
     for name in names:
         original = _set_module(float_model, name, converted[name])

@@ -1,0 +1,79 @@
+"""The ``alad`` command line (alad_kit.cli): bad input is exit code 2 and one line, never a traceback."""
+
+import json
+import subprocess
+import sys
+
+import pytest
+
+from alad_kit.cli import main
+
+
+def _error_line(capsys):
+    err = capsys.readouterr().err
+    assert "Traceback" not in err
+    lines = err.strip().splitlines()
+    return lines[-1], lines
+
+
+def test_bad_config_value_is_exit_2_and_one_line_in_a_real_process(tmp_path):
+    proc = subprocess.run([sys.executable, "-m", "alad_kit.cli", "run", "--task", "ner", "--window", "4"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 2
+    assert proc.stderr.strip().splitlines() == ["alad run: error: window must be an odd integer >= 1, got 4"]
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--task", "sentiment"], "argument --task: invalid choice: 'sentiment'"),
+        (["run"], "the following arguments are required: --task"),
+        (["run", "--task", "ner", "--window", "three"], "argument --window: invalid int value: 'three'"),
+        (["run", "--task", "ner", "--mode", "adapter"], "argument --mode: invalid choice"),
+        (["frobnicate"], "invalid choice: 'frobnicate'"),
+    ],
+)
+def test_argparse_errors_exit_2(capsys, argv, message):
+    with pytest.raises(SystemExit) as exc:
+        main(argv)
+    assert exc.value.code == 2
+    last, _ = _error_line(capsys)
+    assert last.startswith("alad") and "error:" in last and message in last
+
+
+@pytest.mark.parametrize(
+    "argv, message",
+    [
+        (["run", "--task", "ner", "--window", "4"], "alad run: error: window must be an odd integer >= 1, got 4"),
+        (["run", "--task", "ner", "--mode", "frozen", "--teacher-baseline"], "alad run: error: the teacher baseline"),
+        (["run", "--task", "ner", "--student-layers", "a,b"], "--student-layers wants comma-separated integers"),
+    ],
+)
+def test_invalid_run_settings_exit_2(capsys, argv, message):
+    try:
+        code = main(argv)
+    except SystemExit as exc:  # argparse may reject it while parsing: also exit code 2
+        code = exc.code
+    assert code == 2
+    last, lines = _error_line(capsys)
+    assert message in last
+
+
+def test_missing_model_is_exit_2_and_names_it(capsys, tmp_path):
+    missing = tmp_path / "no-such-model"
+    code = main(["run", "--task", "ner", "--data-dir", "wnut16", "--teacher", str(missing),
+                 "--out", str(tmp_path / "out"), "--device", "cpu"])
+    assert code == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and last.startswith("alad run: error:") and "no model directory" in last
+    assert not (tmp_path / "out" / "metrics.json").exists()
+
+
+def test_info_runs(capsys, tmp_path):
+    assert main(["info", "--json", "--data-dir", str(tmp_path)]) == 0
+    info = json.loads(capsys.readouterr().out)
+    assert set(info) >= {"versions", "device", "offline_models", "datasets"}
+    assert {m["alias"] for m in info["offline_models"]} >= {"minilm-l6", "mpnet-base"}
+    assert main(["info", "--data-dir", str(tmp_path)]) == 0
+    text = capsys.readouterr().out
+    assert text.startswith("alad_kit ") and "minilm-l6" in text
