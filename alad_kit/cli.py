@@ -31,7 +31,7 @@ def _run(args) -> int:
     from .run import run
 
     cfg = RunConfig(
-        task=args.task, teacher=args.teacher, student=args.student, student_layers=_layers(args.student_layers),
+        task=args.task, teacher=args.teacher, student=args.student, student_layers=args.student_layers,
         mode=args.mode, window=args.window, seed=args.seed, scale=args.scale, out=args.out,
         data_dir=args.data_dir, cache_dir=args.cache_dir, teacher_finetuned=args.teacher_finetuned,
         skip_phase1=args.skip_phase1, skip_phase2=args.skip_phase2, random_adapter=args.random_adapter,
@@ -100,7 +100,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--task", required=True, choices=["pos", "ner", "qa"])
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--student", default="minilm-l6")
-    s.add_argument("--student-layers", default=None, help="keep only these student layers, e.g. 0,1")
+    s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
     s.add_argument("--mode", default="frozen", choices=["finetune", "head", "frozen", "joint", "lora", "lora+alad"])
     s.add_argument("--window", type=int, default=5)
     s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])

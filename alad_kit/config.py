@@ -57,7 +57,7 @@ SCALE_PRESETS = {
         checkpoint_every=2,
     ),
     "cpu": ScaleConfig(
-        "cpu", train_examples=3000, eval_examples=300, test_examples=600, corpus_texts=6000,
+        "cpu", train_examples=3000, eval_examples=300, test_examples=600, corpus_texts=3000,
         phase1_epochs=1, phase2_epochs=10, phase3_epochs={"pos": 4, "ner": 4, "qa": 2},
         max_length=64, qa_max_length=256, qa_doc_stride=96, batch_size=32, eval_batch_size=64, probe_texts=200,
     ),

@@ -66,6 +66,14 @@ class AladModel(nn.Module):
         params = inspect.signature(base.forward).parameters
         return tuple(k for k in ENCODER_INPUTS if k in params)
 
+    def train(self, mode: bool = True):
+        """A frozen encoder stays in eval mode (no dropout): it is deployed as it is, and phases 1-2 aligned
+        the adapter to its dropout-free outputs."""
+        super().train(mode)
+        if mode and not self.encoder_trainable:
+            self.encoder.eval()
+        return self
+
     @property
     def encoder_trainable(self) -> bool:
         return any(p.requires_grad for p in self.encoder.parameters())
@@ -117,11 +125,35 @@ class AladModel(nn.Module):
             if name == "student" and (
                 _packed_params(self.encoder) > 0 or not all(p.is_floating_point() for p in parts[name])
             ):
-                raise ValueError("the student is quantized and cannot be fine-tuned; use mode 'frozen'")
+                raise ValueError("the student is quantized and cannot be fine-tuned; use mode 'frozen' or 'head'")
             chosen += parts[name]
         for p in chosen:
             p.requires_grad_(True)
         return chosen
+
+    def load_state_dict(self, state_dict, strict: bool = True, assign: bool = False):
+        """As ``nn.Module.load_state_dict``; with ``strict=False`` a part none of whose weights are given is
+        not visited at all (its keys are reported missing).
+
+        The trainer restores partial states (only the trained parts). torch.ao quantized Linear layers ask
+        for their scale / zero point even with ``strict=False``, so a frozen int8 student must be left alone.
+        """
+        if strict:
+            return super().load_state_dict(state_dict, strict=True, assign=assign)
+        from torch.nn.modules.module import _IncompatibleKeys
+
+        children = dict(self.named_children())
+        missing, unexpected = [], [k for k in state_dict if k.split(".", 1)[0] not in children]
+        for name, child in children.items():
+            prefix = name + "."
+            part = {k[len(prefix) :]: v for k, v in state_dict.items() if k.startswith(prefix)}
+            if not part:
+                missing += [prefix + k for k in child.state_dict()]
+                continue
+            result = child.load_state_dict(part, strict=False, assign=assign)
+            missing += [prefix + k for k in result.missing_keys]
+            unexpected += [prefix + k for k in result.unexpected_keys]
+        return _IncompatibleKeys(missing, unexpected)
 
     def deployed_parameters(self) -> int:
         """M_C (+ LoRA) + adapter + head, counted once each (what the Sz column measures)."""

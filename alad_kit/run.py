@@ -152,6 +152,9 @@ class Experiment:
         self.alignment: dict[str, dict] = {}
         self._task_data = task_data
         self.probe_frames: list = []
+        from accelerate import PartialState  # under torchrun / accelerate launch: one writer, all wait
+
+        self.dist = PartialState(cpu=self.device == "cpu")
 
     # ---------------------------------------------------------------------------------------------
     def load_models(self):
@@ -208,8 +211,9 @@ class Experiment:
             self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
         else:
             partial = final.with_name(final.name + ".partial")
-            if partial.exists() and not self.resume:
+            if partial.exists() and not self.resume and self.dist.is_main_process:
                 shutil.rmtree(partial)
+            self.dist.wait_for_everyone()
             data = self.alignment_data(texts_fn(), phase.name)
             t0 = time.perf_counter()
             result = train_phase(
@@ -219,12 +223,14 @@ class Experiment:
             )
             self.timings[phase.name] = time.perf_counter() - t0
             self.history[phase.name] = result.history
-            adapter.save_pretrained(partial)
-            write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
-                                                          "steps": result.steps, "tokens": result.tokens})
-            for ckpt in partial.glob("*.ckpt.*"):
-                ckpt.unlink()
-            os.replace(partial, final)
+            if self.dist.is_main_process:
+                adapter.save_pretrained(partial)
+                write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
+                                                              "steps": result.steps, "tokens": result.tokens})
+                for ckpt in partial.glob("*.ckpt.*"):
+                    ckpt.unlink()
+                os.replace(partial, final)
+            self.dist.wait_for_everyone()
         self.measure_alignment(f"after_{phase.name}", model)
         return key
 
@@ -330,6 +336,8 @@ class Experiment:
             "timings": self.timings, "versions": versions(), "device": self.device,
             "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "extra": cfg.extra,
         }
+        if not self.dist.is_main_process:
+            return metrics
         write_json_atomic(self.out / "history.json", self.history)
         if cfg.is_teacher_run:  # the task-fine-tuned M_L, usable as a phase 1-2 teacher (--teacher-finetuned)
             self._save_encoder(self.out / "teacher_finetuned")

@@ -63,7 +63,8 @@ def main(out: Path, cache_dir: Path) -> None:
     save_file(state, str(out / f"rank{rank}.safetensors"))
     backend = torch.distributed.get_backend() if torch.distributed.is_initialized() else None
     report = {"rank": rank, "world_size": world, "backend": backend, "distributed_type": str(accelerator.distributed_type),
-              "seen": seen, "steps": result.steps, "history": result.history, "n_examples": len(data)}
+              "seen": seen, "steps": result.steps, "history": result.history, "n_examples": len(data),
+              "epochs": EPOCHS, "batch_size": BATCH_SIZE}
     (out / f"rank{rank}.json").write_text(json.dumps(report))
     if accelerator.is_main_process:
         adapter.save_pretrained(out / "adapter")

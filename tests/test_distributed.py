@@ -68,13 +68,11 @@ def test_two_processes_on_gloo(runs):
 
 
 def test_each_rank_trains_on_its_own_shard(runs):
-    from distributed_phase1 import BATCH_SIZE, EPOCHS
-
     r0, r1 = (_report(runs / "two", r) for r in (0, 1))
-    n = r0["n_examples"]
-    per_epoch = n // 2  # 8 batches of 8: 4 per rank
-    assert r0["steps"] == r1["steps"] == EPOCHS * per_epoch // BATCH_SIZE
-    for e in range(EPOCHS):
+    n, epochs = r0["n_examples"], r0["epochs"]
+    per_epoch = n // 2  # 64 texts in batches of 8: 4 batches per rank and epoch
+    assert r0["steps"] == r1["steps"] == epochs * per_epoch // r0["batch_size"]
+    for e in range(epochs):
         a = set(r0["seen"][e * per_epoch : (e + 1) * per_epoch])
         b = set(r1["seen"][e * per_epoch : (e + 1) * per_epoch])
         assert not a & b and len(a | b) == n  # disjoint halves covering the whole epoch
