@@ -117,6 +117,7 @@ def _run_row(path: Path) -> dict:
         "is_teacher": bool(metrics.get("is_teacher", False)),
         "size_pct": _number(metrics.get("size_pct")),
         "spd": _number(speed.get("spd") if isinstance(speed, dict) else None),
+        "ablation": any(bool(v) for v in (metrics.get("ablation") or {}).values()),
     }
     for name, value in metrics["scores"].items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
@@ -205,6 +206,11 @@ def summarize_runs(df: pd.DataFrame, scale: str | None = None) -> pd.DataFrame:
             ]
         )
     df = _pick_scale(df, scale).copy()
+    if "ablation" in df and df["ablation"].fillna(False).astype(bool).any():
+        ablations = df["ablation"].fillna(False).astype(bool)
+        warnings.warn(f"summarize_runs: leaving out {int(ablations.sum())} ablation run(s) (not part of Table 1)",
+                      stacklevel=2)
+        df = df[~ablations]
     df["group"] = [_group_of(m, t) for m, t in zip(df["mode"], df["is_teacher"])]
     unknown = df["group"].isna()
     if unknown.any():

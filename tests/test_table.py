@@ -176,3 +176,20 @@ def test_attach_speed_from_bench(tmp_path):
     out = attach_speed(runs, bench)
     assert out["spd"].tolist()[:3] == [6.2, 22.0, 1.0]
     assert math.isnan(out["spd"].iloc[3])
+
+
+def test_ablation_runs_never_replace_main_rows(tmp_path):
+    import json
+
+    from alad_kit.table import collect_runs, summarize_runs
+
+    for name, ablation, f1 in (("main", {}, 0.5), ("zz_ablation", {"skip_phase1": True}, 0.1)):
+        d = tmp_path / name
+        d.mkdir()
+        (d / "metrics.json").write_text(json.dumps({
+            "task": "ner", "mode": "frozen", "window": 3, "seed": 0, "scale": "cpu", "student": "s", "teacher": "t",
+            "scores": {"f1_overall": f1, "f1_macro": f1}, "size_pct": 20.0, "ablation": ablation,
+        }))
+    with pytest.warns(UserWarning, match="ablation"):
+        summary = summarize_runs(collect_runs(tmp_path))
+    assert summary.loc[summary["column"] == "NER F1_O", "mean"].tolist() == [50.0]
