@@ -19,7 +19,7 @@ import platform
 import shutil
 import time
 import warnings
-from dataclasses import asdict, replace
+from dataclasses import asdict
 from pathlib import Path
 
 import torch
@@ -29,7 +29,7 @@ from .adapter import AlignmentAdapter
 from .cache import EmbeddingCache, model_fingerprint
 from .config import MODES, RunConfig, ScaleConfig, alignment_phases, phase3_config, scale_config
 from .model import AladModel, add_lora
-from .phases import OBJECTIVES, AlignmentData, alignment_quality, build_alignment_data, token_probe_frame
+from .phases import OBJECTIVES, AlignmentData, build_alignment_data, token_probe_frame
 from .tasks import collate, get_task
 from .trainer import PhaseResult, load_finished, train_phase
 
@@ -236,8 +236,11 @@ class Experiment:
 
     def measure_alignment(self, stage: str, model: AladModel) -> None:
         """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
-        self.alignment[stage] = alignment_quality(model, self.probe, self.scale.eval_batch_size, self.device)
-        self.probe_frames.append(token_probe_frame(model, self.probe, self.student_tok, stage, device=self.device))
+        # One pass over the probe text: the summary is the mean of the per-token rows.
+        frame = token_probe_frame(model, self.probe, self.student_tok, stage, self.scale.eval_batch_size, self.device)
+        self.probe_frames.append(frame)
+        self.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
+                                 "tokens": len(frame)}
 
     def make_adapter(self) -> AlignmentAdapter | None:
         cfg = self.cfg
@@ -366,7 +369,3 @@ class Experiment:
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), **kwargs) -> dict:
     """Run one experiment and return its metrics (also written to ``cfg.out/metrics.json``)."""
     return Experiment(cfg, resume=resume, callbacks=callbacks, **kwargs).run()
-
-
-def with_overrides(cfg: RunConfig, **changes) -> RunConfig:
-    return replace(cfg, **changes)
