@@ -35,7 +35,7 @@ def _run(args) -> int:
         mode=args.mode, window=args.window, seed=args.seed, scale=args.scale, out=args.out,
         data_dir=args.data_dir, cache_dir=args.cache_dir, teacher_finetuned=args.teacher_finetuned,
         skip_phase1=args.skip_phase1, skip_phase2=args.skip_phase2, random_adapter=args.random_adapter,
-        use_cache=not args.no_cache, is_teacher_run=args.teacher_baseline, device=args.device,
+        use_cache=not args.no_cache, is_teacher_run=args.teacher_baseline, device=args.device, lr=args.lr,
     )
     metrics = run(cfg, resume=args.resume)
     print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
@@ -70,9 +70,15 @@ def _bench(args) -> int:
 
 
 def _table(args) -> int:
-    from .table import write_table
+    if args.compression:
+        from .compression_table import write_compression_table
 
-    paths = write_table(args.runs_dir, args.out, bench=args.bench)
+        paths = write_compression_table(args.runs_dir, args.out, task=args.task, window=args.window,
+                                        bench=args.bench, reports=args.reports)
+    else:
+        from .table import write_table
+
+        paths = write_table(args.runs_dir, args.out, bench=args.bench)
     print(Path(paths["md"]).read_text() if "md" in paths else "")
     print("\n".join(f"wrote {p}" for p in paths.values()))
     return 0
@@ -107,6 +113,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/latest")
     s.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoints")
+    s.add_argument("--lr", type=float, default=None, help="phase-3 learning rate (default: the mode's paper value)")
     s.add_argument("--teacher-finetuned", default=None, help="task-fine-tuned M_L dir used as phase 1-2 teacher")
     s.add_argument("--teacher-baseline", action="store_true", help="fine-tune the teacher itself (mode finetune)")
     s.add_argument("--skip-phase1", action="store_true")
@@ -143,6 +150,12 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs_dir")
     s.add_argument("--out", default=None)
     s.add_argument("--bench", default=None, help="alad bench JSON that fills the Spd column")
+    s.add_argument("--compression", action="store_true",
+                   help="one row per student: head-only vs frozen ALAd, size, speed, FLOPs (compression.md)")
+    s.add_argument("--task", default="ner", choices=["pos", "ner", "qa"], help="task of --compression")
+    s.add_argument("--window", type=int, default=5, help="ALAd window of --compression")
+    s.add_argument("--reports", default=None,
+                   help="JSON {student dir name: compression_report} for students whose directories are gone")
     s.set_defaults(fn=_table)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")

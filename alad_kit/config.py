@@ -132,11 +132,13 @@ MODES = {
 }
 
 
-def phase3_config(mode: str, task: str, scale: ScaleConfig) -> PhaseConfig:
+def phase3_config(mode: str, task: str, scale: ScaleConfig, lr: float | None = None) -> PhaseConfig:
+    """Phase 3 of ``mode``: what it trains, the scale's epochs for ``task``, the paper's lr unless ``lr``."""
     _check_choice("mode", mode, tuple(MODES))
     _check_choice("task", task, TASKS)
     m = MODES[mode]
-    return PhaseConfig("phase3", objective="task", lr=m.lr, trainable=m.trainable, epochs=scale.phase3_epochs[task],
+    return PhaseConfig("phase3", objective="task", lr=m.lr if lr is None else lr, trainable=m.trainable,
+                       epochs=scale.phase3_epochs[task],
                        checkpoint_every=scale.checkpoint_every)
 
 
@@ -170,6 +172,7 @@ class RunConfig:
     adapter_hidden: int = 1280  # adapter hidden units (paper: 1280)
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scaling numerator
+    lr: float | None = None  # phase-3 learning rate; None = the mode's paper value (MODES[mode].lr)
     is_teacher_run: bool = False  # fine-tune M_L itself (the teacher baseline row of Table 1)
     device: str | None = None  # cpu | cuda (default: cuda when available)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes copied into metrics.json
@@ -182,6 +185,8 @@ class RunConfig:
             raise ValueError(f"window must be an odd integer >= 1, got {self.window!r}")
         if not self.teacher or not self.student:
             raise ValueError("teacher and student must be given")
+        if self.lr is not None and not (isinstance(self.lr, (int, float)) and 0 < self.lr < 1):
+            raise ValueError(f"lr must be a number in (0, 1), got {self.lr!r}")
         if self.is_teacher_run and self.mode != "finetune":
             raise ValueError("the teacher baseline (is_teacher_run) is only defined for mode 'finetune'")
 

@@ -24,7 +24,7 @@ import numpy as np
 import pandas as pd
 
 from .config import MODES, RunConfig
-from .probes import PHASES, UMAP_COLUMNS, _fit_umap, probe_frame, save_run_frame
+from .probes import PHASES, UMAP_COLUMNS, fit_umap, probe_frame, save_run_frame
 
 SHARED_SPACE_NAME = "teacher+adapted"  # the ``space`` label umap_projection gives the teacher's space
 
@@ -90,7 +90,7 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
         for phase, skipped in (("phase1", cfg.skip_phase1), ("phase2", cfg.skip_phase2)):
             if skipped:
                 continue
-            key = exp._adapter_key(phase, None if phase == "phase1" else (parent or "none"))
+            key = exp.adapter_key(phase, None if phase == "phase1" else (parent or "none"))
             adapter = _cached_adapter(exp.cache_root / "adapters" / f"{phase}-{key}", AlignmentAdapter)
             models[f"after_{phase}"] = AladModel(exp.student, adapter)
             parent = key
@@ -190,7 +190,7 @@ def phase_umap(pm: PhaseModels, n_sentences: int | None = 12, phases: Sequence[s
     kept, teacher_list, adapted = phase_vectors(pm, words, phases, max_length=max_length)
     teacher = np.concatenate(teacher_list)
     n = len(teacher)
-    coords = _fit_umap(np.concatenate([teacher, *(np.concatenate(a) for a in adapted.values())]),
+    coords = fit_umap(np.concatenate([teacher, *(np.concatenate(a) for a in adapted.values())]),
                        n_neighbors, seed, 0.1, "euclidean")
     flat_words = [w for ws in kept for w in ws]
     flat_tags = [""] * n if tags is None else [t for ts, ws in zip(tags, kept) for t in ts[: len(ws)]]

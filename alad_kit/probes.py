@@ -268,7 +268,7 @@ def umap_projection(
             raise ValueError(
                 f"umap_projection: sources {group} share the teacher space but have widths {widths}"
             )
-        coords = _fit_umap(np.concatenate([arrays[s] for s in group]), n_neighbors, seed, min_dist, metric)
+        coords = fit_umap(np.concatenate([arrays[s] for s in group]), n_neighbors, seed, min_dist, metric)
         for k, source in enumerate(group):
             xy = coords[k * n : (k + 1) * n]
             frames.append(
@@ -288,7 +288,8 @@ def umap_projection(
     return pd.concat(frames, ignore_index=True)
 
 
-def _fit_umap(points: np.ndarray, n_neighbors: int, seed: int, min_dist: float, metric: str) -> np.ndarray:
+def fit_umap(points: np.ndarray, n_neighbors: int, seed: int, min_dist: float, metric: str) -> np.ndarray:
+    """2-D UMAP coordinates (N, 2) of ``points`` (N, D); one fit, so maps made from one call share axes."""
     if len(points) < 4:
         raise ValueError(f"umap_projection: need at least 4 points per map, got {len(points)}")
     with warnings.catch_warnings():  # umap warns that TensorFlow (ParametricUMAP only) is missing

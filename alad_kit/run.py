@@ -190,7 +190,9 @@ class Experiment:
             self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
         )
 
-    def _adapter_key(self, phase_name: str, parent: str | None) -> str:
+    def adapter_key(self, phase_name: str, parent: str | None) -> str:
+        """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
+        task (phase 2 only) and parent adapter give the same key, so finished phases are re-used."""
         cfg = self.cfg
         return _digest({
             "phase": phase_name, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
@@ -200,7 +202,7 @@ class Experiment:
 
     def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
         """Train (or load from the adapter cache) one alignment phase; returns its cache key."""
-        key = self._adapter_key(phase.name, parent)
+        key = self.adapter_key(phase.name, parent)
         final = self.cache_root / "adapters" / f"{phase.name}-{key}"
         model = AladModel(self.student, adapter).to(self.device)
         if (final / "result.json").is_file():
@@ -283,7 +285,7 @@ class Experiment:
         def evaluate(m, split="validation"):
             return task.evaluate(m, self.splits[split], feats[split], scale.eval_batch_size, self.device, self.labels, pad)
 
-        phase = phase3_config(cfg.mode, cfg.task, scale)
+        phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr)
         ckpt_dir = self.out / "checkpoints"
         t0 = time.perf_counter()
         result = load_finished(phase.name, ckpt_dir, model) if self.resume else None
@@ -332,8 +334,10 @@ class Experiment:
             "size_pct": size["size_pct"], "alignment": self.alignment,
             "selection": {"metric": self.task.selection_metric, "best_epoch": self.phase3_result.best_epoch,
                           "validation": self.phase3_result.eval_history},
+            # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
             "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
-                         "random_adapter": cfg.random_adapter},
+                         "random_adapter": cfg.random_adapter, "lr_override": cfg.lr},
+            "phase3_lr": phase3_config(cfg.mode, cfg.task, self.scale, lr=cfg.lr).lr,
             "data": {name: len(split) for name, split in self.splits.items()},
             "cache": self.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
             "timings": self.timings, "versions": versions(), "device": self.device,

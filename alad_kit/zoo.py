@@ -17,6 +17,7 @@ a directory under ``<cache>/models/`` either is complete or does not exist.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import hashlib
 import importlib
@@ -39,6 +40,7 @@ from pathlib import Path, PurePosixPath
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
+from transformers.utils import logging as hf_logging
 
 log = logging.getLogger(__name__)
 
@@ -413,6 +415,20 @@ def _looks_like_path(name: str) -> bool:
     return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or os.path.exists(name)
 
 
+@contextlib.contextmanager
+def _no_weight_loading_bar(local: bool):
+    """transformers 5 draws a "Loading weights" bar per model; from local files it takes milliseconds and
+    only floods logs and notebook outputs. Hub downloads keep their bars."""
+    was_enabled = hf_logging.is_progress_bar_enabled()
+    if local and was_enabled:
+        hf_logging.disable_progress_bar()
+    try:
+        yield
+    finally:
+        if local and was_enabled:
+            hf_logging.enable_progress_bar()
+
+
 def load_encoder(
     name: str | os.PathLike,
     cache_dir: str | os.PathLike | None = None,
@@ -444,7 +460,8 @@ def load_encoder(
         model, tokenizer = _LOADERS[marker["kind"]](Path(source), device)
         return model.eval(), tokenizer
 
-    model = AutoModel.from_pretrained(source, local_files_only=local)
+    with _no_weight_loading_bar(local):
+        model = AutoModel.from_pretrained(source, local_files_only=local)
     tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
     # transformers 5 loads in the checkpoint's dtype by default; ALAd trains and compares in float32.
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):

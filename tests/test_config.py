@@ -108,6 +108,15 @@ def test_phase3_config_for_every_mode_and_task(mode, task):
     assert p.epochs == scale.phase3_epochs[task] and p.checkpoint_every == scale.checkpoint_every
 
 
+def test_phase3_lr_defaults_to_the_paper_and_can_be_overridden():
+    scale = SCALE_PRESETS["smoke"]
+    assert phase3_config("frozen", "ner", scale).lr == 1e-4 and phase3_config("joint", "ner", scale).lr == 5e-5
+    assert phase3_config("frozen", "ner", scale, lr=1e-3).lr == 1e-3
+    for bad in (0, -1e-4, 1.5, "1e-3"):
+        with pytest.raises(ValueError, match="lr must be a number in"):
+            RunConfig(task="ner", teacher="t", student="s", lr=bad)
+
+
 def test_phase3_config_rejects_unknown_names():
     with pytest.raises(ValueError, match="unknown mode"):
         phase3_config("adapter", "ner", SCALE_PRESETS["smoke"])

@@ -87,7 +87,13 @@ def test_embedding_cache_shared_across_windows(frozen_ner, ner_task_data, corpus
 def test_ablations(tmp_path, ner_task_data, corpus_texts, ablation, phases):
     m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, **ablation)
     assert list(m["alignment"]) == phases
-    assert m["ablation"] == {"skip_phase1": False, "skip_phase2": False, "random_adapter": False} | ablation
+    assert m["ablation"] == {"skip_phase1": False, "skip_phase2": False, "random_adapter": False,
+                             "lr_override": None} | ablation
+
+
+def test_phase3_lr_override_is_used_and_recorded(tmp_path, ner_task_data, corpus_texts):
+    m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="head", lr=3e-3)
+    assert m["phase3_lr"] == 3e-3 and m["ablation"]["lr_override"] == 3e-3
 
 
 @pytest.mark.parametrize("mode", ["finetune", "joint", "lora", "lora+alad"])

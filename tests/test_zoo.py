@@ -316,6 +316,20 @@ def test_half_precision_checkpoint_loads_as_float32(tiny_dir, tmp_path):
     assert all(p.dtype == torch.float32 for p in model.parameters())
 
 
+def test_local_load_draws_no_weight_bar_and_restores_the_setting(tiny_dir, capfd):
+    from transformers.utils import logging as hf_logging
+
+    zoo.load_encoder(tiny_dir)
+    assert "Loading weights" not in capfd.readouterr().err
+    assert hf_logging.is_progress_bar_enabled()  # the user's setting is back
+    hf_logging.disable_progress_bar()
+    try:
+        zoo.load_encoder(tiny_dir)
+        assert not hf_logging.is_progress_bar_enabled()  # and a disabled one stays disabled
+    finally:
+        hf_logging.enable_progress_bar()
+
+
 def test_mistyped_path_is_not_sent_to_the_hub(tmp_path):
     with pytest.raises(FileNotFoundError, match="no model directory"):
         zoo.load_encoder(str(tmp_path / "does-not-exist"))
