@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .table import collect_runs, to_csv, to_html, to_markdown, write_text_atomic
+from .table import collect_runs, student_label, to_csv, to_html, to_markdown, write_text_atomic
 
 # task -> ((score key, label, display factor), ...): the same two columns Table 1 shows for the task
 TASK_SCORES = {
@@ -38,11 +38,6 @@ NOTE = (
     "(QA in %), mean over seeds. Sz: deployed parameters in % of the teacher + head. MB, Spd (speed-up over the "
     "teacher) and GFLOPs per token from `alad bench` on {device}."
 )
-
-
-def student_label(student: str) -> str:
-    """Short name: the directory name of a student given by path, the alias otherwise."""
-    return Path(student).name if ("/" in student or os.sep in student) else student
 
 
 def method_detail(report: dict | None) -> tuple[str, str]:

@@ -12,7 +12,7 @@ import json
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import asdict
+from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import pandas as pd
@@ -49,8 +49,13 @@ def env_path(name: str, default: str | None = None, parents: int = 2) -> str | N
 
 
 def config_key(cfg: RunConfig | dict) -> dict:
-    """The configuration as metrics.json stores it (JSON types), minus ``PLACE_FIELDS`` and ``extra``."""
-    data = asdict(cfg) if isinstance(cfg, RunConfig) else dict(cfg)
+    """The configuration as metrics.json stores it (JSON types), minus ``PLACE_FIELDS`` and ``extra``.
+
+    A stored configuration lacking a field that ``RunConfig`` has gained since gets that field's default:
+    a run made before the field existed is the run the default describes.
+    """
+    defaults = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
+    data = asdict(cfg) if isinstance(cfg, RunConfig) else defaults | dict(cfg)
     data = {k: v for k, v in data.items() if k not in PLACE_FIELDS and k != "extra"}
     return json.loads(json.dumps(data, default=str))  # tuples -> lists, as in the written file
 

@@ -132,6 +132,11 @@ def _student_name(metrics: dict) -> str | None:
     return f"{student}:{','.join(map(str, layers))}" if layers and student else student
 
 
+def student_label(student: str) -> str:
+    """Short name for tables: the directory name of a student given by path, the alias otherwise."""
+    return Path(student).name if ("/" in student or os.sep in student) else student
+
+
 def attach_speed(runs: pd.DataFrame, bench: dict | str | os.PathLike, device: str = "cpu") -> pd.DataFrame:
     """Fill the Spd column from an ``alad bench`` JSON: speed-up over M_L of the run's student (+ adapter of
     the run's window), matched by model name and window. Runs the benchmark did not cover stay blank."""
@@ -311,7 +316,7 @@ def results_table(
         n_row = int(score_cells["n"].max()) if len(score_cells) else int(cells["n"].max())
         row = {
             "Teacher": teacher,
-            "Model": model,
+            "Model": student_label(model),
             "Setting": group,
             "W": "" if window is None or pd.isna(window) else f"W{int(window)}",
             "Seeds": str(n_row),

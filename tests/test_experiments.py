@@ -82,6 +82,13 @@ def test_finished_metrics_only_for_the_same_configuration(tmp_path):
     assert experiments.finished_metrics(cfg) is None
 
 
+def test_a_run_stored_before_a_field_existed_is_the_default_run(tmp_path):
+    cfg = _cfg(tmp_path)
+    old = {k: v for k, v in experiments.config_key(cfg).items() if k != "lr"}  # written before RunConfig.lr
+    assert experiments.config_key(old) == experiments.config_key(cfg)
+    assert experiments.config_key(old) != experiments.config_key(_cfg(tmp_path, lr=1e-3))
+
+
 def test_run_or_reuse_reads_back_or_runs(tmp_path, no_run):
     cfg = _cfg(tmp_path)
     written = _finish(cfg)

@@ -193,3 +193,9 @@ def test_ablation_runs_never_replace_main_rows(tmp_path):
     with pytest.warns(UserWarning, match="ablation"):
         summary = summarize_runs(collect_runs(tmp_path))
     assert summary.loc[summary["column"] == "NER F1_O", "mean"].tolist() == [50.0]
+
+
+def test_students_given_by_path_show_their_directory_name(tmp_path):
+    write_run(tmp_path / "runs", "asc", student="/students/asc_mpnet4", mode="head", window=None)
+    shown = table.results_table(table.collect_runs(tmp_path / "runs"))
+    assert shown["Model"].tolist() == ["asc_mpnet4"]
