@@ -80,6 +80,7 @@ def compression_table(
     df = runs[(runs["task"] == task) & ~runs["is_teacher"].astype(bool)]
     if "ablation" in df:
         df = df[~df["ablation"].fillna(False).astype(bool)]
+    df = df.drop_duplicates(["student", "mode", "window", "seed"], keep="last")  # a run copied twice counts once
     head = df[df["mode"] == "head"]
     alad = df[(df["mode"] == "frozen") & (df["window"] == window)]
     students = list(dict.fromkeys([*head["student"], *alad["student"]]))

@@ -32,6 +32,7 @@ def runs(tmp_path):
     write_run(root, "l6/head", "minilm-l6", "head", None, 0.10, size_pct=20.8)
     write_run(root, "l6/w5/s0", "minilm-l6", "frozen", 5, 0.20, size_pct=23.9)
     write_run(root, "l6/w5/s1", "minilm-l6", "frozen", 5, 0.30, seed=1, size_pct=23.9)
+    write_run(root, "l6/w5/s1-copy", "minilm-l6", "frozen", 5, 0.30, seed=1, size_pct=23.9)  # counted once
     write_run(root, "l6/w3", "minilm-l6", "frozen", 3, 0.99)  # other window: not in a W5 table
     write_run(root, "asc/head", str(student_dir), "head", None, 0.05, size_pct=48.3)
     write_run(root, "gone/w5", "/nowhere/l1_50", "frozen", 5, 0.15, size_pct=23.9)
