@@ -7,6 +7,7 @@ window explorer can plot or tabulate it.
 * ``probe_frame``      -- one row per (sentence, word, phase): the long table every other view aggregates.
 * ``aggregate`` / ``phase_summary`` -- means per sentence, position, tag or phase.
 * ``linear_cka`` / ``cka_matrix`` -- representation similarity (Kornblith et al. 2019) across widths.
+* ``token_geometry``   -- anisotropy, norm and spread of one encoder's token vectors.
 * ``umap_projection``  -- 2-D map of teacher, adapted and student word vectors.
 * ``embed_tokens`` / ``embed_for_probes`` -- run encoders (+ adapter) and keep one vector per word.
 
@@ -192,6 +193,35 @@ def cka_matrix(representations: Mapping[str, object]) -> pd.DataFrame:
         for b in names[i + 1 :]:
             out.loc[a, b] = out.loc[b, a] = linear_cka(arrays[a], arrays[b])
     return out
+
+
+def token_geometry(sentences: Sequence) -> dict:
+    """How spread out an encoder's token vectors are: per-sentence (T_i, D) arrays -> summary numbers.
+
+    * ``mean_pairwise_cosine``: mean cosine between two different tokens of one sentence (anisotropy; a
+      value near 1 means the tokens of a sentence point the same way, as in sentence-embedding models);
+    * ``mean_norm``: mean vector length;
+    * ``mean_dim_std``: per-dimension standard deviation over the tokens of a sentence, averaged.
+    Low spread makes a fresh linear head see nearly the same input at every position, so it learns slowly.
+    Sentences with fewer than 2 tokens are skipped.
+    """
+    cosines, norms, stds = [], [], []
+    for tokens in sentences:
+        x = _as_numpy(tokens)
+        if x.ndim != 2:
+            raise ValueError(f"token_geometry: need (T, D) arrays per sentence, got shape {x.shape}")
+        if len(x) < 2:
+            continue
+        length = np.linalg.norm(x, axis=1)
+        unit = x / np.maximum(length, 1e-12)[:, None]
+        gram = unit @ unit.T
+        cosines.append((gram.sum() - np.trace(gram)) / (len(x) * (len(x) - 1)))
+        norms.append(length.mean())
+        stds.append(x.std(axis=0).mean())
+    if not cosines:
+        raise ValueError("token_geometry: no sentence with at least 2 tokens")
+    return {"mean_pairwise_cosine": float(np.mean(cosines)), "mean_norm": float(np.mean(norms)),
+            "mean_dim_std": float(np.mean(stds)), "sentences": len(cosines)}
 
 
 def _stack(value) -> np.ndarray:

@@ -262,3 +262,19 @@ def test_run_frame_replaces_the_other_format(tmp_path, monkeypatch):
     assert list(probes.load_run_frame(tmp_path)["token"]) == ["new"]
     with pytest.raises(ValueError, match="fmt must be"):
         probes.save_run_frame(new, tmp_path, fmt="json")
+
+
+def test_token_geometry_measures_anisotropy_and_spread():
+    from alad_kit.probes import token_geometry
+
+    same_way = [np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])]  # all tokens along one axis
+    opposite = [np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([[5.0, 5.0]])]  # 1-token sentence skipped
+    g = token_geometry(same_way)
+    assert g["mean_pairwise_cosine"] == pytest.approx(1.0)
+    assert g["mean_norm"] == pytest.approx(2.0) and g["mean_dim_std"] == pytest.approx(np.std([1, 2, 3]) / 2)
+    g = token_geometry(opposite)
+    assert (g["mean_pairwise_cosine"], g["sentences"]) == (pytest.approx(-1.0), 1)
+    with pytest.raises(ValueError, match="at least 2 tokens"):
+        token_geometry([np.ones((1, 4))])
+    with pytest.raises(ValueError, match=r"\(T, D\) arrays"):
+        token_geometry([np.ones(4)])
