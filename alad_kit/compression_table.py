@@ -25,7 +25,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .table import collect_runs, student_label, to_csv, to_html, to_markdown, write_text_atomic
+from .table import collect_runs, pick_scale, student_label, to_csv, to_html, to_markdown, write_text_atomic
 
 # task -> ((score key, label, display factor), ...): the same two columns Table 1 shows for the task
 TASK_SCORES = {
@@ -71,13 +71,18 @@ def _report_for(student: str, reports: dict) -> dict | None:
 
 def compression_table(
     runs: pd.DataFrame, task: str = "ner", window: int = 5, bench: dict | None = None,
-    reports: dict | None = None, digits: int = 2,
+    reports: dict | None = None, digits: int = 2, scale: str | None = None, device: str = "cpu",
 ) -> pd.DataFrame:
-    """Strings, one row per student that has a ``head`` or ``frozen``/W run for ``task`` (see module doc)."""
+    """Strings, one row per student that has a ``head`` or ``frozen``/W run for ``task`` (see module doc).
+
+    ``scale``: tabulate runs of this scale (default: the largest present, with a warning when several are);
+    ``device``: which of the benchmark's devices the MB/Spd/FLOPs columns come from.
+    """
     if task not in TASK_SCORES:
         raise ValueError(f"compression_table: unknown task {task!r}; expected one of {sorted(TASK_SCORES)}")
     reports = reports or {}
-    df = runs[(runs["task"] == task) & ~runs["is_teacher"].astype(bool)]
+    df = pick_scale(runs, scale)
+    df = df[(df["task"] == task) & ~df["is_teacher"].astype(bool)]
     if "ablation" in df:
         df = df[~df["ablation"].fillna(False).astype(bool)]
     df = df.drop_duplicates(["student", "mode", "window", "seed"], keep="last")  # a run copied twice counts once
@@ -87,7 +92,7 @@ def compression_table(
     if not students:
         raise ValueError(f"compression_table: no '{task}' runs in mode head or frozen W{window}")
     bench_rows = {(r["model"], r.get("window")): r for r in (bench or {}).get("rows", [])
-                  if r.get("device") == "cpu"}
+                  if r.get("device") == device}
     bench_students = (bench or {}).get("students", {})
     # A benchmark may name a student by its path (``alad bench``) or by a short name (``benchmark({"asc": ...})``).
     bench_name = {s: s if s in bench_students else student_label(s) for s in students}
@@ -112,10 +117,10 @@ def compression_table(
             f"adapter W{window} GFLOPs/tok": _fmt(_giga(with_adapter.get("adapter_flops_per_token")), 4),
         }
         for key, label, factor in TASK_SCORES[task]:
-            for name, runs_of in (("head", head), (f"+W{window}", alad)):
+            for setting, runs_of in (("head", head), (f"+W{window}", alad)):
                 mine = runs_of[runs_of["student"] == student]
                 col = f"score.{key}"
-                row[f"{label} {name}"] = _fmt(_mean(mine[col], factor) if col in mine else None, digits)
+                row[f"{label} {setting}"] = _fmt(_mean(mine[col], factor) if col in mine else None, digits)
         row["Seeds"] = str(max(int((head["student"] == student).sum()), int((alad["student"] == student).sum())))
         rows.append(row)
     return pd.DataFrame(rows)

@@ -173,7 +173,7 @@ def _group_of(mode: str, is_teacher: bool) -> str | None:
     return None
 
 
-def _pick_scale(df: pd.DataFrame, scale: str | None) -> pd.DataFrame:
+def pick_scale(df: pd.DataFrame, scale: str | None) -> pd.DataFrame:
     """Keep one scale: the one asked for, else the largest present (mixing smoke and full numbers is wrong)."""
     present = [s for s in df["scale"].dropna().unique()]
     if scale is not None:
@@ -210,7 +210,7 @@ def summarize_runs(df: pd.DataFrame, scale: str | None = None) -> pd.DataFrame:
                 "n",
             ]
         )
-    df = _pick_scale(df, scale).copy()
+    df = pick_scale(df, scale).copy()
     if "ablation" in df and df["ablation"].fillna(False).astype(bool).any():
         ablations = df["ablation"].fillna(False).astype(bool)
         warnings.warn(f"summarize_runs: leaving out {int(ablations.sum())} ablation run(s) (not part of Table 1)",

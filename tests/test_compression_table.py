@@ -17,7 +17,7 @@ def write_run(root, name, student, mode, window, f1, seed=0, size_pct=20.0, **ex
     run = root / name
     run.mkdir(parents=True)
     metrics = {"task": "ner", "teacher": "mpnet-base", "student": student, "mode": mode, "window": window,
-               "seed": seed, "scale": "cpu", "is_teacher": False, "size_pct": size_pct,
+               "seed": seed, "scale": extra.pop("scale", "cpu"), "is_teacher": False, "size_pct": size_pct,
                "scores": {"f1_overall": f1, "f1_macro": f1 / 2}, **extra}
     (run / "metrics.json").write_text(json.dumps(metrics))
 
@@ -116,3 +116,15 @@ def test_write_compression_table_without_runs_writes_nothing(tmp_path):
     with pytest.raises(ValueError):
         write_compression_table(tmp_path / "empty", tmp_path / "out")
     assert not (tmp_path / "out").exists()
+
+
+def test_one_scale_and_one_device(runs):
+    root, _ = runs
+    write_run(root, "smoke/head", "minilm-l6", "head", None, 0.77, scale="smoke")
+    df = collect_runs(root)
+    with pytest.warns(UserWarning, match="several scales"):
+        largest = compression_table(df, bench=BENCH)
+    assert largest.set_index("Student").loc["minilm-l6", "F1_O head"] == "10.00"  # the cpu run, not smoke
+    assert compression_table(df, scale="smoke")["F1_O head"].tolist() == ["77.00"]
+    on_cuda = compression_table(df, scale="cpu", bench=BENCH, device="cuda").set_index("Student")
+    assert on_cuda.loc["minilm-l6", "Spd"] == "99.00"
