@@ -198,6 +198,9 @@ class Experiment:
             "phase": phase_name, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
             "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
             "task": cfg.task if phase_name == "phase2" else None, "parent": parent,
+            # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
+            # key stays as it was so existing cached adapters remain valid
+            **({} if cfg.use_cache else {"teacher_cache": False}),
         })
 
     def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
@@ -205,7 +208,8 @@ class Experiment:
         key = self.adapter_key(phase.name, parent)
         final = self.cache_root / "adapters" / f"{phase.name}-{key}"
         model = AladModel(self.student, adapter).to(self.device)
-        if (final / "result.json").is_file():
+        # --no-cache is how phase timings without any cache are measured: it never reads a finished adapter
+        if self.cfg.use_cache and (final / "result.json").is_file():
             adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
             saved = json.loads((final / "result.json").read_text())
             self.history[phase.name] = saved["history"]
@@ -231,6 +235,8 @@ class Experiment:
                                                               "steps": result.steps, "tokens": result.tokens})
                 for ckpt in partial.glob("*.ckpt.*"):
                     ckpt.unlink()
+                if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
+                    shutil.rmtree(final)
                 os.replace(partial, final)
             self.dist.wait_for_everyone()
         self.measure_alignment(f"after_{phase.name}", model)

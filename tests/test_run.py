@@ -76,6 +76,17 @@ def test_embedding_cache_shared_across_windows(frozen_ner, ner_task_data, corpus
     assert m["window"] == 1
 
 
+def test_no_cache_recomputes_phases_and_reads_no_cached_embeddings(frozen_ner, ner_task_data, corpus_texts):
+    tmp, first = frozen_ner
+    for name in ("nocache", "nocache-again"):  # twice: a finished --no-cache adapter is not reused either
+        m = _run(tmp, ner_task_data, corpus_texts, name=name, task="ner", mode="frozen", window=3, use_cache=False)
+        assert m["timings"]["phase1"] > 0 and m["timings"]["phase2"] > 0
+        assert not any(k.endswith("_cached_from") for k in m["timings"])
+        assert m["cache"]["hits"] == 0 and m["cache"]["enabled"] is False
+    # fp32 teacher outputs instead of the fp16 cache: close to, not bit-equal to, the cached run's alignment
+    assert m["alignment"]["after_phase2"]["mse"] == pytest.approx(first["alignment"]["after_phase2"]["mse"], rel=0.05)
+
+
 @pytest.mark.parametrize(
     "ablation, phases",
     [
