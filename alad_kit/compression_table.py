@@ -25,7 +25,8 @@ from pathlib import Path
 
 import pandas as pd
 
-from .table import collect_runs, pick_scale, student_label, to_csv, to_html, to_markdown, write_text_atomic
+from .compress._io import REPORT_NAME
+from .table import collect_runs, drop_ablations, pick_scale, student_label, write_formats
 
 # task -> ((score key, label, display factor), ...): the same two columns Table 1 shows for the task
 TASK_SCORES = {
@@ -63,7 +64,7 @@ def method_detail(report: dict | None) -> tuple[str, str]:
 
 
 def _report_for(student: str, reports: dict) -> dict | None:
-    path = Path(student) / "compression_report.json"
+    path = Path(student) / REPORT_NAME
     if path.is_file():
         return json.loads(path.read_text())
     return reports.get(student_label(student))
@@ -81,10 +82,8 @@ def compression_table(
     if task not in TASK_SCORES:
         raise ValueError(f"compression_table: unknown task {task!r}; expected one of {sorted(TASK_SCORES)}")
     reports = reports or {}
-    df = pick_scale(runs, scale)
+    df = drop_ablations(pick_scale(runs, scale), "compression_table")
     df = df[(df["task"] == task) & ~df["is_teacher"].astype(bool)]
-    if "ablation" in df:
-        df = df[~df["ablation"].fillna(False).astype(bool)]
     df = df.drop_duplicates(["student", "mode", "window", "seed"], keep="last")  # a run copied twice counts once
     head = df[df["mode"] == "head"]
     alad = df[(df["mode"] == "frozen") & (df["window"] == window)]
@@ -157,8 +156,4 @@ def write_compression_table(
     device = _bench_device(bench_data) if bench_data else "(no bench given)"
     note = NOTE.format(w=window, device=device)
     out = Path(out_dir) if out_dir is not None else Path(runs_dir)
-    return {
-        "md": write_text_atomic(out / "compression.md", to_markdown(table, note)),
-        "csv": write_text_atomic(out / "compression.csv", to_csv(table)),
-        "html": write_text_atomic(out / "compression.html", to_html(table, note, title="Compressed students")),
-    }
+    return write_formats(table, out, "compression", note, title="Compressed students")

@@ -305,6 +305,7 @@ class Experiment:
         self.timings["phase3"] = time.perf_counter() - t0
         self.history["phase3"] = result.history
         self.phase3_result: PhaseResult = result
+        self.phase3_lr = phase.lr
         t0 = time.perf_counter()
         scores = evaluate(model, "test")
         self.timings["evaluate_test"] = time.perf_counter() - t0
@@ -343,7 +344,7 @@ class Experiment:
             # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
             "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
                          "random_adapter": cfg.random_adapter, "lr_override": cfg.lr},
-            "phase3_lr": phase3_config(cfg.mode, cfg.task, self.scale, lr=cfg.lr).lr,
+            "phase3_lr": self.phase3_lr,
             "data": {name: len(split) for name, split in self.splits.items()},
             "cache": self.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
             "timings": self.timings, "versions": versions(), "device": self.device,

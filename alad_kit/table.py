@@ -187,6 +187,17 @@ def pick_scale(df: pd.DataFrame, scale: str | None) -> pd.DataFrame:
     return df[df["scale"] == largest]
 
 
+def drop_ablations(df: pd.DataFrame, caller: str) -> pd.DataFrame:
+    """Runs without ablation switches (skip phase 1/2, random adapter, another lr); warns how many it drops."""
+    if "ablation" not in df:
+        return df
+    ablations = df["ablation"].fillna(False).astype(bool)
+    if ablations.any():
+        warnings.warn(f"{caller}: leaving out {int(ablations.sum())} ablation run(s) (not part of the table)",
+                      stacklevel=3)
+    return df[~ablations]
+
+
 def summarize_runs(df: pd.DataFrame, scale: str | None = None) -> pd.DataFrame:
     """Long numeric frame: one row per (table row, score column) with mean, std, min, max, n over seeds.
 
@@ -210,12 +221,7 @@ def summarize_runs(df: pd.DataFrame, scale: str | None = None) -> pd.DataFrame:
                 "n",
             ]
         )
-    df = pick_scale(df, scale).copy()
-    if "ablation" in df and df["ablation"].fillna(False).astype(bool).any():
-        ablations = df["ablation"].fillna(False).astype(bool)
-        warnings.warn(f"summarize_runs: leaving out {int(ablations.sum())} ablation run(s) (not part of Table 1)",
-                      stacklevel=2)
-        df = df[~ablations]
+    df = drop_ablations(pick_scale(df, scale), "summarize_runs").copy()
     df["group"] = [_group_of(m, t) for m, t in zip(df["mode"], df["is_teacher"])]
     unknown = df["group"].isna()
     if unknown.any():
@@ -407,9 +413,15 @@ def write_table(
     if bench is not None:
         runs = attach_speed(runs, bench)
     table = results_table(runs, spread=spread)
-    out = Path(out_dir) if out_dir is not None else Path(runs_dir)
+    return write_formats(table, Path(out_dir) if out_dir is not None else Path(runs_dir), "results")
+
+
+def write_formats(
+    table: pd.DataFrame, out: Path, stem: str, note: str | None = SPREAD_NOTE, title: str = "ALAd results"
+) -> dict[str, Path]:
+    """``out/stem.md``, ``.csv`` and ``.html`` of ``table``, each written atomically."""
     return {
-        "md": write_text_atomic(out / "results.md", to_markdown(table)),
-        "csv": write_text_atomic(out / "results.csv", to_csv(table)),
-        "html": write_text_atomic(out / "results.html", to_html(table)),
+        "md": write_text_atomic(out / f"{stem}.md", to_markdown(table, note)),
+        "csv": write_text_atomic(out / f"{stem}.csv", to_csv(table)),
+        "html": write_text_atomic(out / f"{stem}.html", to_html(table, note, title=title)),
     }
