@@ -28,6 +28,18 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .precision import autocast
+
+# storage dtype -> (file name, numpy dtype)
+STORAGE = {"float16": ("embeddings.f16", np.float16), "float32": ("embeddings.f32", np.float32)}
+
+
+@dataclass(frozen=True)
+class _Encoding:
+    precision: str  # fp32 | bf16 compute of the encoder pass
+    token_type_ids: Sequence[Sequence[int]] | None  # segment ids per text (BERT question/context), or None
+    dtype: str  # storage dtype, a key of STORAGE
+
 
 def model_fingerprint(model: torch.nn.Module) -> str:
     """Identity of a model's computation: its config and every tensor of its state dict, byte for byte.
@@ -129,8 +141,8 @@ class EmbeddingCache:
         self.enabled = enabled  # False: compute into a throw-away folder every time (for the ablation/timing)
         self.stats = CacheStats()
 
-    def key(self, model: torch.nn.Module, input_ids: Sequence[Sequence[int]]) -> str:
-        return f"{model_fingerprint(model)}-{_ids_digest(input_ids)}"
+    def key(self, model: torch.nn.Module, input_ids: Sequence[Sequence[int]], variant: str = "") -> str:
+        return f"{model_fingerprint(model)}-{_ids_digest(input_ids)}{variant}"
 
     def get(
         self,
@@ -140,10 +152,20 @@ class EmbeddingCache:
         batch_size: int = 32,
         device: str | torch.device = "cpu",
         desc: str = "encoding",
+        precision: str = "fp32",
+        token_type_ids: Sequence[Sequence[int]] | None = None,
+        dtype: str = "float16",
     ) -> CachedEmbeddings:
+        """The entry for ``model`` on ``input_ids`` (and segment ids, for BERT question/context pairs), encoded
+        in ``precision`` and stored as ``dtype`` (float16, or float32 where cached and live batches must agree)."""
         if len(input_ids) == 0:
             raise ValueError("EmbeddingCache.get: no texts to encode")
-        entry = self.root / self.key(model, input_ids)
+        if dtype not in STORAGE:
+            raise ValueError(f"EmbeddingCache.get: dtype must be one of {', '.join(STORAGE)}, got {dtype!r}")
+        # the default variant (fp32 compute, fp16 storage, no segment ids) keeps the keys of existing caches
+        variant = "".join([f"-{precision}" if precision != "fp32" else "", f"-{dtype}" if dtype != "float16" else "",
+                           f"-tt{_ids_digest(token_type_ids)}" if token_type_ids is not None else ""])
+        entry = self.root / self.key(model, input_ids, variant)
         if self.enabled and (entry / "meta.json").is_file():
             cached = self._open(entry)
             self.stats.hits += 1
@@ -153,7 +175,8 @@ class EmbeddingCache:
             shutil.rmtree(entry)
         self.stats.misses += 1
         start = time.perf_counter()
-        self._build(entry, model, input_ids, pad_token_id, batch_size, device, desc)
+        self._build(entry, model, input_ids, pad_token_id, batch_size, device, desc,
+                    _Encoding(precision, token_type_ids, dtype))
         self.stats.seconds_computing += time.perf_counter() - start
         self.stats.entries.append(entry.name)
         return self._open(entry)
@@ -161,13 +184,14 @@ class EmbeddingCache:
     # ----------------------------------------------------------------------------------------------
     def _open(self, entry: Path) -> CachedEmbeddings:
         meta = json.loads((entry / "meta.json").read_text())
-        data_path = entry / "embeddings.f16"
+        dtype = meta.get("dtype", "float16")
+        data_path = entry / STORAGE[dtype][0]
         if data_path.stat().st_size != meta["bytes"]:
             raise RuntimeError(f"embedding cache entry {entry} is corrupt (size differs from meta.json); delete it")
         if meta.get("verify", True) and _file_sha256(data_path) != meta["sha256"]:
             raise RuntimeError(f"embedding cache entry {entry} failed its checksum; delete it and re-run")
         offsets = np.load(entry / "offsets.npy")
-        data = np.memmap(data_path, dtype=np.float16, mode="r", shape=tuple(meta["shape"]))
+        data = np.memmap(data_path, dtype=STORAGE[dtype][1], mode="r", shape=tuple(meta["shape"]))
         return CachedEmbeddings(entry, offsets, data)
 
     def _publish(self, tmp: Path, entry: Path) -> None:
@@ -186,11 +210,12 @@ class EmbeddingCache:
         shutil.rmtree(tmp, ignore_errors=True)
 
     @torch.no_grad()
-    def _build(self, entry, model, input_ids, pad_token_id, batch_size, device, desc) -> None:
+    def _build(self, entry, model, input_ids, pad_token_id, batch_size, device, desc, how: _Encoding) -> None:
         lengths = np.array([len(ids) for ids in input_ids], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         dim = model.config.hidden_size
-        n_bytes = int(offsets[-1]) * dim * 2
+        file_name, np_dtype = STORAGE[how.dtype]
+        n_bytes = int(offsets[-1]) * dim * np.dtype(np_dtype).itemsize
         self.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.root).free
         if n_bytes > free:
@@ -201,7 +226,7 @@ class EmbeddingCache:
         tmp = self.root / f".tmp-{entry.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            data = np.memmap(tmp / "embeddings.f16", dtype=np.float16, mode="w+", shape=(int(offsets[-1]), dim))
+            data = np.memmap(tmp / file_name, dtype=np_dtype, mode="w+", shape=(int(offsets[-1]), dim))
             was_training = model.training
             model.eval()
             try:
@@ -211,11 +236,18 @@ class EmbeddingCache:
                     width = int(lengths[idx].max())
                     ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
                     mask = torch.zeros(len(idx), width, dtype=torch.long)
+                    segments = torch.zeros(len(idx), width, dtype=torch.long)
                     for b, i in enumerate(idx):
                         ids[b, : lengths[i]] = torch.tensor(input_ids[i])
                         mask[b, : lengths[i]] = 1
-                    hidden = model(input_ids=ids.to(device), attention_mask=mask.to(device)).last_hidden_state
-                    hidden = hidden.float().cpu().numpy().astype(np.float16)
+                        if how.token_type_ids is not None:
+                            segments[b, : lengths[i]] = torch.tensor(how.token_type_ids[i])
+                    inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+                    if how.token_type_ids is not None:
+                        inputs["token_type_ids"] = segments.to(device)
+                    with autocast(how.precision, device):
+                        hidden = model(**inputs).last_hidden_state
+                    hidden = hidden.float().cpu().numpy().astype(np_dtype)
                     for b, i in enumerate(idx):
                         data[offsets[i] : offsets[i + 1]] = hidden[b, : lengths[i]]
             finally:  # an error (OOM, Ctrl-C) must not leave the caller's model in eval mode
@@ -227,7 +259,9 @@ class EmbeddingCache:
                 "shape": [int(offsets[-1]), dim],
                 "bytes": n_bytes,
                 "texts": len(input_ids),
-                "sha256": _file_sha256(tmp / "embeddings.f16"),
+                "sha256": _file_sha256(tmp / file_name),
+                "dtype": how.dtype,
+                "precision": how.precision,
                 "model": getattr(model.config, "_name_or_path", type(model).__name__),
                 "created": time.strftime("%Y-%m-%dT%H:%M:%S"),
             }

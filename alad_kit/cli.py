@@ -36,6 +36,8 @@ def _run(args) -> int:
         data_dir=args.data_dir, cache_dir=args.cache_dir, teacher_finetuned=args.teacher_finetuned,
         skip_phase1=args.skip_phase1, skip_phase2=args.skip_phase2, random_adapter=args.random_adapter,
         use_cache=not args.no_cache, is_teacher_run=args.teacher_baseline, device=args.device, lr=args.lr,
+        head_lr=args.head_lr, adapter_lr=args.adapter_lr, student_lr=args.student_lr, lora_lr=args.lora_lr,
+        precision=args.precision,
     )
     metrics = run(cfg, resume=args.resume)
     print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
@@ -113,7 +115,13 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--seed", type=int, default=0)
     s.add_argument("--out", default="runs/latest")
     s.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoints")
-    s.add_argument("--lr", type=float, default=None, help="phase-3 learning rate (default: the mode's paper value)")
+    s.add_argument("--lr", type=float, default=None, help="phase-3 learning rate of every trained part")
+    s.add_argument("--head-lr", type=float, default=None, help="phase-3 lr of the task head (default: 2e-3)")
+    s.add_argument("--adapter-lr", type=float, default=None, help="phase-3 lr of the adapter (default: paper's)")
+    s.add_argument("--student-lr", type=float, default=None, help="phase-3 lr of a fine-tuned M_C (default: 5e-5)")
+    s.add_argument("--lora-lr", type=float, default=None, help="phase-3 lr of the LoRA weights (default: 1e-4)")
+    s.add_argument("--precision", default=None, choices=["fp32", "bf16"],
+                   help="compute precision (default: the scale's: fp32 smoke, bf16 cpu/full where supported)")
     s.add_argument("--teacher-finetuned", default=None, help="task-fine-tuned M_L dir used as phase 1-2 teacher")
     s.add_argument("--teacher-baseline", action="store_true", help="fine-tune the teacher itself (mode finetune)")
     s.add_argument("--skip-phase1", action="store_true")

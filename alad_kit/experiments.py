@@ -17,7 +17,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from .config import RunConfig
+from .config import RunConfig, scale_config
 
 METRICS_NAME = "metrics.json"
 # Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
@@ -70,6 +70,9 @@ def finished_metrics(cfg: RunConfig) -> dict | None:
     except json.JSONDecodeError:
         return None  # a damaged file is the same as none: the run is redone
     if not isinstance(metrics, dict) or "config" not in metrics:
+        return None
+    # a run of the same configuration under other scale budgets (an older preset) is stale
+    if json.loads(json.dumps(asdict(scale_config(cfg.scale)))) != metrics.get("scale_config"):
         return None
     return metrics if config_key(metrics["config"]) == config_key(cfg) else None
 

@@ -20,6 +20,7 @@ from torch.nn import functional as F
 
 from .align import UNPAIRED, TokenPairing, pair_tokens
 from .cache import CachedEmbeddings, EmbeddingCache
+from .precision import autocast
 
 
 class AlignmentData:
@@ -33,6 +34,15 @@ class AlignmentData:
 
     def __len__(self) -> int:
         return len(self.pairing)
+
+    def student_lengths(self) -> list[int]:
+        """Student tokens of every example (for length-grouped batches)."""
+        return [len(ids) for ids in self.pairing.student_input_ids]
+
+    def with_student(self, encoder) -> AlignmentData:
+        """The same examples and teacher targets, with the student states computed live by ``encoder`` (e.g. the
+        student after phase 3 fine-tuned it, whose states no cache holds)."""
+        return AlignmentData(self.pairing, encoder, self.teacher_rows, self.pad_ids, self.device)
 
     def _hidden(self, source, ids: list[list[int]], pad_id: int, indices, width: int) -> torch.Tensor:
         if isinstance(source, CachedEmbeddings):
@@ -73,6 +83,7 @@ def build_alignment_data(
     batch_size: int = 32,
     device: str | torch.device = "cpu",
     desc: str = "",
+    precision: str = "fp32",
 ) -> AlignmentData:
     if len(texts) == 0:
         raise ValueError(f"alignment data {desc!r}: no texts")
@@ -82,8 +93,8 @@ def build_alignment_data(
     pads = (student_tokenizer.pad_token_id or 0, teacher_tokenizer.pad_token_id or 0)
     if cache is None:
         return AlignmentData(pairing, student, teacher, pads, device)
-    s_rows = cache.get(student, pairing.student_input_ids, pads[0], batch_size, device, f"student {desc}")
-    t_rows = cache.get(teacher, pairing.teacher_input_ids, pads[1], batch_size, device, f"teacher {desc}")
+    s_rows = cache.get(student, pairing.student_input_ids, pads[0], batch_size, device, f"student {desc}", precision)
+    t_rows = cache.get(teacher, pairing.teacher_input_ids, pads[1], batch_size, device, f"teacher {desc}", precision)
     return AlignmentData(pairing, s_rows, t_rows, pads, device)
 
 
@@ -105,6 +116,16 @@ def task_loss(task):
 OBJECTIVES = {"align": lambda task: alignment_loss, "task": task_loss}
 
 
+def chunk_texts(texts: list[str], max_words: int) -> list[str]:
+    """Lines longer than ``max_words`` words cut into consecutive pieces of at most that many, so that a token
+    limit never drops the end of a long paragraph (phase 1 then reads all of its corpus)."""
+    pieces = []
+    for text in texts:
+        words = text.split()
+        pieces += [" ".join(words[lo : lo + max_words]) for lo in range(0, len(words), max_words)] or [text]
+    return pieces
+
+
 @torch.no_grad()
 def alignment_quality(model, data: AlignmentData, batch_size: int = 64, device="cpu") -> dict[str, float]:
     """Mean per-token MSE and cosine similarity between adapted student and teacher on ``data``."""
@@ -123,7 +144,8 @@ def alignment_quality(model, data: AlignmentData, batch_size: int = 64, device="
 
 
 @torch.no_grad()
-def token_probe_frame(model, data: AlignmentData, tokenizer, phase: str, batch_size: int = 64, device="cpu"):
+def token_probe_frame(model, data: AlignmentData, tokenizer, phase: str, batch_size: int = 64, device="cpu",
+                      precision: str = "fp32"):
     """One row per paired student token: sentence, position, token text, MSE and cosine to the teacher."""
     import pandas as pd
 
@@ -133,7 +155,9 @@ def token_probe_frame(model, data: AlignmentData, tokenizer, phase: str, batch_s
     for lo in range(0, len(data), batch_size):
         idx = list(range(lo, min(lo + batch_size, len(data))))
         batch = {k: v.to(device) for k, v in data.make_batch(idx).items()}
-        adapted, target, mask = model(batch, use_head=False), batch["target"], batch["target_mask"]
+        with autocast(precision, device):
+            adapted = model(batch, use_head=False).float()
+        target, mask = batch["target"], batch["target_mask"]
         mse = F.mse_loss(adapted, target, reduction="none").mean(-1).cpu()
         cos = F.cosine_similarity(adapted, target, dim=-1).cpu()
         for b, i in enumerate(idx):

@@ -12,7 +12,6 @@ curves), ``probes.csv`` (per-token alignment error on held-out text, for the not
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import platform
@@ -27,11 +26,21 @@ import torch
 from . import __version__
 from .adapter import AlignmentAdapter
 from .cache import EmbeddingCache, model_fingerprint
-from .config import MODES, RunConfig, ScaleConfig, alignment_phases, phase3_config, scale_config
+from .checkpoint import digest as _digest
+from .config import (
+    FROZEN_STUDENT_MODES,
+    MODES,
+    RunConfig,
+    ScaleConfig,
+    alignment_phases,
+    phase3_config,
+    scale_config,
+)
 from .model import AladModel, add_lora
-from .phases import OBJECTIVES, AlignmentData, build_alignment_data, token_probe_frame
-from .tasks import collate, get_task
-from .trainer import PhaseResult, load_finished, train_phase
+from .phases import OBJECTIVES, AlignmentData, build_alignment_data, chunk_texts, token_probe_frame
+from .precision import resolve_precision
+from .tasks import Batcher, get_task, truncation_stats
+from .trainer import PhaseResult, load_finished, phase_digest, train_phase
 
 
 # --------------------------------------------------------------------------------------------------
@@ -74,8 +83,11 @@ def _device(name: str | None) -> str:
     return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
-def _digest(obj) -> str:
-    return hashlib.sha256(json.dumps(obj, sort_keys=True, default=str).encode()).hexdigest()[:16]
+def phase_record(result: PhaseResult, student_passes: float) -> dict:
+    """What metrics.json records of a phase that ran: its cost, precision, learning rates, student passes."""
+    return {"steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 2),
+            "precision": result.precision, "lr": dict(result.lr), "student_passes": round(float(student_passes), 3),
+            "stopped_by": result.stopped_by}
 
 
 # --------------------------------------------------------------------------------------------------
@@ -152,6 +164,10 @@ class Experiment:
         self.alignment: dict[str, dict] = {}
         self._task_data = task_data
         self.probe_frames: list = []
+        self.precision = resolve_precision(cfg.precision, self.scale.precision, self.device)
+        self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
+        self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
+        self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
         from accelerate import PartialState  # under torchrun / accelerate launch: one writer, all wait
 
         self.dist = PartialState(cpu=self.device == "cpu")
@@ -188,16 +204,20 @@ class Experiment:
         return build_alignment_data(
             texts, self.student, self.student_tok, self.teacher, self.teacher_tok,
             self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
+            self.precision,
         )
 
     def adapter_key(self, phase_name: str, parent: str | None) -> str:
         """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
         task (phase 2 only) and parent adapter give the same key, so finished phases are re-used."""
         cfg = self.cfg
+        epochs = {p.name: p.epochs for p in alignment_phases(self.scale, self.precision)}[phase_name]
         return _digest({
-            "phase": phase_name, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
+            "phase": phase_name, "epochs": epochs, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
             "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
             "task": cfg.task if phase_name == "phase2" else None, "parent": parent,
+            # bf16 trains a (slightly) different adapter; fp32 keys stay as they were
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
             # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
             # key stays as it was so existing cached adapters remain valid
             **({} if cfg.use_cache else {"teacher_cache": False}),
@@ -215,25 +235,31 @@ class Experiment:
             self.history[phase.name] = saved["history"]
             self.timings[phase.name] = 0.0
             self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
+            self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True}
         else:
             partial = final.with_name(final.name + ".partial")
             if partial.exists() and not self.resume and self.dist.is_main_process:
                 shutil.rmtree(partial)
             self.dist.wait_for_everyone()
+            misses = self.embeddings.stats.misses
             data = self.alignment_data(texts_fn(), phase.name)
             t0 = time.perf_counter()
             result = train_phase(
                 phase, model, len(data), data.make_batch, OBJECTIVES[phase.objective](self.task),
                 batch_size=self.scale.batch_size, seed=self.cfg.seed, checkpoint_dir=partial, resume=self.resume,
-                callbacks=self.callbacks, device=self.device,
+                callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=key,
             )
             self.timings[phase.name] = time.perf_counter() - t0
             self.history[phase.name] = result.history
+            # student and teacher each cost one pass when their cache entry was filled now, none when it was warm
+            passes = min(self.embeddings.stats.misses - misses, 1) if self.cfg.use_cache else result.examples / len(data)
+            self.phases[phase.name] = phase_record(result, passes)
             if self.dist.is_main_process:
                 adapter.save_pretrained(partial)
                 write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
-                                                              "steps": result.steps, "tokens": result.tokens})
-                for ckpt in partial.glob("*.ckpt.*"):
+                                                              "steps": result.steps, "tokens": result.tokens,
+                                                              "phase": self.phases[phase.name]})
+                for ckpt in [*partial.glob("*.ckpt.*"), *partial.glob("*.done.*")]:
                     ckpt.unlink()
                 if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
                     shutil.rmtree(final)
@@ -242,10 +268,14 @@ class Experiment:
         self.measure_alignment(f"after_{phase.name}", model)
         return key
 
-    def measure_alignment(self, stage: str, model: AladModel) -> None:
+    def measure_alignment(self, stage: str, model: AladModel, live_student: bool = False) -> None:
         """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
         # One pass over the probe text: the summary is the mean of the per-token rows.
-        frame = token_probe_frame(model, self.probe, self.student_tok, stage, self.scale.eval_batch_size, self.device)
+        probe = self.probe
+        if live_student:
+            probe = probe.with_student(model.encoder)  # the fine-tuned M_C: the cache holds the original's states
+        frame = token_probe_frame(model, probe, self.student_tok, stage, self.scale.eval_batch_size, self.device,
+                                  self.precision)
         self.probe_frames.append(frame)
         self.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
                                  "tokens": len(frame)}
@@ -263,12 +293,13 @@ class Experiment:
         self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
         if cfg.random_adapter:
             return adapter
-        phase1, phase2 = alignment_phases(self.scale)
+        phase1, phase2 = alignment_phases(self.scale, self.precision)
         parent = None
         if not cfg.skip_phase1:
-            n = self.scale.corpus_texts
+            n, words = self.scale.corpus_texts, self.scale.corpus_chunk_words
             parent = self.align_phase(
-                phase1, lambda: load_corpus_texts(cfg.corpus_dir or cfg.data_dir, n, self.corpus_fallback), None, adapter, probe
+                phase1, lambda: chunk_texts(load_corpus_texts(cfg.corpus_dir or cfg.data_dir, n, self.corpus_fallback), words),
+                None, adapter, probe,
             )
         if not cfg.skip_phase2:
             self.align_phase(phase2, lambda: self.task.texts(self.splits["train"]), parent or "none", adapter, probe)
@@ -284,32 +315,62 @@ class Experiment:
         torch.manual_seed(cfg.seed + 1)
         model = AladModel(encoder, adapter, task.make_head(dim, self.labels)).to(self.device)
         self.model = model
-        kw = dict(max_length=scale.max_length if cfg.task != "qa" else scale.qa_max_length, doc_stride=scale.qa_doc_stride)
-        feats = {name: task.features(self.splits[name], self.student_tok, self.labels, **kw) for name in self.splits}
-        pad = self.student_tok.pad_token_id or 0
+        batchers = self.phase3_batchers()
+        phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision)
 
         def evaluate(m, split="validation"):
-            return task.evaluate(m, self.splits[split], feats[split], scale.eval_batch_size, self.device, self.labels, pad)
+            return task.evaluate(m, self.splits[split], batchers[split], scale.eval_batch_size, self.device,
+                                 self.labels, batchers[split].pad_token_id, self.precision)
 
-        phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr)
-        ckpt_dir = self.out / "checkpoints"
+        ckpt_dir, train = self.out / "checkpoints", batchers["train"]
+        run_digest = _digest({k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "device")})
         t0 = time.perf_counter()
-        result = load_finished(phase.name, ckpt_dir, model) if self.resume else None
+        result = None
+        if self.resume:  # a finished phase 3 of another configuration is refused, never reported as this one
+            expected = phase_digest(phase, len(train), scale.batch_size, cfg.seed, run_digest, self.dist.num_processes)
+            result = load_finished(phase.name, ckpt_dir, model, expected)
         if result is None:
             result = train_phase(
-                phase, model, len(feats["train"]), lambda idx: collate([feats["train"][i] for i in idx], pad),
-                OBJECTIVES[phase.objective](task), batch_size=scale.batch_size, seed=cfg.seed,
-                checkpoint_dir=ckpt_dir, resume=self.resume, callbacks=self.callbacks, device=self.device,
-                evaluate=lambda m: evaluate(m)[task.selection_metric],
+                phase, model, len(train), train, OBJECTIVES[phase.objective](task), batch_size=scale.batch_size,
+                seed=cfg.seed, checkpoint_dir=ckpt_dir, resume=self.resume, callbacks=self.callbacks,
+                device=self.device, evaluate=lambda m: evaluate(m)[task.selection_metric], lengths=train.lengths(),
+                config_digest=run_digest,
             )
         self.timings["phase3"] = time.perf_counter() - t0
         self.history["phase3"] = result.history
         self.phase3_result: PhaseResult = result
-        self.phase3_lr = phase.lr
+        self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train))
+        if train.hidden is not None:
+            self.phases["phase3"]["student_passes"] = self.phase3_student_fills
         t0 = time.perf_counter()
         scores = evaluate(model, "test")
         self.timings["evaluate_test"] = time.perf_counter() - t0
         return scores
+
+    def phase3_batchers(self) -> dict[str, Batcher]:
+        """Phase-3 features of every split; for a frozen M_C (modes head, frozen) with its hidden states read
+        from the embedding cache: one student pass fills it, none once it is warm."""
+        cfg, scale, task = self.cfg, self.scale, self.task
+        kw = dict(max_length=scale.max_length if cfg.task != "qa" else scale.qa_max_length, doc_stride=scale.qa_doc_stride)
+        pad = self.student_tok.pad_token_id or 0
+        feats = {name: task.features(self.splits[name], self.student_tok, self.labels, **kw) for name in self.splits}
+        if cfg.task != "qa":
+            self.truncation = {name: truncation_stats(f) for name, f in feats.items()}
+        cached = cfg.use_cache and cfg.mode in FROZEN_STUDENT_MODES and not cfg.is_teacher_run
+        batchers, misses = {}, self.embeddings.stats.misses
+        for name, f in feats.items():
+            hidden = None
+            if cached:
+                segments = [x["token_type_ids"] for x in f] if "token_type_ids" in f[0] and cfg.task == "qa" else None
+                hidden = self.embeddings.get(
+                    self.student, [x["input_ids"] for x in f], pad, scale.eval_batch_size, self.device,
+                    f"student {name}", self.precision, token_type_ids=segments,
+                    dtype="float32" if self.precision == "fp32" else "float16",  # fp32: cached == live batches
+                )
+                if name == "train":
+                    self.phase3_student_fills = self.embeddings.stats.misses - misses
+            batchers[name] = Batcher(f, pad, hidden)
+        return batchers
 
     def size(self) -> dict:
         head_on_teacher = self.task.make_head(self.teacher.config.hidden_size, self.labels)
@@ -329,13 +390,14 @@ class Experiment:
         adapter = self.make_adapter()
         scores = self.phase3(adapter)
         if adapter is not None:
-            self.measure_alignment("after_phase3", self.model)
+            self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
         size = self.size()
         self.timings["total"] = time.perf_counter() - start
         metrics = {
             "task": cfg.task, "teacher": cfg.teacher, "student": cfg.teacher if cfg.is_teacher_run else cfg.student,
             "student_layers": list(cfg.student_layers) if cfg.student_layers else None, "mode": cfg.mode,
             "window": cfg.window if adapter is not None else None, "seed": cfg.seed, "scale": cfg.scale,
+            "scale_config": asdict(self.scale),
             "is_teacher": cfg.is_teacher_run, "scores": scores,
             "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
             "size_pct": size["size_pct"], "alignment": self.alignment,
@@ -343,8 +405,12 @@ class Experiment:
                           "validation": self.phase3_result.eval_history},
             # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
             "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
-                         "random_adapter": cfg.random_adapter, "lr_override": cfg.lr},
-            "phase3_lr": self.phase3_lr,
+                         "random_adapter": cfg.random_adapter,
+                         "lr_override": ({"all": cfg.lr} if cfg.lr else {}) | {k: v for k, v in cfg.part_lr.items() if v}
+                         if cfg.lr_overridden else None},
+            "phase3_lr": self.phase3_result.lr, "precision": self.precision, "phases": self.phases,
+            "truncation": None if self.truncation is None else {
+                "test_words_cut_pct": self.truncation["test"]["words_cut_pct"], "by_split": self.truncation},
             "data": {name: len(split) for name, split in self.splits.items()},
             "cache": self.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
             "timings": self.timings, "versions": versions(), "device": self.device,

@@ -22,6 +22,7 @@ from tqdm.auto import tqdm
 
 from . import metrics
 from .model import SpanHead, TokenClassificationHead
+from .precision import autocast
 
 IGNORE = -100
 
@@ -40,24 +41,57 @@ def collate(features: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
     return batch
 
 
-def _batches(features: list[dict], batch_size: int):
-    for lo in range(0, len(features), batch_size):
-        yield features[lo : lo + batch_size]
+@dataclass
+class Batcher:
+    """``batcher(indices)`` -> a padded batch of ``features``; with ``hidden`` (cached last hidden states of a
+    frozen M_C, one row per feature) the batch also carries ``student_hidden`` and M_C is not run at all."""
+
+    features: list[dict]
+    pad_token_id: int
+    hidden: object | None = None  # anything with .padded(indices, width) -> (B, width, D_C), e.g. CachedEmbeddings
+
+    def __len__(self) -> int:
+        return len(self.features)
+
+    def __call__(self, indices) -> dict[str, torch.Tensor]:
+        batch = collate([self.features[i] for i in indices], self.pad_token_id)
+        if self.hidden is not None:
+            batch["student_hidden"] = self.hidden.padded(list(indices), batch["input_ids"].shape[1])  # (B, T, D_C)
+        return batch
+
+    def lengths(self) -> list[int]:
+        return [len(f["input_ids"]) for f in self.features]
+
+
+def as_batcher(features, pad_token_id: int) -> Batcher:
+    return features if isinstance(features, Batcher) else Batcher(list(features), pad_token_id)
 
 
 @torch.no_grad()
-def predict_logits(model, features, batch_size, pad_token_id, device) -> list[np.ndarray]:
-    """Head logits per feature, unpadded: list of (T_i, K) arrays."""
+def predict_logits(model, features, batch_size, pad_token_id, device, precision: str = "fp32") -> list[np.ndarray]:
+    """Head logits per feature, unpadded: list of (T_i, K) arrays. ``features`` may be a :class:`Batcher`."""
+    batcher = as_batcher(features, pad_token_id)
     was_training = model.training
     model.eval()
-    out = []
-    chunks = list(_batches(features, batch_size))
+    # longest first, as the cache does: batches of similar length carry little padding
+    order = sorted(range(len(batcher)), key=lambda i: -len(batcher.features[i]["input_ids"]))
+    chunks = [order[lo : lo + batch_size] for lo in range(0, len(order), batch_size)]
+    by_index = {}
     for chunk in tqdm(chunks, desc="predict", leave=False, disable=len(chunks) < 4):
-        batch = {k: v.to(device) for k, v in collate(chunk, pad_token_id).items()}
-        logits = model(batch).float().cpu().numpy()
-        out += [logits[b, : len(f["input_ids"])] for b, f in enumerate(chunk)]
+        batch = {k: v.to(device) for k, v in batcher(chunk).items()}
+        with autocast(precision, device):
+            logits = model(batch).float().cpu().numpy()
+        by_index |= {i: logits[b, : len(batcher.features[i]["input_ids"])] for b, i in enumerate(chunk)}
+    out = [by_index[i] for i in range(len(batcher))]
     model.train(was_training)
     return out
+
+
+def truncation_stats(features: list[dict]) -> dict:
+    """Words lost to truncation in token-task features (they are scored as errors)."""
+    words = sum(f["n_words"] for f in features)
+    kept = sum(sum(1 for w in f["word_index"] if w >= 0) for f in features)
+    return {"words": words, "words_cut": words - kept, "words_cut_pct": 100.0 * (words - kept) / max(words, 1)}
 
 
 @dataclass(frozen=True)
@@ -102,10 +136,10 @@ class TokenTask:
     def loss(self, logits, batch):
         return TokenClassificationHead.loss(logits, batch)
 
-    def evaluate(self, model, examples, features, batch_size, device, labels, pad_token_id) -> dict:
-        logits = predict_logits(model, features, batch_size, pad_token_id, device)
+    def evaluate(self, model, examples, features, batch_size, device, labels, pad_token_id, precision="fp32") -> dict:
+        logits = predict_logits(model, features, batch_size, pad_token_id, device, precision)
         pred = []
-        for f, lg in zip(features, logits):
+        for f, lg in zip(as_batcher(features, pad_token_id).features, logits):
             words = [self.fallback_label] * f["n_words"]
             for t, w in enumerate(f["word_index"]):
                 if w >= 0:
@@ -138,10 +172,12 @@ class SpanTask:
     def loss(self, logits, batch):
         return SpanHead.loss(logits, batch)
 
-    def evaluate(self, model, examples, features, batch_size, device, labels=None, pad_token_id=0) -> dict:
+    def evaluate(self, model, examples, features, batch_size, device, labels=None, pad_token_id=0,
+                 precision="fp32") -> dict:
         from .qa_postprocess import postprocess_qa_predictions
 
-        logits = predict_logits(model, features, batch_size, pad_token_id, device)
+        logits = predict_logits(model, features, batch_size, pad_token_id, device, precision)
+        features = as_batcher(features, pad_token_id).features
         starts = [lg[:, 0] for lg in logits]
         ends = [lg[:, 1] for lg in logits]
         predictions, na_probs = postprocess_qa_predictions(

@@ -7,12 +7,15 @@ from dataclasses import replace
 import pytest
 
 from alad_kit.config import (
+    FROZEN_STUDENT_MODES,
+    HEAD_LR,
     MODES,
     PHASE1,
     PHASE2,
     SCALE_PRESETS,
     TASKS,
     TRAINABLE,
+    PhaseConfig,
     RunConfig,
     alignment_phases,
     phase3_config,
@@ -85,7 +88,7 @@ def test_bad_phase_configs(change, message):
 def test_alignment_phases_keep_the_paper_learning_rates():
     for scale in SCALE_PRESETS.values():
         p1, p2 = alignment_phases(scale)
-        assert (p1.lr, p2.lr) == (5e-4, 1e-4) == (PHASE1.lr, PHASE2.lr)
+        assert (p1.lr, p2.lr) == ({"adapter": 5e-4}, {"adapter": 1e-4}) == (PHASE1.lr, PHASE2.lr)
         assert (p1.epochs, p2.epochs) == (scale.phase1_epochs, scale.phase2_epochs)
         assert p1.trainable == p2.trainable == ("adapter",) and p1.objective == p2.objective == "align"
         assert p1.checkpoint_every == p2.checkpoint_every == scale.checkpoint_every
@@ -93,10 +96,15 @@ def test_alignment_phases_keep_the_paper_learning_rates():
 
 def test_modes_are_consistent():
     for name, mode in MODES.items():
-        assert mode.name == name and mode.lr > 0
+        assert mode.name == name and all(lr > 0 for lr in mode.lr.values())
         assert mode.trainable and set(mode.trainable) <= set(TRAINABLE) and "head" in mode.trainable
         assert ("adapter" in mode.trainable) == mode.use_adapter  # adapter modes always tune the adapter
-    assert (MODES["frozen"].lr, MODES["joint"].lr) == (1e-4, 5e-5)  # the paper's phase-3 rates
+        assert mode.lr["head"] == HEAD_LR  # the paper gives none: ours comes from a validation sweep
+    # the paper's phase-3 rates for everything but the head
+    assert MODES["frozen"].lr["adapter"] == 1e-4 and MODES["joint"].lr == {"student": 5e-5, "adapter": 5e-5,
+                                                                           "head": HEAD_LR}
+    assert MODES["lora"].lr["lora"] == MODES["lora+alad"].lr["lora"] == 1e-4
+    assert set(FROZEN_STUDENT_MODES) == {"head", "frozen"}
 
 
 @pytest.mark.parametrize("mode", sorted(MODES))
@@ -105,16 +113,36 @@ def test_phase3_config_for_every_mode_and_task(mode, task):
     scale = SCALE_PRESETS["cpu"]
     p = phase3_config(mode, task, scale)
     assert p.objective == "task" and p.trainable == MODES[mode].trainable and p.lr == MODES[mode].lr
+    assert p.precision == scale.precision
     assert p.epochs == scale.phase3_epochs[task] and p.checkpoint_every == scale.checkpoint_every
 
 
 def test_phase3_lr_defaults_to_the_paper_and_can_be_overridden():
     scale = SCALE_PRESETS["smoke"]
-    assert phase3_config("frozen", "ner", scale).lr == 1e-4 and phase3_config("joint", "ner", scale).lr == 5e-5
-    assert phase3_config("frozen", "ner", scale, lr=1e-3).lr == 1e-3
-    for bad in (0, -1e-4, 1.5, "1e-3"):
-        with pytest.raises(ValueError, match="lr must be a number in"):
-            RunConfig(task="ner", teacher="t", student="s", lr=bad)
+    assert phase3_config("frozen", "ner", scale).lr == {"adapter": 1e-4, "head": HEAD_LR}
+    assert phase3_config("frozen", "ner", scale, lr=1e-3).lr == {"adapter": 1e-3, "head": 1e-3}
+    p = phase3_config("joint", "ner", scale, lr=1e-3, part_lr={"head": 5e-3, "lora": 9e-4, "student": None})
+    assert p.lr == {"student": 1e-3, "adapter": 1e-3, "head": 5e-3}  # lora is not trained in joint mode
+    cfg = RunConfig(task="ner", teacher="t", student="s", head_lr=3e-3)
+    assert cfg.lr_overridden and cfg.part_lr["head"] == 3e-3
+    assert not RunConfig(task="ner", teacher="t", student="s").lr_overridden
+    for name in ("lr", "head_lr", "adapter_lr", "student_lr", "lora_lr"):
+        for bad in (0, -1e-4, 1.5, "1e-3"):
+            with pytest.raises(ValueError, match=f"{name} must be a number in"):
+                RunConfig(task="ner", teacher="t", student="s", **{name: bad})
+
+
+def test_phase_lr_per_part_and_precision():
+    p = PhaseConfig("p", objective="task", lr={"head": 1e-3, "adapter": 1e-4}, trainable=("adapter", "head"))
+    assert p.lr == {"adapter": 1e-4, "head": 1e-3}
+    assert PhaseConfig("p", objective="task", lr=1e-3, trainable=("head",)).lr == {"head": 1e-3}
+    with pytest.raises(ValueError, match="every trained part"):
+        PhaseConfig("p", objective="task", lr={"head": 1e-3}, trainable=("adapter", "head"))
+    with pytest.raises(ValueError, match="unknown precision"):
+        PhaseConfig("p", objective="task", lr=1e-3, trainable=("head",), precision="fp16")
+    with pytest.raises(ValueError, match="unknown precision"):
+        RunConfig(task="ner", teacher="t", student="s", precision="int8")
+    assert SCALE_PRESETS["smoke"].precision == "fp32" and SCALE_PRESETS["cpu"].precision == "bf16"
 
 
 def test_phase3_config_rejects_unknown_names():

@@ -104,7 +104,54 @@ def test_ablations(tmp_path, ner_task_data, corpus_texts, ablation, phases):
 
 def test_phase3_lr_override_is_used_and_recorded(tmp_path, ner_task_data, corpus_texts):
     m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="head", lr=3e-3)
-    assert m["phase3_lr"] == 3e-3 and m["ablation"]["lr_override"] == 3e-3
+    assert m["phase3_lr"] == {"head": 3e-3} and m["ablation"]["lr_override"] == {"all": 3e-3}
+    m = _run(tmp_path, ner_task_data, corpus_texts, name="parts", task="ner", mode="frozen", window=1,
+             head_lr=4e-3, adapter_lr=2e-4)
+    assert m["phases"]["phase3"]["lr"] == {"adapter": 2e-4, "head": 4e-3}
+    assert m["ablation"]["lr_override"] == {"head": 4e-3, "adapter": 2e-4}
+
+
+def test_metrics_record_every_phase_and_the_truncation(frozen_ner, ner_task_data, corpus_texts):
+    tmp, m = frozen_ner
+    assert list(m["phases"]) == ["phase1", "phase2", "phase3"]
+    for name, phase in m["phases"].items():
+        assert set(phase) >= {"steps", "tokens", "seconds", "precision", "lr", "student_passes"}, name
+        assert phase["steps"] > 0 and phase["tokens"] > 0 and phase["precision"] == "fp32"
+    assert m["phases"]["phase1"]["lr"] == {"adapter": 5e-4} and m["phases"]["phase2"]["lr"] == {"adapter": 1e-4}
+    assert m["phases"]["phase3"]["lr"] == {"adapter": 1e-4, "head": 2e-3}
+    # frozen M_C: one student pass fills each cache entry, none once it is warm
+    assert [m["phases"][p]["student_passes"] for p in ("phase1", "phase2", "phase3")] == [1, 1, 1]
+    again = _run(tmp, ner_task_data, corpus_texts, name="again", task="ner", mode="frozen", window=3)
+    assert again["phases"]["phase3"]["student_passes"] == 0 and again["phases"]["phase1"]["reused"]
+    cut = m["truncation"]["by_split"]["test"]
+    assert m["truncation"]["test_words_cut_pct"] == pytest.approx(100 * cut["words_cut"] / cut["words"])
+    assert cut["words_cut"] > 0  # smoke max_length 48 cuts a long test sentence (the warning says so too)
+
+
+def test_cached_student_features_give_the_live_path_result(tmp_path, ner_task_data, corpus_texts):
+    """head mode reads M_C's states from the cache; in fp32 that trains and scores as running M_C each step."""
+    cached = _run(tmp_path, ner_task_data, corpus_texts, name="cached", task="ner", mode="head")
+    live = _run(tmp_path, ner_task_data, corpus_texts, name="live", task="ner", mode="head", use_cache=False)
+    assert cached["phases"]["phase3"]["student_passes"] == 1
+    assert live["phases"]["phase3"]["student_passes"] == pytest.approx(2.0)  # 2 smoke epochs, a pass per step
+    losses = [[loss for _, loss in json.loads((tmp_path / n / "history.json").read_text())["phase3"]]
+              for n in ("cached", "live")]
+    assert losses[0] == pytest.approx(losses[1], rel=1e-4)
+    assert cached["scores"] == live["scores"]
+
+
+@pytest.mark.parametrize("mode, live", [("frozen", False), ("joint", True), ("lora+alad", True)])
+def test_after_phase3_probe_encodes_with_the_tuned_student(tmp_path, ner_task_data, corpus_texts, monkeypatch,
+                                                           mode, live):
+    from alad_kit.phases import AlignmentData
+
+    calls = []
+    original = AlignmentData.with_student
+    monkeypatch.setattr(AlignmentData, "with_student", lambda self, enc: calls.append(enc) or original(self, enc))
+    m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode=mode, window=1)
+    assert bool(calls) == live and "after_phase3" in m["alignment"]
+    if live:  # the probe ran the encoder that phase 3 trained, not the cached states of the original
+        assert any(p.requires_grad for p in calls[0].parameters())
 
 
 @pytest.mark.parametrize("mode", ["finetune", "joint", "lora", "lora+alad"])

@@ -6,10 +6,11 @@ from dataclasses import replace
 import pytest
 import torch
 
+from alad_kit import checkpoint
 from alad_kit.config import PhaseConfig
 from alad_kit.model import AladModel, TokenClassificationHead
 from alad_kit.tasks import collate
-from alad_kit.trainer import TrainingInterrupted, load_finished, train_phase
+from alad_kit.trainer import TrainingInterrupted, epoch_batches, load_finished, parameter_groups, train_phase
 
 N, BATCH = 40, 8  # 5 batches per epoch
 PHASE = PhaseConfig("p3", objective="task", lr=5e-3, trainable=("student", "head"), epochs=3, checkpoint_every=2)
@@ -109,6 +110,9 @@ def _epoch_batches(epoch, seed=0):
     return [order[i : i + BATCH] for i in range(0, N, BATCH)]
 
 
+LENGTHS = [len(f["input_ids"]) for f in FEATURES]
+
+
 def test_best_epoch_weights_are_restored():
     model, snapshots, scores = tiny_model(), [], iter([0.1, 0.9, 0.5])
 
@@ -134,8 +138,9 @@ def test_dropout_makes_the_rng_matter():
     assert any(not torch.equal(runs[0][k], runs[1][k]) for k in runs[0])
 
 
+@pytest.mark.parametrize("lengths", [None, LENGTHS], ids=["shuffled", "length-grouped"])
 @pytest.mark.parametrize("kill_at", [6, 7])  # 6: a checkpoint step mid-epoch 2; 7: one step past it
-def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, kill_at):
+def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, kill_at, lengths):
     def evaluate(m):  # deterministic score of the weights, so best-epoch bookkeeping is resumed too
         m.eval()
         with torch.no_grad():
@@ -143,7 +148,7 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, kill_at):
 
     reference = tiny_model()
     torch.manual_seed(123)
-    expected = train(reference, evaluate=evaluate)
+    expected = train(reference, evaluate=evaluate, lengths=lengths)
 
     def kill(name, step):
         if step == kill_at:
@@ -152,12 +157,12 @@ def test_resume_mid_epoch_reproduces_the_uninterrupted_run(tmp_path, kill_at):
     killed = tiny_model()
     torch.manual_seed(123)
     with pytest.raises(TrainingInterrupted):
-        train(killed, checkpoint_dir=tmp_path, callbacks=(kill,), evaluate=evaluate)
-    assert (tmp_path / "p3.ckpt.pt").is_file() and not (tmp_path / "p3.ckpt.done").exists()
+        train(killed, checkpoint_dir=tmp_path, callbacks=(kill,), evaluate=evaluate, lengths=lengths)
+    assert checkpoint.exists(tmp_path, "p3.ckpt") and not checkpoint.exists(tmp_path, "p3.done")
 
     resumed = tiny_model()
     torch.manual_seed(999)  # a fresh process: its RNG must come from the checkpoint
-    result = train(resumed, checkpoint_dir=tmp_path, resume=True, evaluate=evaluate)
+    result = train(resumed, checkpoint_dir=tmp_path, resume=True, evaluate=evaluate, lengths=lengths)
     assert result.steps == expected.steps
     assert result.history == expected.history
     assert result.eval_history == expected.eval_history and result.best_epoch == expected.best_epoch
@@ -192,3 +197,97 @@ def test_only_the_chosen_parts_train():
 def test_no_examples_is_an_error():
     with pytest.raises(ValueError, match="no training examples"):
         train_phase(PHASE, tiny_model(), 0, make_batch, loss_fn, batch_size=BATCH, seed=0, device="cpu")
+
+
+def test_length_grouping_is_seeded_covers_every_example_and_cuts_padding():
+    grouped = epoch_batches(N, BATCH, seed=0, epoch=1, lengths=LENGTHS)
+    assert grouped == epoch_batches(N, BATCH, seed=0, epoch=1, lengths=LENGTHS)
+    assert grouped != epoch_batches(N, BATCH, seed=0, epoch=2, lengths=LENGTHS)
+    assert sorted(i for b in grouped for i in b) == list(range(N))
+
+    def padding(batches):
+        return sum(max(LENGTHS[i] for i in b) * len(b) - sum(LENGTHS[i] for i in b) for b in batches)
+
+    assert padding(grouped) < padding(epoch_batches(N, BATCH, seed=0, epoch=1))
+    assert all(LENGTHS[b[0]] >= LENGTHS[b[-1]] for b in grouped)  # each batch sorted, longest first
+
+
+def test_parameter_groups_give_each_part_its_lr_and_no_decay_to_biases_and_norms():
+    model = tiny_model()
+    phase = PhaseConfig("p3", objective="task", lr={"student": 1e-5, "head": 3e-3}, trainable=("student", "head"))
+    model.set_trainable(phase.trainable)
+    groups = parameter_groups(model, phase)
+    assert {(g["part"], g["lr"], g["weight_decay"] > 0) for g in groups} == {
+        ("student", 1e-5, True), ("student", 1e-5, False), ("head", 3e-3, True), ("head", 3e-3, False)}
+    no_decay = {id(p) for g in groups if g["weight_decay"] == 0 for p in g["params"]}
+    names = {id(p): n for n, p in model.named_parameters()}
+    assert {names[i] for i in no_decay} == {n for n, p in model.named_parameters() if p.ndim == 1}
+    assert "head.classifier.bias" in {names[i] for i in no_decay}
+    assert any("LayerNorm.weight" in names[i] for i in no_decay)
+    assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
+    result = train(model, replace(phase, epochs=1))
+    assert result.lr == {"student": 1e-5, "head": 3e-3}
+
+
+def test_bf16_autocast_trains_on_cpu_and_stays_close_to_fp32():
+    runs = {}
+    for precision in ("fp32", "bf16"):
+        model = tiny_model()
+        torch.manual_seed(0)
+        result = train(model, replace(PHASE, precision=precision, epochs=1))
+        runs[precision] = (result, state(model))
+        assert all(v.dtype == torch.float32 for v in state(model).values() if v.is_floating_point())
+    (r32, s32), (r16, s16) = runs["fp32"], runs["bf16"]
+    assert r16.precision == "bf16" and r16.steps == r32.steps
+    losses32, losses16 = [loss for _, loss in r32.history], [loss for _, loss in r16.history]
+    assert losses16 != losses32  # bf16 really ran
+    assert max(abs(a - b) for a, b in zip(losses32, losses16)) < 0.05
+    assert max(float((s32[k] - s16[k]).abs().max()) for k in s32) < 0.05
+
+
+def test_resume_refuses_a_checkpoint_of_another_configuration(tmp_path):
+    def kill(name, step):
+        if step == 3:
+            raise TrainingInterrupted("killed")
+
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_model(), checkpoint_dir=tmp_path, callbacks=(kill,), config_digest="run-a")
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+        train(tiny_model(), checkpoint_dir=tmp_path, resume=True, config_digest="run-b")
+    with pytest.raises(checkpoint.CheckpointError, match="another configuration"):
+        train(tiny_model(), replace(PHASE, lr=1e-3), checkpoint_dir=tmp_path, resume=True, config_digest="run-a")
+    assert train(tiny_model(), checkpoint_dir=tmp_path, resume=True, config_digest="run-a").steps == 15
+
+
+def test_corrupt_checkpoint_is_refused_never_used(tmp_path):
+    train(tiny_model(), replace(PHASE, epochs=1), checkpoint_dir=tmp_path)
+    weights, _ = checkpoint.paths(tmp_path, "p3.done")
+    data = bytearray(weights.read_bytes())
+    data[-5] ^= 0xFF
+    weights.write_bytes(bytes(data))
+    with pytest.raises(checkpoint.CheckpointError, match="checksum"):
+        load_finished("p3", tmp_path, tiny_model())
+
+
+class _Boom:
+    def __reduce__(self):
+        import os
+
+        return (os.system, ("touch PWNED",))
+
+
+def test_planted_pickles_never_run(tmp_path, monkeypatch):
+    """A crafted pickle at every checkpoint path, old (torch pickle) and new (safetensors/JSON), runs nothing."""
+    import pickle
+
+    monkeypatch.chdir(tmp_path)
+    payload = pickle.dumps(_Boom())
+    for name in ("p3.ckpt.pt", "p3.ckpt.done", "p3.ckpt.safetensors", "p3.done.safetensors"):
+        (tmp_path / name).write_bytes(payload)
+    (tmp_path / "p3.ckpt.json").write_bytes(payload)
+    with pytest.raises(checkpoint.CheckpointError):
+        train(tiny_model(), checkpoint_dir=tmp_path, resume=True)
+    (tmp_path / "p3.done.json").write_bytes(payload)
+    with pytest.raises(checkpoint.CheckpointError):
+        load_finished("p3", tmp_path, tiny_model())
+    assert not (tmp_path / "PWNED").exists()
