@@ -64,10 +64,26 @@ def _compress(args) -> int:
 def _bench(args) -> int:
     from .measure import run_bench
 
+    if args.training:
+        return _bench_training(args)
     result = run_bench(teacher=args.teacher, students=args.students, windows=tuple(args.windows),
                        batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, out=args.out,
                        device=args.device)
     print(json.dumps(result.get("summary", result), indent=2, default=str))
+    return 0
+
+
+def _bench_training(args) -> int:
+    from .measure import _load_student, write_bench_json
+    from .train_bench import training_bench
+    from .zoo import load_encoder
+
+    teacher_dim = load_encoder(args.teacher)[0].config.hidden_size
+    result = training_bench(_load_student(args.students[0]), teacher_dim=teacher_dim, batch_size=args.batch_size,
+                            seq_len=args.seq_len, repeats=args.repeats, window=max(args.windows))
+    result |= {"teacher": args.teacher, "student": args.students[0]}
+    write_bench_json(result, args.out)
+    print(json.dumps({k: round(v, 2) for k, v in result["ratios"].items()}, indent=2))
     return 0
 
 
@@ -152,6 +168,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--device", default=None)
     s.add_argument("--out", default="bench.json")
+    s.add_argument("--training", action="store_true",
+                   help="training steps/s instead: fp32 vs bf16, cached vs live frozen student (first student)")
     s.set_defaults(fn=_bench)
 
     s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")

@@ -32,6 +32,27 @@ def test_conv_equals_concat_reference(window, dims):
     torch.testing.assert_close(adapter(h), concat_reference(adapter, h, None), atol=1e-5, rtol=1e-5)
 
 
+def conv_reference(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Tensor) -> torch.Tensor:
+    """The same map through the stored Conv1d kernel (the layout of saved adapters)."""
+    x = adapter.window_proj((h * mask.unsqueeze(-1)).transpose(1, 2))
+    return adapter.out_proj(F.gelu(x.transpose(1, 2)))
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_forward_equals_the_stored_convolution_and_trains_in_bf16(window):
+    torch.manual_seed(0)
+    adapter = AlignmentAdapter(16, 24, window=window, hidden=32)
+    h, mask = torch.randn(2, 7, 16), torch.ones(2, 7)
+    mask[1, 4:] = 0
+    torch.testing.assert_close(adapter(h, mask), conv_reference(adapter, h, mask), atol=1e-5, rtol=1e-5)
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        out = adapter(h, mask)
+    assert out.dtype == torch.bfloat16
+    out.float().sum().backward()
+    assert adapter.window_proj.weight.grad is not None and adapter.window_proj.weight.grad.dtype == torch.float32
+    torch.testing.assert_close(out.float(), conv_reference(adapter, h, mask), atol=0.1, rtol=0.05)
+
+
 @pytest.mark.parametrize("window", [1, 3, 5])
 def test_locality(window):
     torch.manual_seed(1)
