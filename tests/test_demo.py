@@ -22,10 +22,12 @@ def test_python_docs_corpus_is_english_prose():
     assert all(len(t.split()) >= 8 and "\n" not in t for t in corpus)
 
 
-def test_demo_cli_smoke(tmp_path, capsys, monkeypatch):
+def test_demo_cli_smoke(tmp_path, capsys, monkeypatch, caplog):
     monkeypatch.delenv("ALAD_DATA_DIR", raising=False)
     assert main(["demo", "--scale", "smoke", "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
+    notices = [r.getMessage() for r in caplog.records if "only test the pipeline" in r.getMessage()]
+    assert len(notices) == 2  # one line per run: the demo makes two
     assert "finetune (no adapter)" in printed and "frozen + ALAd W3" in printed
     for run in ("student_finetune", "frozen_w3"):
         metrics = json.loads((tmp_path / "demo" / run / "metrics.json").read_text())

