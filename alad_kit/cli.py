@@ -8,6 +8,8 @@ import os
 import sys
 from pathlib import Path
 
+from .adapter import ADAPTER_KINDS
+
 
 def _info(args) -> int:
     from .info import collect_info, format_info
@@ -64,7 +66,7 @@ def _bench(args) -> int:
 
     result = run_bench(teacher=args.teacher, students=args.students, windows=tuple(args.windows),
                        batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, out=args.out,
-                       device=args.device)
+                       device=args.device, kinds=tuple(args.kinds))
     print(json.dumps(result.get("summary", result), indent=2, default=str))
     return 0
 
@@ -150,6 +152,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--students", nargs="+", default=["minilm-l6"])
     s.add_argument("--windows", nargs="+", type=int, default=[1, 3, 5])
+    s.add_argument("--kinds", nargs="+", default=["dense"], choices=list(ADAPTER_KINDS), help="adapter kinds")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--seq-len", type=int, default=128)
     s.add_argument("--repeats", type=int, default=10)
