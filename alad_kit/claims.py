@@ -248,6 +248,8 @@ def claims_markdown(entries: list[dict]) -> str:
     """One line per check: the delta with its SE (points x100 for POS/NER scores), seeds and the verdict."""
     import pandas as pd
 
+    if not entries:
+        return "# Claims\n\nNo claim has runs of both of its rows yet.\n"
     factor = {(task, key): f for task, key, _, f in SCORE_COLUMNS}
     rows = []
     for e in entries:

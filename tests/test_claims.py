@@ -155,6 +155,8 @@ def test_json_and_markdown_are_deterministic(study):
     assert json.loads(claims_json(entries)) == entries
     md = claims_markdown(entries)
     assert "| C5 |" in md and "gap recovered 43%" in md and "+15.00 ± " in md and "needs --bench" in md
+    assert "0.40 ± 0.00" in md  # a ratio, not a signed difference
+    assert "No claim" in claims_markdown([])
 
 
 def test_bad_metrics_name_the_file(tmp_path):
