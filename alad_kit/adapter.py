@@ -12,15 +12,28 @@ are zeroed before the window is read, so they never leak into real tokens.
 
 The first layer applied to the zero-padded window concat is exactly a 1-D convolution with kernel size n
 and padding n//2 over the (masked) sequence, so W_1 is stored as the kernel of ``nn.Conv1d`` (hidden, D_C,
-n) - the layout of saved adapters. The forward computes the concat form itself, one matrix product over
-the unfolded windows: on CPUs with bf16 matrix units it trains about twice as fast as the convolution
+n) - the layout of saved adapters. The dense forward computes the concat form itself, one matrix product
+over the unfolded windows: on CPUs with bf16 matrix units it trains about twice as fast as the convolution
 (whose bf16 backward has no fast kernel there), and it is no slower in fp32. ``tests/test_adapter.py``
 checks it against the convolution.
+
+Two kinds of first layer (``kind``):
+
+* ``"dense"`` (the paper's): W_1 is a free (hidden, n·D_C) matrix -- n·D_C·hidden multiply-adds per token.
+* ``"factorised"``: one projection P (hidden, D_C), shared by all positions, then a learned per-unit mix
+  a_k (hidden) of the n projected neighbours:
+
+      W_1 · x_i = sum_k a_k ⊙ (P · h_{i-n//2+k})       i.e. W_1's block k is diag(a_k) · P
+
+  written as a 1x1 convolution (no bias, so a zeroed token projects to exactly 0, as in the dense form)
+  followed by a depthwise convolution (groups = hidden, kernel n, zero padding n//2, bias b_1). It costs
+  D_C·hidden + n·hidden multiply-adds instead of n·D_C·hidden: about 1/n of the dense first layer.
 """
 
 from __future__ import annotations
 
 import json
+from collections import OrderedDict
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
@@ -30,6 +43,7 @@ from torch.nn import functional as F
 
 CONFIG_NAME = "adapter_config.json"
 WEIGHTS_NAME = "adapter.safetensors"
+ADAPTER_KINDS = ("dense", "factorised")  # first layer: a free window matrix | shared projection + depthwise mix
 
 
 @dataclass(frozen=True)
@@ -38,6 +52,7 @@ class AdapterConfig:
     teacher_dim: int  # D_L: width of the large encoder whose embeddings we imitate
     window: int = 5  # n: tokens read per output token (odd; i-n//2 .. i+n//2)
     hidden: int = 1280  # units of the single GELU hidden layer (paper: 1280)
+    kind: str = "dense"  # one of ADAPTER_KINDS (configs saved before kinds existed are dense)
 
     def __post_init__(self):
         for name in ("student_dim", "teacher_dim", "hidden"):
@@ -48,16 +63,24 @@ class AdapterConfig:
             raise ValueError(
                 f"AlignmentAdapter: window must be an odd integer >= 1 (centred on the token), got {self.window!r}"
             )
+        if self.kind not in ADAPTER_KINDS:
+            raise ValueError(f"AlignmentAdapter: kind must be one of {', '.join(ADAPTER_KINDS)}, got {self.kind!r}")
 
 
 class AlignmentAdapter(nn.Module):
     """Windowed feed-forward map from student token embeddings to teacher token embeddings."""
 
-    def __init__(self, student_dim: int, teacher_dim: int, window: int = 5, hidden: int = 1280):
+    def __init__(self, student_dim: int, teacher_dim: int, window: int = 5, hidden: int = 1280, kind: str = "dense"):
         super().__init__()
-        self.config = AdapterConfig(student_dim, teacher_dim, window, hidden)
-        # Linear(n·D_C -> hidden) written as a convolution over the token axis.
-        self.window_proj = nn.Conv1d(student_dim, hidden, kernel_size=window, padding=window // 2)
+        self.config = AdapterConfig(student_dim, teacher_dim, window, hidden, kind)
+        # Linear(n·D_C -> hidden) written as a convolution over the token axis: (B, D_C, T) -> (B, hidden, T).
+        if kind == "dense":
+            self.window_proj = nn.Conv1d(student_dim, hidden, kernel_size=window, padding=window // 2)
+        else:  # factorised: shared projection P, then the depthwise mix a_k over the n positions
+            self.window_proj = nn.Sequential(OrderedDict(
+                proj=nn.Conv1d(student_dim, hidden, kernel_size=1, bias=False),
+                mix=nn.Conv1d(hidden, hidden, kernel_size=window, padding=window // 2, groups=hidden),
+            ))
         self.out_proj = nn.Linear(hidden, teacher_dim)
 
     def forward(self, student_hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
@@ -65,11 +88,14 @@ class AlignmentAdapter(nn.Module):
         h, n = student_hidden, self.config.window
         if attention_mask is not None:
             h = h * attention_mask.unsqueeze(-1).to(h.dtype)  # zero padding: it must not enter any window
-        windows = F.pad(h, (0, 0, n // 2, n // 2)).unfold(1, n, 1)  # (B, T, D_C) -> (B, T, D_C, n)
-        x = windows.transpose(2, 3).flatten(2)  # (B, T, n·D_C) = [h_{i-n//2}; ...; h_{i+n//2}]
-        w1, b1 = self.first_layer_as_linear()  # (hidden, n·D_C), (hidden,)
-        x = F.gelu(F.linear(x, w1, b1))  # (B, T, n·D_C) -> (B, T, hidden)
-        return self.out_proj(x)  # (B, T, hidden) -> (B, T, D_L)
+        if self.config.kind == "dense":
+            windows = F.pad(h, (0, 0, n // 2, n // 2)).unfold(1, n, 1)  # (B, T, D_C) -> (B, T, D_C, n)
+            x = windows.transpose(2, 3).flatten(2)  # (B, T, n·D_C) = [h_{i-n//2}; ...; h_{i+n//2}]
+            w1, b1 = self.first_layer_as_linear()  # (hidden, n·D_C), (hidden,)
+            x = F.linear(x, w1, b1)  # (B, T, n·D_C) -> (B, T, hidden)
+        else:
+            x = self.window_proj(h.transpose(1, 2)).transpose(1, 2)  # (B, D_C, T) -> (B, hidden, T) -> (B, T, hidden)
+        return self.out_proj(F.gelu(x))  # (B, T, hidden) -> (B, T, D_L)
 
     # ----------------------------------------------------------------------------------------------
     @property
@@ -78,13 +104,19 @@ class AlignmentAdapter(nn.Module):
 
     def first_layer_as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
         """W_1 (hidden, n·D_C) and b_1 of the concat form; column block k reads token i - n//2 + k."""
-        w = self.window_proj.weight  # (hidden, D_C, n)
-        return w.permute(0, 2, 1).reshape(w.shape[0], -1), self.window_proj.bias
+        if self.config.kind == "dense":
+            w = self.window_proj.weight  # (hidden, D_C, n)
+            return w.permute(0, 2, 1).reshape(w.shape[0], -1), self.window_proj.bias
+        p = self.window_proj.proj.weight[:, :, 0]  # P: (hidden, D_C)
+        a = self.window_proj.mix.weight[:, 0, :]  # a: (hidden, n)
+        blocks = [a[:, k : k + 1] * p for k in range(self.config.window)]  # block k = diag(a_k) · P
+        return torch.cat(blocks, dim=1), self.window_proj.mix.bias
 
     def flops_per_token(self) -> int:
         """Multiply-adds x2 of one output token (the arithmetic floor of the adapter's overhead)."""
         c = self.config
-        return 2 * (c.window * c.student_dim * c.hidden + c.hidden * c.teacher_dim)
+        first = c.window * c.student_dim * c.hidden if c.kind == "dense" else (c.student_dim + c.window) * c.hidden
+        return 2 * (first + c.hidden * c.teacher_dim)
 
     def _check(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> None:
         if hidden.dim() != 3:

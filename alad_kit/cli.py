@@ -1,4 +1,4 @@
-"""The ``alad`` command: info, run, demo, compress, bench, table, report."""
+"""The ``alad`` command: info, run, demo, compress, bench, table, study, report."""
 
 from __future__ import annotations
 
@@ -7,6 +7,8 @@ import json
 import os
 import sys
 from pathlib import Path
+
+from .adapter import ADAPTER_KINDS
 
 
 def _info(args) -> int:
@@ -68,7 +70,7 @@ def _bench(args) -> int:
         return _bench_training(args)
     result = run_bench(teacher=args.teacher, students=args.students, windows=tuple(args.windows),
                        batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, out=args.out,
-                       device=args.device)
+                       device=args.device, kinds=tuple(args.kinds))
     print(json.dumps(result.get("summary", result), indent=2, default=str))
     return 0
 
@@ -98,6 +100,17 @@ def _table(args) -> int:
 
         paths = write_table(args.runs_dir, args.out, bench=args.bench)
     print(Path(paths["md"]).read_text() if "md" in paths else "")
+    print("\n".join(f"wrote {p}" for p in paths.values()))
+    return 0
+
+
+def _study(args) -> int:
+    from .study import run_study
+
+    paths = run_study(task=args.task, teacher=args.teacher, student=args.student, out=args.out, seeds=args.seeds,
+                      scale=args.scale, student_layers=args.student_layers, rows=args.rows, data_dir=args.data_dir,
+                      cache_dir=args.cache_dir, device=args.device, bench=args.bench)
+    print(Path(paths["claims_md"]).read_text())
     print("\n".join(f"wrote {p}" for p in paths.values()))
     return 0
 
@@ -166,6 +179,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--students", nargs="+", default=["minilm-l6"])
     s.add_argument("--windows", nargs="+", type=int, default=[1, 3, 5])
+    s.add_argument("--kinds", nargs="+", default=["dense"], choices=list(ADAPTER_KINDS), help="adapter kinds")
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--seq-len", type=int, default=128)
     s.add_argument("--repeats", type=int, default=10)
@@ -186,6 +200,19 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--reports", default=None,
                    help="JSON {student dir name: compression_report} for students whose directories are gone")
     s.set_defaults(fn=_table)
+
+    s = sub.add_parser("study", parents=[common], help="the claims study: every row x seed, claims.md/json, table")
+    s.add_argument("--task", required=True, choices=["pos", "ner", "qa"])
+    s.add_argument("--teacher", default="mpnet-base")
+    s.add_argument("--student", default="minilm-l6")
+    s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
+    s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])
+    s.add_argument("--out", required=True, help="study directory: <row>/seed<k>/ runs, claims, table")
+    s.add_argument("--rows", nargs="+", default=None, help="only these rows (default: all; see alad_kit.study.ROWS)")
+    s.add_argument("--bench", default=None, help="alad bench JSON: Spd column and the speed part of C9")
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=_study)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")

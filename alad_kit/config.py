@@ -13,6 +13,8 @@ from __future__ import annotations
 import os
 from dataclasses import dataclass, field, replace
 
+from .adapter import ADAPTER_KINDS
+
 TASKS = ("pos", "ner", "qa")
 SCALES = ("smoke", "cpu", "full")
 PRECISIONS = ("fp32", "bf16")
@@ -197,6 +199,7 @@ class RunConfig:
     random_adapter: bool = False  # ablation: same-size adapter, randomly initialised, no phases 1-2
     use_cache: bool = True  # memory-mapped embedding cache for phases 1-2
     adapter_hidden: int = 1280  # adapter hidden units (paper: 1280)
+    adapter_kind: str = "dense"  # adapter first layer, one of adapter.ADAPTER_KINDS (dense: the paper's)
     lora_r: int = 8  # LoRA rank
     lora_alpha: int = 16  # LoRA scaling numerator
     lr: float | None = None  # phase-3 learning rate of every trained part; None = the mode's values (MODES[mode].lr)
@@ -213,6 +216,7 @@ class RunConfig:
         _check_choice("task", self.task, TASKS)
         _check_choice("mode", self.mode, tuple(MODES))
         _check_choice("scale", self.scale, SCALES)
+        _check_choice("adapter_kind", self.adapter_kind, ADAPTER_KINDS)
         if not isinstance(self.window, int) or self.window < 1 or self.window % 2 == 0:
             raise ValueError(f"window must be an odd integer >= 1, got {self.window!r}")
         if not self.teacher or not self.student:

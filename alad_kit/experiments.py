@@ -60,6 +60,13 @@ def config_key(cfg: RunConfig | dict) -> dict:
     return json.loads(json.dumps(data, default=str))  # tuples -> lists, as in the written file
 
 
+def same_scale_budgets(metrics: dict, cfg: RunConfig) -> bool:
+    """False when ``metrics`` was made under other budgets of ``cfg.scale`` (an older preset): such a run is
+    stale. Runs stored before metrics.json recorded the budgets (no ``scale_config``) are taken as they are."""
+    saved = metrics.get("scale_config")
+    return saved is None or saved == json.loads(json.dumps(asdict(scale_config(cfg.scale))))
+
+
 def finished_metrics(cfg: RunConfig) -> dict | None:
     """``cfg.out/metrics.json`` when it exists and was written by the same configuration, else None."""
     path = Path(cfg.out) / METRICS_NAME
@@ -71,8 +78,7 @@ def finished_metrics(cfg: RunConfig) -> dict | None:
         return None  # a damaged file is the same as none: the run is redone
     if not isinstance(metrics, dict) or "config" not in metrics:
         return None
-    # a run of the same configuration under other scale budgets (an older preset) is stale
-    if json.loads(json.dumps(asdict(scale_config(cfg.scale)))) != metrics.get("scale_config"):
+    if not same_scale_budgets(metrics, cfg):
         return None
     return metrics if config_key(metrics["config"]) == config_key(cfg) else None
 

@@ -246,11 +246,13 @@ def benchmark(
     *,
     teacher_name: str = "teacher",
     adapter_hidden: int = 1280,
+    kinds: Sequence[str] = ("dense",),
 ) -> dict:
     """Params, disk size, FLOPs/token and latency of M_L, each M_C and M_C + adapter(window); JSON-able.
 
     ``devices`` defaults to CPU plus CUDA when present; quantized models run on CPU only and are marked
     ``skipped`` elsewhere. Adapters are random-initialised: their cost does not depend on their weights.
+    ``kinds``: adapter kinds to measure; a dense adapter is keyed by its window ("5"), others "5-factorised".
     """
     from alad_kit.adapter import AlignmentAdapter
 
@@ -260,6 +262,7 @@ def benchmark(
     if not students:
         raise ValueError("benchmark: give at least one student")
     windows = [int(w) for w in windows]
+    variants = {adapter_label(w, k): (w, k) for k in kinds for w in windows}
     if devices is None:
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     t_model, t_tok = _unpack(teacher)
@@ -270,7 +273,7 @@ def benchmark(
         "schema": SCHEMA,
         "settings": {
             "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "warmup": warmup,
-            "windows": windows, "adapter_hidden": adapter_hidden, "devices": list(devices),
+            "windows": windows, "kinds": list(kinds), "adapter_hidden": adapter_hidden, "devices": list(devices),
         },
         "environment": environment(),
         "teacher": {"name": teacher_name, **_describe(t_model.eval(), seq_len)},
@@ -284,12 +287,12 @@ def benchmark(
         info = _describe(model.eval(), seq_len)
         info["sz_pct"] = 100.0 * info["params"] / t_params
         info["adapters"] = {}
-        for w in windows:
-            adapter = AlignmentAdapter(int(model.config.hidden_size), teacher_dim, w, adapter_hidden).eval()
-            adapters[name, w] = adapter
+        for label, (w, kind) in variants.items():
+            adapter = AlignmentAdapter(int(model.config.hidden_size), teacher_dim, w, adapter_hidden, kind).eval()
+            adapters[name, label] = adapter
             a_params = count_params(adapter)
-            info["adapters"][str(w)] = {
-                "params": a_params,
+            info["adapters"][label] = {
+                "window": w, "kind": kind, "params": a_params,
                 "sz_pct": 100.0 * (info["params"] + a_params) / t_params,
                 "flops_per_token": adapter.flops_per_token(),
                 "flops_per_token_measured": adapter_flops_measured(adapter, seq_len),
@@ -303,7 +306,7 @@ def benchmark(
     try:
         for device in devices:
             result["timings"][device] = _time_on_device(
-                device, (t_model, t_tok), students, adapters, windows, batch_size, seq_len, repeats, warmup
+                device, (t_model, t_tok), students, adapters, list(variants), batch_size, seq_len, repeats, warmup
             )
     finally:  # hand the models back where they were
         for model, home in homes:
@@ -312,7 +315,7 @@ def benchmark(
     return result
 
 
-def _time_on_device(device, teacher, students, adapters, windows, batch_size, seq_len, repeats, warmup) -> dict:
+def _time_on_device(device, teacher, students, adapters, labels, batch_size, seq_len, repeats, warmup) -> dict:
     """Round-robin timing of every runnable configuration on one device."""
     calls: dict[tuple, Callable[[], object]] = {}
     skipped: dict[str, str] = {}
@@ -334,9 +337,9 @@ def _time_on_device(device, teacher, students, adapters, windows, batch_size, se
         model.to(device)
         run, batch = encoder_call(model, tok)
         calls[name, None] = run
-        for w in windows:
-            adapter = adapters[name, w].to(device)
-            calls[name, w] = (
+        for label in labels:
+            adapter = adapters[name, label].to(device)
+            calls[name, label] = (
                 lambda m=model, a=adapter, b=batch: a(m(**b).last_hidden_state, b["attention_mask"])
             )
 
@@ -357,9 +360,9 @@ def _time_on_device(device, teacher, students, adapters, windows, batch_size, se
             continue
         alone = stats[name, None]
         entry = {"alone": {**alone, "spd": t_lat / alone["median_ms"]}, "windows": {}}
-        for w in windows:
-            s = stats[name, w]
-            entry["windows"][str(w)] = {
+        for label in labels:
+            s = stats[name, label]
+            entry["windows"][label] = {
                 **s,
                 "spd": t_lat / s["median_ms"],
                 "speed_kept": alone["median_ms"] / s["median_ms"],
@@ -389,16 +392,22 @@ def _rows(result: dict) -> list[dict]:
                 "speed_kept": None, "flops_per_token": info["flops_per_token"], "adapter_flops_per_token": None,
                 "flops_speed_kept": None,
             })
-            for w, timed in entry["windows"].items():
-                a = info["adapters"][w]
+            for label, timed in entry["windows"].items():
+                a = info["adapters"][label]
                 rows.append({
-                    "device": device, "model": name, "role": "student+adapter", "window": int(w),
+                    "device": device, "model": name, "role": "student+adapter", "window": a["window"],
+                    "kind": a["kind"],
                     "params": info["params"] + a["params"], "sz_pct": a["sz_pct"],
                     "median_ms": timed["median_ms"], "spd": timed["spd"], "speed_kept": timed["speed_kept"],
                     "flops_per_token": info["flops_per_token"] + a["flops_per_token"],
                     "adapter_flops_per_token": a["flops_per_token"], "flops_speed_kept": a["flops_speed_kept"],
                 })
     return rows
+
+
+def adapter_label(window: int, kind: str = "dense") -> str:
+    """Key of an adapter in a benchmark's JSON: "5" for the dense W5 (as before kinds existed), "5-factorised"."""
+    return str(window) if kind == "dense" else f"{window}-{kind}"
 
 
 def write_bench_json(result: dict, path: str | Path) -> Path:
@@ -437,6 +446,7 @@ def run_bench(
     device: str | None = None,
     warmup: int = 3,
     cache_dir: str | Path | None = None,
+    kinds: Sequence[str] = ("dense",),
 ) -> dict:
     """``alad bench``: load the models by name, :func:`benchmark` them, write ``out``; adds a ``summary``.
 
@@ -452,9 +462,9 @@ def run_bench(
     result = benchmark(
         load_encoder(teacher, cache_dir=cache_dir), {s: _load_student(s, cache_dir) for s in students},
         windows=windows, batch_size=batch_size, seq_len=seq_len, repeats=repeats, warmup=warmup,
-        devices=devices, teacher_name=teacher,
+        devices=devices, teacher_name=teacher, kinds=kinds,
     )
-    keys = ("device", "model", "window", "sz_pct", "spd", "speed_kept", "flops_speed_kept", "median_ms")
+    keys = ("device", "model", "window", "kind", "sz_pct", "spd", "speed_kept", "flops_speed_kept", "median_ms")
     result["summary"] = [
         {k: round(v, 3) if isinstance(v, float) else v for k, v in row.items() if k in keys}
         for row in result["rows"]

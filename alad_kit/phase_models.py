@@ -83,7 +83,8 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     student_dim, teacher_dim = exp.student.config.hidden_size, exp.teacher.config.hidden_size
 
     torch.manual_seed(cfg.seed)  # the same draw as Experiment.make_adapter: the adapter before phase 1
-    adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden)
+    adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
+                               kind=cfg.adapter_kind)
     models = {"before_phase1": AladModel(exp.student, adapter)}
     if not cfg.random_adapter:
         parent = None

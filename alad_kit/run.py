@@ -221,6 +221,7 @@ class Experiment:
             # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
             # key stays as it was so existing cached adapters remain valid
             **({} if cfg.use_cache else {"teacher_cache": False}),
+            **({} if cfg.adapter_kind == "dense" else {"kind": cfg.adapter_kind}),  # dense keys stay as they were
         })
 
     def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
@@ -286,7 +287,8 @@ class Experiment:
             return None
         torch.manual_seed(cfg.seed)
         student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
-        adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden)
+        adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
+                                   kind=cfg.adapter_kind)
         probe_texts = self.task.texts(_subsample(self.splits["validation"], self.scale.probe_texts))
         probe = self.alignment_data(probe_texts, "probe")
         self.probe = probe
@@ -403,13 +405,15 @@ class Experiment:
             "is_teacher": cfg.is_teacher_run, "scores": scores,
             "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
             "size_pct": size["size_pct"], "alignment": self.alignment,
+            "adapter_flops_per_token": adapter.flops_per_token() if adapter is not None else None,
             "selection": {"metric": self.task.selection_metric, "best_epoch": self.phase3_result.best_epoch,
                           "validation": self.phase3_result.eval_history},
             # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
             "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
                          "random_adapter": cfg.random_adapter,
                          "lr_override": ({"all": cfg.lr} if cfg.lr else {}) | {k: v for k, v in cfg.part_lr.items() if v}
-                         if cfg.lr_overridden else None},
+                         if cfg.lr_overridden else None,
+                         "adapter_kind": None if cfg.adapter_kind == "dense" else cfg.adapter_kind},
             "phase3_lr": self.phase3_result.lr, "precision": self.precision, "phases": self.phases,
             "truncation": None if self.truncation is None else {
                 "test_words_cut_pct": self.truncation["test"]["words_cut_pct"], "by_split": self.truncation},

@@ -1,8 +1,11 @@
+import json
+
 import pytest
 import torch
 from torch.nn import functional as F
 
 from alad_kit import AlignmentAdapter
+from alad_kit.adapter import CONFIG_NAME
 
 
 def concat_reference(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -17,11 +20,15 @@ def concat_reference(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Ten
     return adapter.out_proj(F.gelu(windows @ w1.T + b1))
 
 
+KINDS = ("dense", "factorised")
+
+
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("window", [1, 3, 5, 7])
 @pytest.mark.parametrize("dims", [(16, 24), (24, 16), (8, 8)])
-def test_conv_equals_concat_reference(window, dims):
+def test_conv_equals_concat_reference(window, dims, kind):
     torch.manual_seed(0)
-    adapter = AlignmentAdapter(dims[0], dims[1], window=window, hidden=32)
+    adapter = AlignmentAdapter(dims[0], dims[1], window=window, hidden=32, kind=kind)
     h = torch.randn(3, 9, dims[0])
     mask = torch.ones(3, 9, dtype=torch.long)
     mask[1, 6:] = 0
@@ -53,10 +60,11 @@ def test_forward_equals_the_stored_convolution_and_trains_in_bf16(window):
     torch.testing.assert_close(out.float(), conv_reference(adapter, h, mask), atol=0.1, rtol=0.05)
 
 
+@pytest.mark.parametrize("kind", KINDS)
 @pytest.mark.parametrize("window", [1, 3, 5])
-def test_locality(window):
+def test_locality(window, kind):
     torch.manual_seed(1)
-    adapter = AlignmentAdapter(8, 12, window=window, hidden=16)
+    adapter = AlignmentAdapter(8, 12, window=window, hidden=16, kind=kind)
     h = torch.randn(1, 11, 8)
     j = 5
     changed = h.clone()
@@ -66,9 +74,10 @@ def test_locality(window):
     assert affected == list(range(j - window // 2, j + window // 2 + 1))
 
 
-def test_padding_never_leaks_into_real_tokens():
+@pytest.mark.parametrize("kind", KINDS)
+def test_padding_never_leaks_into_real_tokens(kind):
     torch.manual_seed(2)
-    adapter = AlignmentAdapter(8, 8, window=5, hidden=16)
+    adapter = AlignmentAdapter(8, 8, window=5, hidden=16, kind=kind)
     real = torch.randn(1, 4, 8)
     alone = adapter(real, torch.ones(1, 4))
     for garbage in (torch.zeros(1, 3, 8), 100 * torch.randn(1, 3, 8)):
@@ -86,15 +95,37 @@ def test_seeded_value_pinned():
     assert out.sum().item() == pytest.approx(-0.451431, abs=1e-4)
 
 
-def test_save_load_round_trip(tmp_path):
+@pytest.mark.parametrize("kind", KINDS)
+def test_save_load_round_trip(tmp_path, kind):
     torch.manual_seed(3)
-    adapter = AlignmentAdapter(8, 12, window=3, hidden=16)
+    adapter = AlignmentAdapter(8, 12, window=3, hidden=16, kind=kind)
     adapter.save_pretrained(tmp_path / "a")
     loaded = AlignmentAdapter.from_pretrained(tmp_path / "a")
     assert loaded.config == adapter.config
     h = torch.randn(2, 5, 8)
     assert torch.equal(loaded(h), adapter(h))
     assert not list((tmp_path / "a").glob("*.tmp"))
+    assert json.loads((tmp_path / "a" / CONFIG_NAME).read_text())["kind"] == kind
+
+
+def test_config_saved_before_kinds_existed_loads_as_dense(tmp_path):
+    torch.manual_seed(3)
+    adapter = AlignmentAdapter(8, 12, window=3, hidden=16)
+    adapter.save_pretrained(tmp_path)
+    config = json.loads((tmp_path / CONFIG_NAME).read_text())
+    del config["kind"]
+    (tmp_path / CONFIG_NAME).write_text(json.dumps(config))
+    loaded = AlignmentAdapter.from_pretrained(tmp_path)
+    assert loaded.config.kind == "dense"
+    h = torch.randn(2, 5, 8)
+    assert torch.equal(loaded(h), adapter(h))
+
+
+def test_factorised_weights_do_not_load_into_a_dense_adapter(tmp_path):
+    AlignmentAdapter(8, 12, window=3, hidden=16, kind="factorised").save_pretrained(tmp_path)
+    with pytest.raises(RuntimeError, match="window_proj"):
+        AlignmentAdapter(8, 12, window=3, hidden=16).load_state_dict(
+            AlignmentAdapter.from_pretrained(tmp_path).state_dict())
 
 
 def test_from_pretrained_missing_files(tmp_path):
@@ -105,8 +136,29 @@ def test_from_pretrained_missing_files(tmp_path):
 def test_flops_per_token():
     adapter = AlignmentAdapter(384, 768, window=5, hidden=1280)
     assert adapter.flops_per_token() == 2 * (5 * 384 * 1280 + 1280 * 768)
-    n_weights = sum(p.numel() for n, p in adapter.named_parameters() if n.endswith("weight"))
-    assert adapter.flops_per_token() == 2 * n_weights
+    factorised = AlignmentAdapter(384, 768, window=5, hidden=1280, kind="factorised")
+    assert factorised.flops_per_token() == 2 * (384 * 1280 + 5 * 1280 + 1280 * 768)
+    # the issue's figure: about 43% of W5's arithmetic for D_C=384, D_L=768
+    assert factorised.flops_per_token() / adapter.flops_per_token() == pytest.approx(0.4304, abs=1e-4)
+    for a in (adapter, factorised):  # one multiply-add per weight and token
+        n_weights = sum(p.numel() for n, p in a.named_parameters() if n.endswith("weight"))
+        assert a.flops_per_token() == 2 * n_weights
+
+
+@pytest.mark.parametrize("window", [1, 3, 5])
+def test_flops_per_token_matches_the_flop_counter(window):
+    from alad_kit.measure import adapter_flops_measured
+
+    adapter = AlignmentAdapter(32, 48, window=window, hidden=40, kind="factorised")
+    assert adapter_flops_measured(adapter, 16) == adapter.flops_per_token()
+
+
+def test_factorised_seeded_value_pinned():
+    torch.manual_seed(0)
+    adapter = AlignmentAdapter(4, 6, window=3, hidden=8, kind="factorised")
+    out = adapter(torch.ones(1, 2, 4))
+    assert out.shape == (1, 2, 6)
+    assert out.sum().item() == pytest.approx(0.308969, abs=1e-4)
 
 
 @pytest.mark.parametrize(
@@ -118,6 +170,7 @@ def test_flops_per_token():
         (dict(student_dim=0), "student_dim"),
         (dict(teacher_dim=-1), "teacher_dim"),
         (dict(hidden=0), "hidden"),
+        (dict(kind="sparse"), "kind must be one of dense, factorised"),
     ],
 )
 def test_bad_config(kwargs, message):

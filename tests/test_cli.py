@@ -3,6 +3,7 @@
 import json
 import subprocess
 import sys
+from pathlib import Path
 
 import pytest
 
@@ -98,3 +99,28 @@ def test_cuda_missing_is_one_line_not_an_assertion(capsys, tmp_path, monkeypatch
     last, lines = _error_line(capsys)
     assert lines == [last] and last.startswith(f"alad {command[0]}: error: --device cuda: this torch ")
     assert "CPU-only build" in last and not (tmp_path / "out").exists()
+
+
+def test_study_unknown_row_is_exit_2_and_one_line(tmp_path, capsys):
+    assert main(["study", "--task", "ner", "--out", str(tmp_path), "--rows", "frozen-w7"]) == 2
+    line, _ = _error_line(capsys)
+    assert line.startswith("alad study: error: unknown study row(s) ['frozen-w7']")
+
+
+def test_study_on_finished_runs_only_writes_the_claims(tmp_path, capsys):
+    from alad_kit.run import write_json_atomic
+    from alad_kit.study import plan, select_rows
+
+    base = dict(task="pos", teacher="mpnet-base", student="minilm-l6", scale="cpu", cache_dir=str(tmp_path / ".c"))
+    for _row, cfg in plan(select_rows(["frozen-w1", "frozen-w3"]), [0, 1], tmp_path, **base):
+        score = 0.5 + 0.1 * cfg.window + 0.01 * cfg.seed
+        write_json_atomic(Path(cfg.out) / "metrics.json", {
+            "task": "pos", "student": "minilm-l6", "mode": cfg.mode, "window": cfg.window, "seed": cfg.seed,
+            "scores": {"f1": score}, "size_pct": 20.0, "config": cfg.__dict__})
+    argv = ["study", "--task", "pos", "--scale", "cpu", "--seeds", "0", "1", "--out", str(tmp_path),
+            "--rows", "frozen-w1", "frozen-w3", "--cache-dir", str(tmp_path / ".c")]
+    assert main(argv) == 0
+    [entry] = json.loads((tmp_path / "claims.json").read_text())
+    assert (entry["id"], entry["delta_mean"], entry["delta_se"]) == ("C1", pytest.approx(0.2), pytest.approx(0, abs=1e-12))
+    assert entry["verdict"] == "confirmed"
+    assert "| C1 |" in capsys.readouterr().out

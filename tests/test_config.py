@@ -161,6 +161,7 @@ def test_phase3_config_rejects_unknown_names():
         (dict(window=3.0), "odd integer"),
         (dict(teacher=""), "teacher and student"),
         (dict(student=""), "teacher and student"),
+        (dict(adapter_kind="sparse"), "unknown adapter_kind"),
     ],
 )
 def test_bad_run_configs(change, message):

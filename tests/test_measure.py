@@ -152,3 +152,19 @@ def test_run_bench_loads_by_name_and_writes_json(tmp_path, tokenizer):
     assert set(result["summary"][0]) <= {"device", "model", "window", "sz_pct", "spd", "speed_kept",
                                          "flops_speed_kept", "median_ms"}
     assert json.loads((tmp_path / "bench.json").read_text())["summary"] == result["summary"]
+
+
+def test_benchmark_measures_both_adapter_kinds(tokenizer):
+    from alad_kit.claims import bench_spd
+
+    teacher, small = (_bert(64, 2, 128, 4, seed=1), tokenizer), (_bert(32, 1, 64, 2, seed=2), tokenizer)
+    result = benchmark(teacher, {"small": small}, windows=(5,), batch_size=2, seq_len=16, repeats=1, warmup=0,
+                       devices=["cpu"], adapter_hidden=48, kinds=("dense", "factorised"))
+    adapters = result["students"]["small"]["adapters"]
+    assert set(adapters) == {"5", "5-factorised"}  # a dense adapter keeps its old key
+    assert adapters["5-factorised"]["flops_per_token"] == 2 * ((32 + 5) * 48 + 48 * 64)
+    assert adapters["5-factorised"]["params"] < adapters["5"]["params"]
+    kinds = {r["kind"]: r["spd"] for r in result["rows"] if r["role"] == "student+adapter"}
+    assert set(kinds) == {"dense", "factorised"}
+    assert bench_spd(result, "small", 5, "factorised") == kinds["factorised"]
+    assert bench_spd(result, "small", 5) == kinds["dense"]

@@ -99,7 +99,7 @@ def test_ablations(tmp_path, ner_task_data, corpus_texts, ablation, phases):
     m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, **ablation)
     assert list(m["alignment"]) == phases
     assert m["ablation"] == {"skip_phase1": False, "skip_phase2": False, "random_adapter": False,
-                             "lr_override": None} | ablation
+                             "lr_override": None, "adapter_kind": None} | ablation
 
 
 def test_phase3_lr_override_is_used_and_recorded(tmp_path, ner_task_data, corpus_texts):
@@ -198,3 +198,20 @@ def test_bad_run_configs():
 def test_unknown_teacher_is_a_clear_error(tmp_path, ner_task_data, corpus_texts):
     with pytest.raises(FileNotFoundError, match="no model directory"):
         _run(tmp_path, ner_task_data, corpus_texts, task="ner", teacher=str(tmp_path / "nope"))
+
+
+def test_adapter_cache_key_keeps_dense_keys_and_separates_kinds(tmp_path):
+    import torch
+
+    from alad_kit.run import Experiment
+
+    def keys(**kw):
+        exp = Experiment(RunConfig(task="ner", teacher="t", student="s", out=str(tmp_path / "run"), **kw))
+        torch.manual_seed(0)
+        exp.teacher = exp.student = torch.nn.Linear(3, 2)
+        return exp.adapter_key("phase1", None), exp.adapter_key("phase2", "abc")
+
+    # pinned from the code before adapter kinds existed: cached dense adapters stay valid
+    assert keys() == ("2595dc850898e009", "79c6148b0447b39a")
+    factorised = keys(adapter_kind="factorised")
+    assert not set(factorised) & set(keys())
