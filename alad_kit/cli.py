@@ -90,7 +90,11 @@ def _bench_training(args) -> int:
 
 
 def _table(args) -> int:
-    if args.compression:
+    if args.sweep:
+        from .sweep_table import write_sweep_table
+
+        paths = write_sweep_table(args.runs_dir, args.sweep, args.out)
+    elif args.compression:
         from .compression_table import write_compression_table
 
         paths = write_compression_table(args.runs_dir, args.out, task=args.task, window=args.window,
@@ -193,6 +197,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs_dir")
     s.add_argument("--out", default=None)
     s.add_argument("--bench", default=None, help="alad bench JSON that fills the Spd column")
+    s.add_argument("--sweep", default=None, choices=["head", "adapter", "student", "lora"],
+                   help="a learning-rate sweep of this part instead: one row per run (sweep_<part>.md)")
     s.add_argument("--compression", action="store_true",
                    help="one row per student: head-only vs frozen ALAd, size, speed, FLOPs (compression.md)")
     s.add_argument("--task", default="ner", choices=["pos", "ner", "qa"], help="task of --compression")
