@@ -9,6 +9,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import shutil
+import warnings
 from pathlib import Path
 
 
@@ -52,3 +54,23 @@ def read_json_record(path: str | Path) -> dict | None:
     except (OSError, ValueError):
         return None
     return record if isinstance(record, dict) else None
+
+
+def verified_record(folder: str | Path, record_name: str, names, what: str, remove: bool = True) -> dict | None:
+    """The JSON record ``folder/record_name`` when the files ``names`` match its ``"digests"``; else None.
+
+    A folder that exists but fails the check is reported (one warning naming the folder and the file at
+    fault) and, with ``remove``, deleted so that the caller rebuilds it.
+    """
+    folder = Path(folder)
+    if not folder.exists():
+        return None
+    record = read_json_record(folder / record_name)
+    problem = f"{record_name} is missing or not valid JSON" if record is None else None
+    problem = problem or digest_problem(folder, record.get("digests"), names)
+    if problem is None:
+        return record
+    warnings.warn(f"{what} {folder}: {problem}; it is not used but rebuilt", stacklevel=2)
+    if remove:
+        shutil.rmtree(folder, ignore_errors=True)
+    return None

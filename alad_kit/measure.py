@@ -253,6 +253,7 @@ def benchmark(
     ``skipped`` elsewhere. Adapters are random-initialised: their cost does not depend on their weights.
     """
     from alad_kit.adapter import AlignmentAdapter
+    from alad_kit.preflight import check_device, check_seq_len
 
     _check_counts(repeats, warmup)
     if batch_size <= 0 or seq_len <= 0:
@@ -264,6 +265,9 @@ def benchmark(
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     t_model, t_tok = _unpack(teacher)
     students = {name: _unpack(entry) for name, entry in students.items()}
+    check_seq_len(seq_len, {teacher_name: (t_model, t_tok), **students})  # else an IndexError deep in the model
+    for device in devices:
+        check_device(device)
     teacher_dim = int(t_model.config.hidden_size)
 
     result = {

@@ -19,17 +19,21 @@ import platform
 import shutil
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
 import torch
 
 from . import __version__
-from .adapter import AlignmentAdapter
+from .adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
 from .cache import EmbeddingCache, model_fingerprint
 from .config import MODES, RunConfig, ScaleConfig, alignment_phases, phase3_config, scale_config
+from .integrity import file_digests, verified_record
+from .locks import owned
 from .model import AladModel, add_lora
 from .phases import OBJECTIVES, AlignmentData, build_alignment_data, token_probe_frame
+from .preflight import check_device, check_writable
 from .tasks import collate, get_task
 from .trainer import PhaseResult, load_finished, train_phase
 
@@ -70,8 +74,7 @@ def _subsample(split, n: int | None, seed: int = 0):
     return split.shuffle(seed=seed).select(range(n))
 
 
-def _device(name: str | None) -> str:
-    return name or ("cuda" if torch.cuda.is_available() else "cpu")
+ADAPTER_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # what a cached adapter's result.json records digests of
 
 
 def _digest(obj) -> str:
@@ -117,19 +120,20 @@ def _task_path(task: str, data_dir: str | None) -> str | None:
 
 def load_corpus_texts(data_dir: str | None, n: int | None, fallback: list[str] | None = None) -> list[str]:
     """Phase-1 text: ``corpus_en_wiki`` under the data root; without one, ``fallback`` or, by default, the
-    English prose of Python's documentation (see ``alad_kit.demo.python_docs_corpus``), with a warning."""
+    English prose of Python's documentation (see ``alad_kit.demo.python_docs_corpus``), with a warning.
+    A corpus that exists but cannot be read (binary, not UTF-8, empty) is an error, never the fallback."""
     from . import data
 
     try:
         root = Path(data_dir) if data_dir and data_dir != "wnut16" else data.data_root()
         path = root / "corpus_en_wiki" if (root / "corpus_en_wiki").is_dir() else root
         corpus = data.load_corpus(str(path))
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError as missing:
         if fallback is None:
             from .demo import python_docs_corpus
 
             fallback = python_docs_corpus()
-        warnings.warn("no phase-1 corpus under ALAD_DATA_DIR; using the fallback English text", stacklevel=2)
+        warnings.warn(f"no phase-1 corpus ({missing}); using the fallback English text", stacklevel=2)
         return fallback[:n] if n else fallback
     return list(_subsample(corpus, n)["text"])
 
@@ -141,7 +145,7 @@ class Experiment:
     def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
         self.cfg, self.resume, self.callbacks = cfg, resume, tuple(callbacks)
         self.scale = scale_config(cfg.scale)
-        self.device = _device(cfg.device)
+        self.device = check_device(cfg.device)
         self.out = Path(cfg.out)
         self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
         self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
@@ -190,14 +194,14 @@ class Experiment:
             self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
         )
 
-    def adapter_key(self, phase_name: str, parent: str | None) -> str:
+    def adapter_key(self, phase_name: str, parent: str | None, texts_digest: str | None = None) -> str:
         """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
-        task (phase 2 only) and parent adapter give the same key, so finished phases are re-used."""
+        task (phase 2 only), parent adapter and training texts give the same key, so finished phases are re-used."""
         cfg = self.cfg
         return _digest({
             "phase": phase_name, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
             "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
-            "task": cfg.task if phase_name == "phase2" else None, "parent": parent,
+            "task": cfg.task if phase_name == "phase2" else None, "parent": parent, "texts": texts_digest,
             # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
             # key stays as it was so existing cached adapters remain valid
             **({} if cfg.use_cache else {"teacher_cache": False}),
@@ -205,13 +209,22 @@ class Experiment:
 
     def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
         """Train (or load from the adapter cache) one alignment phase; returns its cache key."""
-        key = self.adapter_key(phase.name, parent)
+        texts = texts_fn()  # the key names the exact texts: other task text or the fallback corpus is another key
+        key = self.adapter_key(phase.name, parent, texts_digest=_digest(texts))
         final = self.cache_root / "adapters" / f"{phase.name}-{key}"
+        # one process owns the .partial folder; an identical run waits here, then loads the finished adapter
+        with owned(final) if self.dist.is_main_process else nullcontext():
+            model = self._train_or_load(phase, texts, final, adapter)
+        self.measure_alignment(f"after_{phase.name}", model)
+        return key
+
+    def _train_or_load(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> AladModel:
         model = AladModel(self.student, adapter).to(self.device)
         # --no-cache is how phase timings without any cache are measured: it never reads a finished adapter
-        if self.cfg.use_cache and (final / "result.json").is_file():
+        saved = verified_record(final, "result.json", ADAPTER_FILES, "cached adapter",
+                                remove=self.dist.is_main_process) if self.cfg.use_cache else None
+        if saved is not None:
             adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
-            saved = json.loads((final / "result.json").read_text())
             self.history[phase.name] = saved["history"]
             self.timings[phase.name] = 0.0
             self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
@@ -220,7 +233,7 @@ class Experiment:
             if partial.exists() and not self.resume and self.dist.is_main_process:
                 shutil.rmtree(partial)
             self.dist.wait_for_everyone()
-            data = self.alignment_data(texts_fn(), phase.name)
+            data = self.alignment_data(texts, phase.name)
             t0 = time.perf_counter()
             result = train_phase(
                 phase, model, len(data), data.make_batch, OBJECTIVES[phase.objective](self.task),
@@ -232,15 +245,15 @@ class Experiment:
             if self.dist.is_main_process:
                 adapter.save_pretrained(partial)
                 write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
-                                                              "steps": result.steps, "tokens": result.tokens})
+                                                              "steps": result.steps, "tokens": result.tokens,
+                                                              "digests": file_digests(partial, ADAPTER_FILES)})
                 for ckpt in partial.glob("*.ckpt.*"):
                     ckpt.unlink()
                 if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
                     shutil.rmtree(final)
                 os.replace(partial, final)
             self.dist.wait_for_everyone()
-        self.measure_alignment(f"after_{phase.name}", model)
-        return key
+        return model
 
     def measure_alignment(self, stage: str, model: AladModel) -> None:
         """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
@@ -323,7 +336,8 @@ class Experiment:
         from transformers import set_seed
 
         set_seed(cfg.seed)
-        self.out.mkdir(parents=True, exist_ok=True)
+        check_writable(self.out)  # a read-only --out must fail now, not after phases 1-2
+        check_writable(self.cache_root, "cache folder")
         self.load_data()
         self.load_models()
         adapter = self.make_adapter()
