@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import os
 import uuid
+from contextlib import suppress
 from pathlib import Path
 
 import torch
@@ -25,7 +26,8 @@ def check_writable(folder: str | Path, what: str = "output folder") -> Path:
     except OSError as error:
         raise OSError(error.errno, f"{what} {folder} is not writable ({error.strerror or error})") from error
     finally:
-        probe.unlink(missing_ok=True)
+        with suppress(OSError):  # the probe may never have been created (e.g. the parent is a file)
+            probe.unlink(missing_ok=True)
     return folder
 
 

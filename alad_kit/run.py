@@ -21,6 +21,7 @@ import time
 import warnings
 from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
@@ -82,7 +83,7 @@ def _digest(obj) -> str:
 
 
 # --------------------------------------------------------------------------------------------------
-def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig):
+def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig, strict: bool = False):
     """Task splits (train / validation / test) cut to the scale, and the label list."""
     from . import data
 
@@ -93,7 +94,7 @@ def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig):
 
         splits, _ = load_wnut16()
     else:
-        loader = {"pos": data.load_pos, "ner": data.load_ner, "qa": data.load_qa}[task]
+        loader = {"pos": data.load_pos, "ner": partial(data.load_ner, strict=strict), "qa": data.load_qa}[task]
         splits = loader(data_dir) if data_dir and Path(data_dir).is_file() else loader(_task_path(task, data_dir))
     for name in ("train", "validation", "test"):
         if name not in splits:
@@ -180,7 +181,8 @@ class Experiment:
         if self._task_data is not None:
             self.splits, self.labels = self._task_data
         else:
-            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale)
+            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale,
+                                                      strict=self.cfg.strict_data)
         for name, split in self.splits.items():
             if len(split) == 0:
                 raise ValueError(f"task {self.cfg.task}: the {name} split is empty")
