@@ -155,4 +155,4 @@ def test_strict_ner_data_is_one_line_naming_file_and_line(capsys, tmp_path):
     assert main(["run", "--task", "ner", "--data-dir", str(data), "--device", "cpu", "--strict",
                  "--out", str(tmp_path / "out")]) == 2
     last, lines = _error_line(capsys)
-    assert lines == [last] and f"{data}:2: invalid BIO sequence: 'I-LOC' after the sentence start" in last
+    assert lines == [last] and f"{data}:2: invalid BIO sequence: 'I-LOC' at the sentence start continues no entity" in last

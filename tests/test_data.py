@@ -242,9 +242,10 @@ def test_read_conll_errors_name_file_and_line(tmp_path, bad_row, message):
 @pytest.mark.parametrize(
     ("rows", "repaired", "line", "first"),
     [
-        ([("Paris", "I-LOC"), ("is", "O")], ["B-LOC", "O"], 2, "'I-LOC' after the sentence start"),
-        ([("a", "O"), ("New", "I-LOC"), ("York", "I-LOC")], ["O", "B-LOC", "I-LOC"], 3, "'I-LOC' after 'O'"),
-        ([("Ann", "B-PER"), ("Corp", "I-ORG")], ["B-PER", "B-ORG"], 3, "'I-ORG' after 'B-PER'"),
+        ([("Paris", "I-LOC"), ("is", "O")], ["B-LOC", "O"], 2, "'I-LOC' at the sentence start continues no entity"),
+        ([("a", "O"), ("New", "I-LOC"), ("York", "I-LOC")], ["O", "B-LOC", "I-LOC"], 3,
+         "'I-LOC' after 'O' continues no entity"),
+        ([("Ann", "B-PER"), ("Corp", "I-ORG")], ["B-PER", "B-ORG"], 3, "'I-ORG' after 'B-PER' continues no entity"),
     ],
 )
 def test_bio_sequences_are_repaired_as_seqeval_reads_them_or_refused_when_strict(tmp_path, rows, repaired, line,

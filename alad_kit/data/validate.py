@@ -90,8 +90,8 @@ class BioRepairs:
         if not changed:
             return tags
         k = changed[0]
-        before = repr(tags[k - 1]) if k else "the sentence start"
-        what = f"{tags[k]!r} after {before} starts no entity"
+        where = f"after {tags[k - 1]!r}" if k else "at the sentence start"
+        what = f"{tags[k]!r} {where} continues no entity"
         if self.strict:
             raise fail(self.file, lines[k], f"invalid BIO sequence: {what} (strict)")
         self.tags += len(changed)
