@@ -209,6 +209,13 @@ class Experiment:
             **({} if cfg.use_cache else {"teacher_cache": False}),
         })
 
+    def phase_texts(self, phase_name: str) -> list:
+        """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
+        if phase_name == "phase1":
+            return load_corpus_texts(self.cfg.corpus_dir or self.cfg.data_dir, self.scale.corpus_texts,
+                                     self.corpus_fallback)
+        return self.task.texts(self.splits["train"])
+
     def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
         """Train (or load from the adapter cache) one alignment phase; returns its cache key."""
         texts = texts_fn()  # the key names the exact texts: other task text or the fallback corpus is another key
@@ -281,12 +288,9 @@ class Experiment:
         phase1, phase2 = alignment_phases(self.scale)
         parent = None
         if not cfg.skip_phase1:
-            n = self.scale.corpus_texts
-            parent = self.align_phase(
-                phase1, lambda: load_corpus_texts(cfg.corpus_dir or cfg.data_dir, n, self.corpus_fallback), None, adapter, probe
-            )
+            parent = self.align_phase(phase1, lambda: self.phase_texts("phase1"), None, adapter, probe)
         if not cfg.skip_phase2:
-            self.align_phase(phase2, lambda: self.task.texts(self.splits["train"]), parent or "none", adapter, probe)
+            self.align_phase(phase2, lambda: self.phase_texts("phase2"), parent or "none", adapter, probe)
         return adapter
 
     # ---------------------------------------------------------------------------------------------

@@ -186,6 +186,7 @@ from alad_kit.cache import EmbeddingCache
 model = BertModel(BertConfig.from_dict({tiny.config.to_dict()!r})).eval()
 model.load_state_dict(torch.load({str(tmp_path / "tiny.pt")!r}, weights_only=True))
 cache = EmbeddingCache({str(tmp_path)!r})
+print("ready", flush=True)
 cache.get(model, {IDS!r}, 0)
 print(json.dumps(cache.stats.as_dict()))
 """
@@ -194,7 +195,8 @@ print(json.dumps(cache.stats.as_dict()))
     with owned(entry):  # we are "the first run", still building
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
                                 text=True)
-        time.sleep(3)
+        assert proc.stdout.readline().strip() == "ready"  # imported, about to ask for the entry
+        time.sleep(2)
         assert proc.poll() is None  # the second run waits
         EmbeddingCache(tmp_path)._build(entry, tiny, IDS, 0, 32, "cpu", "first")
     out, err = proc.communicate(timeout=120)

@@ -172,15 +172,19 @@ def test_adapter_key_names_the_training_texts(tmp_path, ner_task_data):
 
 
 def test_other_training_texts_never_reuse_a_cached_adapter(frozen_ner, ner_task_data, corpus_texts):
-    tmp, _ = frozen_ner
+    tmp, first = frozen_ner
     splits, labels = ner_task_data
     other_train = {**splits, "train": splits["train"].select(range(len(splits["train"]) // 2))}
     m = _run(tmp, (other_train, labels), corpus_texts, name="other-task-text", task="ner", mode="frozen", window=3)
     assert m["timings"]["phase1"] == 0.0  # same corpus: phase 1 reused
     assert m["timings"]["phase2"] > 0 and "phase2_cached_from" not in m["timings"]  # other task text: retrained
-    fallback = _run(tmp, ner_task_data, corpus_texts[::-1][:50], name="other-corpus", task="ner", mode="frozen",
-                    window=3)
-    assert fallback["timings"]["phase1"] > 0 and "phase1_cached_from" not in fallback["timings"]
+    other = tmp / "other-corpus-texts"  # (the fixture's corpus is the fallback, or the real one with ALAD_DATA_DIR)
+    other.mkdir()
+    (other / "c.txt").write_text("\n".join(corpus_texts[::-1][:50]))
+    m = _run(tmp, ner_task_data, corpus_texts, name="other-corpus", task="ner", mode="frozen", window=3,
+             corpus_dir=str(other))
+    assert m["timings"]["phase1"] > 0 and "phase1_cached_from" not in m["timings"]
+    assert m["alignment"]["after_phase1"] != first["alignment"]["after_phase1"]
 
 
 def test_a_damaged_cached_adapter_is_retrained_never_used(tmp_path, ner_task_data, corpus_texts):
