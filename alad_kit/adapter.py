@@ -32,6 +32,7 @@ Two kinds of first layer (``kind``):
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from collections import OrderedDict
 from dataclasses import asdict, dataclass
@@ -149,6 +150,7 @@ class AlignmentAdapter(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> AlignmentAdapter:
+        from safetensors import SafetensorError
         from safetensors.torch import load_file
 
         directory = Path(directory)
@@ -156,6 +158,32 @@ class AlignmentAdapter(nn.Module):
         for p in (config_path, weights_path):
             if not p.is_file():
                 raise FileNotFoundError(f"AlignmentAdapter.from_pretrained: missing {p}")
-        adapter = cls(**json.loads(config_path.read_text()))
-        adapter.load_state_dict(load_file(str(weights_path), device=str(map_location)))
+        adapter = cls(**_read_config(config_path))
+        try:
+            state = load_file(str(weights_path), device=str(map_location))
+        except SafetensorError as error:  # neither an OSError nor a ValueError: give it the file name
+            raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
+        expected = adapter.state_dict()
+        wrong = sorted(k for k in expected.keys() | state.keys()
+                       if k not in state or k not in expected or state[k].shape != expected[k].shape)
+        if wrong:
+            raise ValueError(f"{weights_path}: tensors do not match {config_path.name} (first: {wrong[0]!r})")
+        adapter.load_state_dict(state)
         return adapter.to(map_location)
+
+
+def _read_config(path: Path) -> dict:
+    """The adapter config as keyword arguments; ValueError naming the file for anything else."""
+    try:
+        config = json.loads(path.read_text(encoding="utf-8"))
+    except (UnicodeDecodeError, json.JSONDecodeError) as error:
+        raise ValueError(f"{path}: not a valid adapter config (invalid JSON: {error})") from None
+    fields = {f.name for f in dataclasses.fields(AdapterConfig)}
+    if not isinstance(config, dict) or not fields >= set(config) or "student_dim" not in config \
+            or "teacher_dim" not in config:
+        raise ValueError(f"{path}: not a valid adapter config (wants an object with keys {sorted(fields)})")
+    try:
+        AdapterConfig(**config)
+    except ValueError as error:
+        raise ValueError(f"{path}: {error}") from None
+    return config

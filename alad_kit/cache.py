@@ -1,13 +1,15 @@
 """Disk cache of a frozen encoder's token embeddings.
 
 In phases 1-2 neither M_L nor M_C changes, so their last hidden states for a given text never change
-either. We compute them once per (model, tokenized text) and memory-map them afterwards: phase 2's ten
+either. We compute them once per (model, tokenized text), write them with plain file writes and memory-map them
+read-only afterwards: phase 2's ten
 epochs then cost one teacher pass instead of ten, and the cache is shared across window sizes, seeds and
 (for the teacher) students.
 
 Layout of one entry ``ROOT/<key>/``: ``embeddings.f16`` (all tokens of all texts, row-major fp16,
 (N_tokens, D)), ``offsets.npy`` (N_texts + 1 row offsets) and ``meta.json`` (shape, sha256 of the
-embeddings file, what was encoded) written last. An entry is built in a temporary folder and renamed, so
+embeddings and of the offsets file, what was encoded) written last. Both digests are checked on every
+open (nothing in meta.json can turn that off); a mismatch rebuilds the entry. An entry is built in a temporary folder and renamed, so
 a crash or a full disk never leaves a half-written entry behind.
 """
 
@@ -20,6 +22,7 @@ import os
 import shutil
 import time
 import uuid
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -28,6 +31,8 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from .integrity import digest_problem, read_json_record, sha256_file
+from .locks import owned
 from .precision import autocast
 
 # storage dtype -> (file name, numpy dtype)
@@ -36,9 +41,9 @@ STORAGE = {"float16": ("embeddings.f16", np.float16), "float32": ("embeddings.f3
 
 @dataclass(frozen=True)
 class _Encoding:
-    precision: str  # fp32 | bf16 compute of the encoder pass
-    token_type_ids: Sequence[Sequence[int]] | None  # segment ids per text (BERT question/context), or None
-    dtype: str  # storage dtype, a key of STORAGE
+    precision: str = "fp32"  # fp32 | bf16 compute of the encoder pass
+    token_type_ids: Sequence[Sequence[int]] | None = None  # segment ids per text (BERT question/context)
+    dtype: str = "float16"  # storage dtype, a key of STORAGE
 
 
 def model_fingerprint(model: torch.nn.Module) -> str:
@@ -79,14 +84,6 @@ def _ids_digest(input_ids: Sequence[Sequence[int]]) -> str:
         h.update(np.asarray(ids, dtype=np.int64).tobytes())
         h.update(b"|")
     return h.hexdigest()[:16]
-
-
-def _file_sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
 
 
 @dataclass
@@ -166,32 +163,43 @@ class EmbeddingCache:
         variant = "".join([f"-{precision}" if precision != "fp32" else "", f"-{dtype}" if dtype != "float16" else "",
                            f"-tt{_ids_digest(token_type_ids)}" if token_type_ids is not None else ""])
         entry = self.root / self.key(model, input_ids, variant)
-        if self.enabled and (entry / "meta.json").is_file():
-            cached = self._open(entry)
-            self.stats.hits += 1
+        with owned(entry):  # one builder per entry: an identical run waits here, then reuses the entry
+            cached = self._open_verified(entry) if self.enabled else None
+            if cached is not None:
+                self.stats.hits += 1
+                self.stats.entries.append(entry.name)
+                return cached
+            if entry.exists():
+                shutil.rmtree(entry)
+            self.stats.misses += 1
+            start = time.perf_counter()
+            self._build(entry, model, input_ids, pad_token_id, batch_size, device, desc,
+                        _Encoding(precision, token_type_ids, dtype))
+            self.stats.seconds_computing += time.perf_counter() - start
             self.stats.entries.append(entry.name)
-            return cached
-        if not self.enabled and entry.exists():
-            shutil.rmtree(entry)
-        self.stats.misses += 1
-        start = time.perf_counter()
-        self._build(entry, model, input_ids, pad_token_id, batch_size, device, desc,
-                    _Encoding(precision, token_type_ids, dtype))
-        self.stats.seconds_computing += time.perf_counter() - start
-        self.stats.entries.append(entry.name)
-        return self._open(entry)
+            return self._open(entry, read_json_record(entry / "meta.json"))
 
     # ----------------------------------------------------------------------------------------------
-    def _open(self, entry: Path) -> CachedEmbeddings:
-        meta = json.loads((entry / "meta.json").read_text())
-        dtype = meta.get("dtype", "float16")
-        data_path = entry / STORAGE[dtype][0]
-        if data_path.stat().st_size != meta["bytes"]:
-            raise RuntimeError(f"embedding cache entry {entry} is corrupt (size differs from meta.json); delete it")
-        if meta.get("verify", True) and _file_sha256(data_path) != meta["sha256"]:
-            raise RuntimeError(f"embedding cache entry {entry} failed its checksum; delete it and re-run")
-        offsets = np.load(entry / "offsets.npy")
-        data = np.memmap(data_path, dtype=STORAGE[dtype][1], mode="r", shape=tuple(meta["shape"]))
+    def _open_verified(self, entry: Path) -> CachedEmbeddings | None:
+        """The entry when every file matches the digests in its meta.json; else warn, delete it, None."""
+        if not entry.exists():
+            return None
+        meta = read_json_record(entry / "meta.json")
+        problem = _entry_problem(entry, meta)
+        if problem is None:
+            try:
+                return self._open(entry, meta)
+            except (OSError, ValueError) as error:
+                problem = f"unreadable ({error})"
+        warnings.warn(f"embedding cache entry {entry}: {problem}; rebuilding it", stacklevel=3)
+        shutil.rmtree(entry, ignore_errors=True)
+        return None
+
+    @staticmethod
+    def _open(entry: Path, meta: dict) -> CachedEmbeddings:
+        offsets = np.load(entry / "offsets.npy", allow_pickle=False)
+        file_name, np_dtype = STORAGE[meta.get("dtype", "float16")]
+        data = np.memmap(entry / file_name, dtype=np_dtype, mode="r", shape=tuple(meta["shape"]))
         return CachedEmbeddings(entry, offsets, data)
 
     def _publish(self, tmp: Path, entry: Path) -> None:
@@ -210,7 +218,7 @@ class EmbeddingCache:
         shutil.rmtree(tmp, ignore_errors=True)
 
     @torch.no_grad()
-    def _build(self, entry, model, input_ids, pad_token_id, batch_size, device, desc, how: _Encoding) -> None:
+    def _build(self, entry, model, input_ids, pad_token_id, batch_size, device, desc, how=_Encoding()) -> None:
         lengths = np.array([len(ids) for ids in input_ids], dtype=np.int64)
         offsets = np.concatenate([[0], np.cumsum(lengths)])
         dim = model.config.hidden_size
@@ -219,47 +227,20 @@ class EmbeddingCache:
         self.root.mkdir(parents=True, exist_ok=True)
         free = shutil.disk_usage(self.root).free
         if n_bytes > free:
-            raise RuntimeError(
-                f"embedding cache: not enough disk space in {self.root} "
-                f"(needs {n_bytes / 2**20:.0f} MB, {free / 2**20:.0f} MB free)"
-            )
+            raise OSError(errno.ENOSPC, f"embedding cache: not enough disk space in {self.root} "
+                          f"(needs {n_bytes / 2**20:.0f} MB, {free / 2**20:.0f} MB free)")
         tmp = self.root / f".tmp-{entry.name}-{uuid.uuid4().hex[:8]}"
         tmp.mkdir()
         try:
-            data = np.memmap(tmp / file_name, dtype=np_dtype, mode="w+", shape=(int(offsets[-1]), dim))
-            was_training = model.training
-            model.eval()
-            try:
-                order = np.argsort(-lengths, kind="stable")  # longest first: little padding, early OOM
-                for lo in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
-                    idx = order[lo : lo + batch_size]
-                    width = int(lengths[idx].max())
-                    ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
-                    mask = torch.zeros(len(idx), width, dtype=torch.long)
-                    segments = torch.zeros(len(idx), width, dtype=torch.long)
-                    for b, i in enumerate(idx):
-                        ids[b, : lengths[i]] = torch.tensor(input_ids[i])
-                        mask[b, : lengths[i]] = 1
-                        if how.token_type_ids is not None:
-                            segments[b, : lengths[i]] = torch.tensor(how.token_type_ids[i])
-                    inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
-                    if how.token_type_ids is not None:
-                        inputs["token_type_ids"] = segments.to(device)
-                    with autocast(how.precision, device):
-                        hidden = model(**inputs).last_hidden_state
-                    hidden = hidden.float().cpu().numpy().astype(np_dtype)
-                    for b, i in enumerate(idx):
-                        data[offsets[i] : offsets[i + 1]] = hidden[b, : lengths[i]]
-            finally:  # an error (OOM, Ctrl-C) must not leave the caller's model in eval mode
-                model.train(was_training)
-            data.flush()
-            del data
+            rows = _encode(model, input_ids, lengths, pad_token_id, batch_size, device, desc, how)
+            _write_rows(tmp / file_name, rows, offsets, dim, np_dtype)
             np.save(tmp / "offsets.npy", offsets)
             meta = {
                 "shape": [int(offsets[-1]), dim],
                 "bytes": n_bytes,
                 "texts": len(input_ids),
-                "sha256": _file_sha256(tmp / file_name),
+                "sha256": sha256_file(tmp / file_name),
+                "offsets_sha256": sha256_file(tmp / "offsets.npy"),
                 "dtype": how.dtype,
                 "precision": how.precision,
                 "model": getattr(model.config, "_name_or_path", type(model).__name__),
@@ -271,8 +252,85 @@ class EmbeddingCache:
         except OSError as e:
             shutil.rmtree(tmp, ignore_errors=True)
             if e.errno == errno.ENOSPC:
-                raise RuntimeError(f"embedding cache: disk full while writing {entry}; nothing was kept") from e
+                raise OSError(errno.ENOSPC, f"embedding cache: disk full while writing {entry} "
+                              f"({n_bytes / 2**20:.0f} MB); nothing was kept") from e
             raise
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
             raise
+
+
+def _entry_problem(entry: Path, meta: dict | None) -> str | None:
+    """Why a cache entry cannot be used, or None. Every file is hashed, whatever meta.json says."""
+    if meta is None:
+        return "meta.json is missing or not valid JSON"
+    shape = meta.get("shape")
+    if not (isinstance(shape, list) and len(shape) == 2 and all(isinstance(n, int) and n >= 0 for n in shape)):
+        return "meta.json has no valid shape"
+    if meta.get("dtype", "float16") not in STORAGE:
+        return "meta.json names an unknown storage dtype"
+    file_name, np_dtype = STORAGE[meta.get("dtype", "float16")]
+    data = entry / file_name
+    if not data.is_file() or data.stat().st_size != shape[0] * shape[1] * np.dtype(np_dtype).itemsize:
+        return f"{file_name} is missing or its size differs from meta.json (corrupt)"
+    problem = digest_problem(entry, {file_name: meta.get("sha256"), "offsets.npy": meta.get("offsets_sha256")},
+                             (file_name, "offsets.npy"))
+    if problem:
+        return f"failed its checksum: {problem}"
+    return None
+
+
+def _encode(model, input_ids, lengths, pad_token_id, batch_size, device, desc, how: _Encoding):
+    """Yield ``(text index, (T_i, D) array)`` for every text, longest batches first, encoded in ``how.precision``."""
+    was_training = model.training
+    model.eval()
+    try:
+        order = np.argsort(-lengths, kind="stable")  # longest first: little padding, early OOM
+        for lo in tqdm(range(0, len(order), batch_size), desc=desc, leave=False):
+            idx = order[lo : lo + batch_size]
+            width = int(lengths[idx].max())
+            ids = torch.full((len(idx), width), pad_token_id, dtype=torch.long)
+            mask = torch.zeros(len(idx), width, dtype=torch.long)
+            segments = torch.zeros(len(idx), width, dtype=torch.long)
+            for b, i in enumerate(idx):
+                ids[b, : lengths[i]] = torch.tensor(input_ids[i])
+                mask[b, : lengths[i]] = 1
+                if how.token_type_ids is not None:
+                    segments[b, : lengths[i]] = torch.tensor(how.token_type_ids[i])
+            inputs = {"input_ids": ids.to(device), "attention_mask": mask.to(device)}
+            if how.token_type_ids is not None:
+                inputs["token_type_ids"] = segments.to(device)
+            with autocast(how.precision, device):
+                hidden = model(**inputs).last_hidden_state
+            hidden = hidden.float().cpu().numpy()
+            for b, i in enumerate(idx):
+                yield int(i), hidden[b, : lengths[i]]
+    finally:  # an error (OOM, Ctrl-C) must not leave the caller's model in eval mode
+        model.train(was_training)
+
+
+def _write_rows(path: Path, rows, offsets: np.ndarray, dim: int, np_dtype=np.float16) -> None:
+    """Write every row at its offset with ordinary file writes (fsync'd), never a writable memmap: a full
+    disk is then an OSError(ENOSPC) at a write, not a SIGBUS that kills the process without a message."""
+    size = np.dtype(np_dtype).itemsize
+    n_bytes = int(offsets[-1]) * dim * size
+    with open(path, "wb") as handle:
+        _reserve(handle.fileno(), n_bytes)
+        for i, row in rows:
+            handle.seek(int(offsets[i]) * dim * size)
+            handle.write(np.ascontiguousarray(row, dtype=np_dtype).tobytes())
+        handle.truncate(n_bytes)
+        handle.flush()
+        os.fsync(handle.fileno())
+
+
+def _reserve(fd: int, n_bytes: int) -> None:
+    """Reserve the file's blocks up front where the file system can (disk full shows here, at once)."""
+    if n_bytes <= 0 or not hasattr(os, "posix_fallocate"):
+        return
+    try:
+        os.posix_fallocate(fd, 0, n_bytes)
+    except OSError as error:
+        if error.errno in (errno.EOPNOTSUPP, errno.ENOSYS, errno.EINVAL):
+            return  # e.g. tmpfs on old kernels or network file systems: the writes still report ENOSPC
+        raise

@@ -6,6 +6,7 @@ import argparse
 import json
 import os
 import sys
+import traceback
 from pathlib import Path
 
 from .adapter import ADAPTER_KINDS
@@ -39,7 +40,7 @@ def _run(args) -> int:
         skip_phase1=args.skip_phase1, skip_phase2=args.skip_phase2, random_adapter=args.random_adapter,
         use_cache=not args.no_cache, is_teacher_run=args.teacher_baseline, device=args.device, lr=args.lr,
         head_lr=args.head_lr, adapter_lr=args.adapter_lr, student_lr=args.student_lr, lora_lr=args.lora_lr,
-        precision=args.precision,
+        precision=args.precision, strict_data=args.strict,
     )
     metrics = run(cfg, resume=args.resume)
     print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
@@ -165,6 +166,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--random-adapter", action="store_true", help="ablation: untrained adapter, no phases 1-2")
     s.add_argument("--no-cache", action="store_true", help="recompute encoder outputs every step (timing)")
     s.add_argument("--device", default=None)
+    s.add_argument("--strict", action="store_true", help="refuse NER data whose BIO tags need repair")
     s.set_defaults(fn=_run)
 
     s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
@@ -223,15 +225,43 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")
     s.set_defaults(fn=_report)
+    _add_verbose(p, sub)
     return p
 
 
+def _add_verbose(parser: argparse.ArgumentParser, sub) -> None:
+    """``-v`` before or after the command (``alad -v run`` and ``alad run -v``) shows an error's traceback."""
+    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
+    for command in sub.choices.values():  # SUPPRESS: a command's unset flag must not undo ``alad -v``
+        command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                             help="show the traceback of an error")
+
+
+def _one_line(error: BaseException) -> str:
+    """The error as one line. Our own errors (ValueError, OSError, ...) carry their cause and file; anything
+    else (a KeyError, an IndexError deep in a library) also gets its type, which is then half the message."""
+    text = " ".join(str(error).split())
+    if isinstance(error, EXPECTED) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__
+
+
+# Failures with a message meant for the user (bad input, missing file, full disk, failed checks).
+EXPECTED = (ValueError, OSError, ImportError, FloatingPointError, RuntimeError)
+
+
 def main(argv: list[str] | None = None) -> int:
+    """Run one command; every failure is exit code 2 and one line on stderr (``-v``: and the traceback)."""
     args = build_parser().parse_args(argv)
     try:
         return args.fn(args)
-    except (ValueError, OSError, ImportError, FloatingPointError, RuntimeError) as e:
-        print(f"alad {args.command}: error: {e}", file=sys.stderr)
+    except KeyboardInterrupt:
+        print(f"alad {args.command}: interrupted", file=sys.stderr)
+        return 130
+    except Exception as e:  # the catch-all: no traceback reaches a user who did not ask for one
+        if args.verbose:
+            traceback.print_exc()
+        print(f"alad {args.command}: error: {_one_line(e)}", file=sys.stderr)
         return 2
 
 

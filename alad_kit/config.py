@@ -198,6 +198,7 @@ class RunConfig:
     skip_phase2: bool = False  # ablation: no task-specific alignment
     random_adapter: bool = False  # ablation: same-size adapter, randomly initialised, no phases 1-2
     use_cache: bool = True  # memory-mapped embedding cache for phases 1-2
+    strict_data: bool = False  # refuse NER files whose BIO tags seqeval would repair (default: repair + warn)
     adapter_hidden: int = 1280  # adapter hidden units (paper: 1280)
     adapter_kind: str = "dense"  # adapter first layer, one of adapter.ADAPTER_KINDS (dense: the paper's)
     lora_r: int = 8  # LoRA rank

@@ -255,6 +255,8 @@ def benchmark(
     ``kinds``: adapter kinds to measure; a dense adapter is keyed by its window ("5"), others "5-factorised".
     """
     from alad_kit.adapter import AlignmentAdapter
+    from alad_kit.device import resolve_device
+    from alad_kit.preflight import check_seq_len
 
     _check_counts(repeats, warmup)
     if batch_size <= 0 or seq_len <= 0:
@@ -267,6 +269,9 @@ def benchmark(
         devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     t_model, t_tok = _unpack(teacher)
     students = {name: _unpack(entry) for name, entry in students.items()}
+    check_seq_len(seq_len, {teacher_name: (t_model, t_tok), **students})  # else an IndexError deep in the model
+    for device in devices:
+        resolve_device(device)
     teacher_dim = int(t_model.config.hidden_size)
 
     result = {

@@ -68,7 +68,7 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     from .adapter import AlignmentAdapter
     from .experiments import finished_metrics, run_or_reuse
     from .model import AladModel, add_lora
-    from .run import Experiment
+    from .run import Experiment, _digest
     from .trainer import load_finished
 
     if not cfg.uses_adapter:
@@ -91,7 +91,8 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
         for phase, skipped in (("phase1", cfg.skip_phase1), ("phase2", cfg.skip_phase2)):
             if skipped:
                 continue
-            key = exp.adapter_key(phase, None if phase == "phase1" else (parent or "none"))
+            texts_digest = _digest(exp.phase_texts(phase))  # the run's key names the texts it trained on
+            key = exp.adapter_key(phase, None if phase == "phase1" else (parent or "none"), texts_digest)
             adapter = _cached_adapter(exp.cache_root / "adapters" / f"{phase}-{key}", AlignmentAdapter)
             models[f"after_{phase}"] = AladModel(exp.student, adapter)
             parent = key
@@ -111,7 +112,11 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
 
 
 def _cached_adapter(directory: Path, adapter_cls):
-    if not (directory / "result.json").is_file():
+    from .integrity import verified_record
+    from .run import ADAPTER_FILES
+
+    # remove=False: this only reads; the run that owns the cache rebuilds a damaged adapter
+    if verified_record(directory, "result.json", ADAPTER_FILES, "cached adapter", remove=False) is None:
         raise FileNotFoundError(
             f"load_phase_models: the cached adapter {directory} is missing (cache deleted or another cache_dir); "
             "rerun the run with experiments.run_or_reuse(cfg, rerun=True)"

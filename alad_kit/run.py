@@ -19,13 +19,15 @@ import platform
 import shutil
 import time
 import warnings
+from contextlib import nullcontext
 from dataclasses import asdict
+from functools import partial
 from pathlib import Path
 
 import torch
 
 from . import __version__
-from .adapter import AlignmentAdapter
+from .adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
 from .cache import EmbeddingCache, model_fingerprint
 from .checkpoint import digest as _digest
 from .config import (
@@ -38,9 +40,12 @@ from .config import (
     scale_config,
 )
 from .device import resolve_device
+from .integrity import file_digests, verified_record
+from .locks import owned
 from .model import AladModel, add_lora
 from .phases import OBJECTIVES, AlignmentData, build_alignment_data, chunk_texts, token_probe_frame
 from .precision import resolve_precision
+from .preflight import check_writable
 from .tasks import Batcher, get_task, truncation_stats
 from .trainer import PhaseResult, load_finished, phase_digest, train_phase
 
@@ -83,6 +88,9 @@ def _subsample(split, n: int | None, seed: int = 0):
     return split.shuffle(seed=seed).select(range(n))
 
 
+ADAPTER_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # what a cached adapter's result.json records digests of
+
+
 def phase_record(result: PhaseResult, student_passes: float) -> dict:
     """What metrics.json records of a phase that ran: its cost, precision, learning rates, student passes."""
     return {"steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 2),
@@ -91,7 +99,7 @@ def phase_record(result: PhaseResult, student_passes: float) -> dict:
 
 
 # --------------------------------------------------------------------------------------------------
-def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig):
+def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig, strict: bool = False):
     """Task splits (train / validation / test) cut to the scale, and the label list."""
     from . import data
 
@@ -102,7 +110,7 @@ def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig):
 
         splits, _ = load_wnut16()
     else:
-        loader = {"pos": data.load_pos, "ner": data.load_ner, "qa": data.load_qa}[task]
+        loader = {"pos": data.load_pos, "ner": partial(data.load_ner, strict=strict), "qa": data.load_qa}[task]
         splits = loader(data_dir) if data_dir and Path(data_dir).is_file() else loader(_task_path(task, data_dir))
     for name in ("train", "validation", "test"):
         if name not in splits:
@@ -129,19 +137,20 @@ def _task_path(task: str, data_dir: str | None) -> str | None:
 
 def load_corpus_texts(data_dir: str | None, n: int | None, fallback: list[str] | None = None) -> list[str]:
     """Phase-1 text: ``corpus_en_wiki`` under the data root; without one, ``fallback`` or, by default, the
-    English prose of Python's documentation (see ``alad_kit.demo.python_docs_corpus``), with a warning."""
+    English prose of Python's documentation (see ``alad_kit.demo.python_docs_corpus``), with a warning.
+    A corpus that exists but cannot be read (binary, not UTF-8, empty) is an error, never the fallback."""
     from . import data
 
     try:
         root = Path(data_dir) if data_dir and data_dir != "wnut16" else data.data_root()
         path = root / "corpus_en_wiki" if (root / "corpus_en_wiki").is_dir() else root
         corpus = data.load_corpus(str(path))
-    except (FileNotFoundError, ValueError):
+    except FileNotFoundError as missing:
         if fallback is None:
             from .demo import python_docs_corpus
 
             fallback = python_docs_corpus()
-        warnings.warn("no phase-1 corpus under ALAD_DATA_DIR; using the fallback English text", stacklevel=2)
+        warnings.warn(f"no phase-1 corpus ({missing}); using the fallback English text", stacklevel=2)
         return fallback[:n] if n else fallback
     return list(_subsample(corpus, n)["text"])
 
@@ -153,7 +162,7 @@ class Experiment:
     def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
         self.cfg, self.resume, self.callbacks = cfg, resume, tuple(callbacks)
         self.scale = scale_config(cfg.scale)
-        self.device = resolve_device(cfg.device)  # the check shared with bench: a missing GPU is one line
+        self.device = resolve_device(cfg.device)  # one line for a missing GPU, before any model loads
         self.out = Path(cfg.out)
         self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
         self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
@@ -192,7 +201,8 @@ class Experiment:
         if self._task_data is not None:
             self.splits, self.labels = self._task_data
         else:
-            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale)
+            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale,
+                                                      strict=self.cfg.strict_data)
         for name, split in self.splits.items():
             if len(split) == 0:
                 raise ValueError(f"task {self.cfg.task}: the {name} split is empty")
@@ -207,16 +217,16 @@ class Experiment:
             self.precision,
         )
 
-    def adapter_key(self, phase_name: str, parent: str | None) -> str:
+    def adapter_key(self, phase_name: str, parent: str | None, texts_digest: str | None = None) -> str:
         """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
-        task (phase 2 only) and parent adapter give the same key, so finished phases are re-used."""
+        task (phase 2 only), parent adapter and training texts give the same key, so finished phases are re-used."""
         cfg = self.cfg
         epochs = {p.name: p.epochs for p in alignment_phases(self.scale, self.precision)}[phase_name]
         return _digest({
             "phase": phase_name, "epochs": epochs, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
             "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
-            "task": cfg.task if phase_name == "phase2" else None, "parent": parent,
-            # bf16 trains a (slightly) different adapter; fp32 keys stay as they were
+            "task": cfg.task if phase_name == "phase2" else None, "parent": parent, "texts": texts_digest,
+            # bf16 trains a (slightly) different adapter
             **({"precision": self.precision} if self.precision != "fp32" else {}),
             # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
             # key stays as it was so existing cached adapters remain valid
@@ -224,15 +234,31 @@ class Experiment:
             **({} if cfg.adapter_kind == "dense" else {"kind": cfg.adapter_kind}),  # dense keys stay as they were
         })
 
+    def phase_texts(self, phase_name: str) -> list:
+        """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
+        if phase_name == "phase1":  # long lines cut into pieces, so that max_length truncates none of them
+            return chunk_texts(load_corpus_texts(self.cfg.corpus_dir or self.cfg.data_dir, self.scale.corpus_texts,
+                                                 self.corpus_fallback), self.scale.corpus_chunk_words)
+        return self.task.texts(self.splits["train"])
+
     def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
         """Train (or load from the adapter cache) one alignment phase; returns its cache key."""
-        key = self.adapter_key(phase.name, parent)
+        texts = texts_fn()  # the key names the exact texts: other task text or the fallback corpus is another key
+        key = self.adapter_key(phase.name, parent, texts_digest=_digest(texts))
         final = self.cache_root / "adapters" / f"{phase.name}-{key}"
+        # one process owns the .partial folder; an identical run waits here, then loads the finished adapter
+        with owned(final) if self.dist.is_main_process else nullcontext():
+            model = self._train_or_load(phase, texts, final, adapter)
+        self.measure_alignment(f"after_{phase.name}", model)
+        return key
+
+    def _train_or_load(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> AladModel:
         model = AladModel(self.student, adapter).to(self.device)
         # --no-cache is how phase timings without any cache are measured: it never reads a finished adapter
-        if self.cfg.use_cache and (final / "result.json").is_file():
+        saved = verified_record(final, "result.json", ADAPTER_FILES, "cached adapter",
+                                remove=self.dist.is_main_process) if self.cfg.use_cache else None
+        if saved is not None:
             adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
-            saved = json.loads((final / "result.json").read_text())
             self.history[phase.name] = saved["history"]
             self.timings[phase.name] = 0.0
             self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
@@ -243,12 +269,12 @@ class Experiment:
                 shutil.rmtree(partial)
             self.dist.wait_for_everyone()
             misses = self.embeddings.stats.misses
-            data = self.alignment_data(texts_fn(), phase.name)
+            data = self.alignment_data(texts, phase.name)
             t0 = time.perf_counter()
             result = train_phase(
                 phase, model, len(data), data.make_batch, OBJECTIVES[phase.objective](self.task),
                 batch_size=self.scale.batch_size, seed=self.cfg.seed, checkpoint_dir=partial, resume=self.resume,
-                callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=key,
+                callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=final.name,
             )
             self.timings[phase.name] = time.perf_counter() - t0
             self.history[phase.name] = result.history
@@ -259,15 +285,15 @@ class Experiment:
                 adapter.save_pretrained(partial)
                 write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
                                                               "steps": result.steps, "tokens": result.tokens,
-                                                              "phase": self.phases[phase.name]})
+                                                              "phase": self.phases[phase.name],
+                                                              "digests": file_digests(partial, ADAPTER_FILES)})
                 for ckpt in [*partial.glob("*.ckpt.*"), *partial.glob("*.done.*")]:
                     ckpt.unlink()
                 if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
                     shutil.rmtree(final)
                 os.replace(partial, final)
             self.dist.wait_for_everyone()
-        self.measure_alignment(f"after_{phase.name}", model)
-        return key
+        return model
 
     def measure_alignment(self, stage: str, model: AladModel, live_student: bool = False) -> None:
         """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
@@ -298,13 +324,9 @@ class Experiment:
         phase1, phase2 = alignment_phases(self.scale, self.precision)
         parent = None
         if not cfg.skip_phase1:
-            n, words = self.scale.corpus_texts, self.scale.corpus_chunk_words
-            parent = self.align_phase(
-                phase1, lambda: chunk_texts(load_corpus_texts(cfg.corpus_dir or cfg.data_dir, n, self.corpus_fallback), words),
-                None, adapter, probe,
-            )
+            parent = self.align_phase(phase1, lambda: self.phase_texts("phase1"), None, adapter, probe)
         if not cfg.skip_phase2:
-            self.align_phase(phase2, lambda: self.task.texts(self.splits["train"]), parent or "none", adapter, probe)
+            self.align_phase(phase2, lambda: self.phase_texts("phase2"), parent or "none", adapter, probe)
         return adapter
 
     # ---------------------------------------------------------------------------------------------
@@ -388,7 +410,8 @@ class Experiment:
         set_seed(cfg.seed)
         if self.scale.name == "smoke" and self.dist.is_main_process:
             log.warning("scale smoke: a few dozen examples, so the scores only test the pipeline, not the method")
-        self.out.mkdir(parents=True, exist_ok=True)
+        check_writable(self.out)  # a read-only --out must fail now, not after phases 1-2
+        check_writable(self.cache_root, "cache folder")
         self.load_data()
         self.load_models()
         adapter = self.make_adapter()

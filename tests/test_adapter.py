@@ -1,4 +1,5 @@
 import json
+import re
 
 import pytest
 import torch
@@ -187,3 +188,33 @@ def test_bad_inputs():
         adapter(torch.randn(1, 4, 8), torch.ones(1, 5))
     with pytest.raises(ValueError, match=r"\(B, T, D_C\)"):
         adapter(torch.randn(4, 8))
+
+
+@pytest.mark.parametrize("config, message", [
+    ('{"student_dim": 4, "teacher_dim": 6', "not a valid adapter config (invalid JSON"),
+    ('["student_dim", 4]', "not a valid adapter config (wants an object with keys"),
+    ('{"student_dim": 4, "teacher_dim": 6, "evil": 1}', "not a valid adapter config (wants an object"),
+    ('{"teacher_dim": 6}', "not a valid adapter config (wants an object"),
+    ('{"student_dim": "4", "teacher_dim": 6}', "student_dim must be a positive integer, got '4'"),
+    ('{"student_dim": 4, "teacher_dim": 6, "window": 2}', "window must be an odd integer"),
+])
+def test_a_corrupt_adapter_config_is_a_value_error_naming_the_file(tmp_path, config, message):
+    AlignmentAdapter(4, 6, window=3, hidden=8).save_pretrained(tmp_path)
+    (tmp_path / "adapter_config.json").write_text(config)
+    with pytest.raises(ValueError, match=rf"adapter_config\.json: .*{re.escape(message)}"):
+        AlignmentAdapter.from_pretrained(tmp_path)
+
+
+def test_damaged_or_mismatched_adapter_weights_are_a_value_error_naming_the_file(tmp_path):
+    AlignmentAdapter(4, 6, window=3, hidden=8).save_pretrained(tmp_path)
+    weights = tmp_path / "adapter.safetensors"
+    raw = bytearray(weights.read_bytes())
+    raw[2] ^= 0xFF  # the header length: no longer a safetensors file
+    weights.write_bytes(bytes(raw))
+    with pytest.raises(ValueError, match=r"adapter\.safetensors: not a readable safetensors file"):
+        AlignmentAdapter.from_pretrained(tmp_path)
+    AlignmentAdapter(4, 6, window=5, hidden=8).save_pretrained(tmp_path / "w5")
+    (tmp_path / "w5" / "adapter_config.json").write_text('{"student_dim": 4, "teacher_dim": 6, "window": 3, '
+                                                         '"hidden": 8}')
+    with pytest.raises(ValueError, match=r"tensors do not match adapter_config\.json \(first: 'window_proj\.weight'\)"):
+        AlignmentAdapter.from_pretrained(tmp_path / "w5")

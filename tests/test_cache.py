@@ -2,6 +2,7 @@
 
 import copy
 import errno
+import json
 from collections import namedtuple
 
 import numpy as np
@@ -34,7 +35,8 @@ IDS = [[2, 5, 7, 9, 3], [2, 11, 3], [2, 4, 4, 4, 4, 4, 3]]
 
 
 def _entries(root):
-    return sorted(p.name for p in root.iterdir()) if root.exists() else []
+    """Entries and temporary folders (lock files are the locks' business: filelock may keep them)."""
+    return sorted(p.name for p in root.iterdir() if p.suffix != ".lock") if root.exists() else []
 
 
 def test_second_get_is_a_hit_with_identical_arrays(tmp_path, tiny):
@@ -84,51 +86,124 @@ def test_key_changes_with_weights_and_ids(tiny):
     assert cache.key(other, IDS) != base
 
 
-def test_corrupted_entry_is_a_clear_error(tmp_path, tiny):
+def _flip(path, at=10):
+    raw = bytearray(path.read_bytes())
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+@pytest.mark.parametrize("damage", ["flip embeddings", "truncate embeddings", "flip offsets", "bad meta.json",
+                                    "meta without digests"])
+def test_a_damaged_entry_is_rebuilt_never_used(tmp_path, tiny, damage):
+    first = EmbeddingCache(tmp_path).get(tiny, IDS, 0)
+    reference = np.asarray(first.data).copy()
+    entry = first.path
+    del first
+    if damage == "flip embeddings":
+        _flip(entry / "embeddings.f16")
+    elif damage == "truncate embeddings":
+        (entry / "embeddings.f16").write_bytes((entry / "embeddings.f16").read_bytes()[:-2])
+    elif damage == "flip offsets":
+        _flip(entry / "offsets.npy", at=-3)
+    elif damage == "bad meta.json":
+        (entry / "meta.json").write_text("{not json")
+    else:  # an entry written without digests (or with them deleted) cannot be trusted
+        meta = json.loads((entry / "meta.json").read_text())
+        del meta["offsets_sha256"]
+        (entry / "meta.json").write_text(json.dumps(meta))
+    cache = EmbeddingCache(tmp_path)
+    with pytest.warns(UserWarning, match="rebuilding"):
+        again = cache.get(tiny, IDS, 0)
+    assert (cache.stats.hits, cache.stats.misses) == (0, 1)
+    assert np.array_equal(np.asarray(again.data), reference)
+    assert again.offsets.tolist() == [0, 5, 8, 15]
+
+
+def test_verify_false_in_meta_json_is_ignored(tmp_path, tiny):
     entry = EmbeddingCache(tmp_path).get(tiny, IDS, 0).path
-    data = entry / "embeddings.f16"
-    raw = bytearray(data.read_bytes())
-    raw[10] ^= 0xFF
-    raw[11] ^= 0xFF
-    data.write_bytes(bytes(raw))
-    with pytest.raises(RuntimeError, match="checksum"):
-        EmbeddingCache(tmp_path).get(tiny, IDS, 0)
-    data.write_bytes(bytes(raw[:-2]))  # truncated
-    with pytest.raises(RuntimeError, match="corrupt"):
-        EmbeddingCache(tmp_path).get(tiny, IDS, 0)
+    meta = json.loads((entry / "meta.json").read_text())
+    (entry / "meta.json").write_text(json.dumps(meta | {"verify": False}))
+    _flip(entry / "embeddings.f16")
+    cache = EmbeddingCache(tmp_path)
+    with pytest.warns(UserWarning, match="failed its checksum"):
+        cache.get(tiny, IDS, 0)
+    assert cache.stats.misses == 1
 
 
 def test_not_enough_free_space_is_refused_up_front(tmp_path, tiny, monkeypatch):
     usage = namedtuple("usage", "total used free")
     monkeypatch.setattr("alad_kit.cache.shutil.disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
     cache = EmbeddingCache(tmp_path / "c")
-    with pytest.raises(RuntimeError, match="not enough disk space"):
+    with pytest.raises(OSError, match="not enough disk space"):
         cache.get(tiny, IDS, 0)
     assert _entries(tmp_path / "c") == []
 
 
-@pytest.mark.parametrize("where", ["memmap", "flush"])
-def test_disk_full_while_writing_leaves_nothing(tmp_path, tiny, monkeypatch, where):
+@pytest.mark.parametrize("where", ["reserve", "write", "fsync"])
+def test_disk_full_while_writing_is_an_oserror_and_leaves_nothing(tmp_path, tiny, monkeypatch, where):
     def no_space(*args, **kwargs):
         raise OSError(errno.ENOSPC, "No space left on device")
 
-    if where == "memmap":
-        real = np.memmap
-
-        def memmap(filename, *args, mode="r+", **kwargs):
-            if mode == "w+":
-                raise OSError(errno.ENOSPC, "No space left on device")
-            return real(filename, *args, mode=mode, **kwargs)
-
-        monkeypatch.setattr(np, "memmap", memmap)
+    if where == "reserve":
+        monkeypatch.setattr("alad_kit.cache.os.posix_fallocate", no_space)
+    elif where == "write":
+        monkeypatch.setattr("alad_kit.cache._reserve", lambda fd, n: None)
+        monkeypatch.setattr("alad_kit.cache.np.ascontiguousarray", no_space)
     else:
-        monkeypatch.setattr(np.memmap, "flush", no_space)
+        monkeypatch.setattr("alad_kit.cache.os.fsync", no_space)
     cache = EmbeddingCache(tmp_path / "c")
-    with pytest.raises(RuntimeError, match="disk full"):
+    with pytest.raises(OSError, match="disk full while writing") as caught:
         cache.get(tiny, IDS, 0)
+    assert caught.value.errno == errno.ENOSPC
     assert _entries(tmp_path / "c") == []  # no entry, no .tmp folder
     assert cache.stats.bytes_written == 0
     assert not tiny.training  # the model's mode is restored
+
+
+def test_the_cache_never_opens_a_writable_memmap(tmp_path, tiny, monkeypatch):
+    real = np.memmap
+
+    def read_only(filename, *args, mode="r+", **kwargs):
+        assert mode == "r", f"writable memmap ({mode}) can SIGBUS on a full disk"
+        return real(filename, *args, mode=mode, **kwargs)
+
+    monkeypatch.setattr(np, "memmap", read_only)
+    EmbeddingCache(tmp_path).get(tiny, IDS, 0)
+
+
+def test_a_second_process_waits_for_the_builder_then_reuses_its_entry(tmp_path, tiny):
+    """Two identical runs: the second blocks on the entry's lock while the first builds, then hits."""
+    import subprocess
+    import sys
+    import time
+
+    entry = tmp_path / EmbeddingCache(tmp_path).key(tiny, IDS)
+    torch.save(tiny.state_dict(), tmp_path / "tiny.pt")
+    script = f"""
+import json, torch
+from transformers import BertConfig, BertModel
+from alad_kit.cache import EmbeddingCache
+model = BertModel(BertConfig.from_dict({tiny.config.to_dict()!r})).eval()
+model.load_state_dict(torch.load({str(tmp_path / "tiny.pt")!r}, weights_only=True))
+cache = EmbeddingCache({str(tmp_path)!r})
+print("ready", flush=True)
+cache.get(model, {IDS!r}, 0)
+print(json.dumps(cache.stats.as_dict()))
+"""
+    from alad_kit.locks import owned
+
+    with owned(entry):  # we are "the first run", still building
+        proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                text=True)
+        assert proc.stdout.readline().strip() == "ready"  # imported, about to ask for the entry
+        time.sleep(2)
+        assert proc.poll() is None  # the second run waits
+        EmbeddingCache(tmp_path)._build(entry, tiny, IDS, 0, 32, "cpu", "first")
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0, err
+    assert "waiting for another process" in err
+    stats = json.loads(out.strip().splitlines()[-1])
+    assert (stats["hits"], stats["misses"]) == (1, 0)
 
 
 def test_a_failed_forward_leaves_nothing_and_restores_train_mode(tmp_path, tiny, monkeypatch):
@@ -153,7 +228,10 @@ def test_another_process_publishing_the_same_entry_first_is_fine(tmp_path, tiny,
     def other_rank_publishes():
         if not calls:
             calls.append(1)
-            other_cache.get(copy.deepcopy(tiny), IDS, 0)
+            # in one process the entry's lock is already ours: publish the way a second rank's build would
+            other_cache.stats.misses += 1
+            other_cache._build(other_cache.root / other_cache.key(tiny, IDS), copy.deepcopy(tiny), IDS, 0, 32,
+                               "cpu", "other rank")
 
     if when == "while computing":
         forward = model.forward

@@ -124,3 +124,71 @@ def test_study_on_finished_runs_only_writes_the_claims(tmp_path, capsys):
     assert (entry["id"], entry["delta_mean"], entry["delta_se"]) == ("C1", pytest.approx(0.2), pytest.approx(0, abs=1e-12))
     assert entry["verdict"] == "confirmed"
     assert "| C1 |" in capsys.readouterr().out
+
+
+# ------------------------------------------------------------------------------------------ robustness
+@pytest.mark.parametrize("error, shown", [
+    (TypeError("__init__() got an unexpected keyword argument 'x'"), "TypeError: __init__() got an unexpected"),
+    (KeyError("history"), "KeyError: 'history'"),
+    (EOFError(), "EOFError"),
+    (IndexError("index out of range in self"), "IndexError: index out of range in self"),
+    (AssertionError("Torch not compiled with CUDA enabled"), "AssertionError: Torch not compiled with CUDA"),
+    (ValueError("a.conll:3: invalid BIO\nsecond line"), "a.conll:3: invalid BIO second line"),
+])
+def test_every_failure_is_one_line_and_v_shows_the_traceback(capsys, monkeypatch, error, shown):
+    def fail(args):
+        raise error
+
+    monkeypatch.setattr("alad_kit.cli._report", fail)
+    assert main(["report", "somewhere"]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and last.startswith(f"alad report: error: {shown}")
+    for argv in (["-v", "report", "somewhere"], ["report", "somewhere", "--verbose"]):
+        assert main(argv) == 2
+        err = capsys.readouterr().err
+        assert "Traceback (most recent call last)" in err and err.strip().splitlines()[-1].startswith("alad report")
+
+
+def test_a_safetensor_error_is_one_line(capsys, monkeypatch):
+    from safetensors import SafetensorError
+
+    def fail(args):
+        raise SafetensorError("Error while deserializing header: HeaderTooLarge")
+
+    monkeypatch.setattr("alad_kit.cli._report", fail)
+    assert main(["report", "x"]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and "SafetensorError: Error while deserializing header" in last
+
+
+def test_ctrl_c_is_one_line_and_exit_130(capsys, monkeypatch):
+    def interrupt(args):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr("alad_kit.cli._report", interrupt)
+    assert main(["report", "x"]) == 130
+    assert capsys.readouterr().err.strip() == "alad report: interrupted"
+
+
+def test_bench_seq_len_beyond_the_position_embeddings_is_one_line(capsys, tmp_path):
+    assert main(["bench", "--seq-len", "600", "--students", "minilm-l6", "--out", str(tmp_path / "b.json")]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and "--seq-len 600 is longer than model 'mpnet-base' accepts (512 tokens)" in last
+    assert not (tmp_path / "b.json").exists()
+
+
+def test_read_only_out_is_one_line_before_anything_runs(capsys, tmp_path):
+    (tmp_path / "file").write_text("x")
+    assert main(["run", "--task", "ner", "--data-dir", "wnut16", "--device", "cpu",
+                 "--out", str(tmp_path / "file" / "run")]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and "output folder" in last and "is not writable (Not a directory)" in last
+
+
+def test_strict_ner_data_is_one_line_naming_file_and_line(capsys, tmp_path):
+    data = tmp_path / "train.conll"
+    data.write_text("# id a\tdomain=en\nParis _ _ I-LOC\n\n")
+    assert main(["run", "--task", "ner", "--data-dir", str(data), "--device", "cpu", "--strict",
+                 "--out", str(tmp_path / "out")]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and f"{data}:2: invalid BIO sequence: 'I-LOC' at the sentence start continues no entity" in last

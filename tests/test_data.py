@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import warnings
 from pathlib import Path
 
@@ -173,7 +174,11 @@ def test_read_conllu_counts_empty_nodes_and_empty_sentences(tmp_path):
     [
         ("7\tzu\tzu\tADP\tAPPR\t_\t5\tcase\t_", "needs 10 tab-separated columns, found 9"),
         ("x\tzu\tzu\tADP\tAPPR\t_\t5\tcase\t_\t_", "CoNLL-U parse error"),
-        ("7\tzu\tzu\t_\tAPPR\t_\t5\tcase\t_\t_", "has no UPOS"),
+        ("6\tzu\tzu\t_\tAPPR\t_\t5\tcase\t_\t_", "has no UPOS"),
+        ("7\tzu\tzu\tADP\tAPPR\t_\t5\tcase\t_\t_", r"CoNLL-U id 7 out of order \(expected 6\)"),
+        ("5\tzu\tzu\tADP\tAPPR\t_\t5\tcase\t_\t_", r"CoNLL-U id 5 out of order \(expected 6\)"),
+        ("6\tzu\tzu\tNN\tAPPR\t_\t5\tcase\t_\t_", "UPOS tag 'NN' is not one of the 17 UD tags"),
+        ("6\t\u200b\tzu\tADP\tAPPR\t_\t5\tcase\t_\t_", r"token '\\u200b' has only invisible characters \(U\+200B\)"),
     ],
 )
 def test_read_conllu_errors_name_file_and_line(tmp_path, bad_row, message):
@@ -234,6 +239,68 @@ def test_read_conll_errors_name_file_and_line(tmp_path, bad_row, message):
         read_conll(file)
 
 
+@pytest.mark.parametrize(
+    ("rows", "repaired", "line", "first"),
+    [
+        ([("Paris", "I-LOC"), ("is", "O")], ["B-LOC", "O"], 2, "'I-LOC' at the sentence start continues no entity"),
+        ([("a", "O"), ("New", "I-LOC"), ("York", "I-LOC")], ["O", "B-LOC", "I-LOC"], 3,
+         "'I-LOC' after 'O' continues no entity"),
+        ([("Ann", "B-PER"), ("Corp", "I-ORG")], ["B-PER", "B-ORG"], 3, "'I-ORG' after 'B-PER' continues no entity"),
+    ],
+)
+def test_bio_sequences_are_repaired_as_seqeval_reads_them_or_refused_when_strict(tmp_path, rows, repaired, line,
+                                                                                   first):
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    file = tmp_path / "train.conll"
+    file.write_text(multiconer_block("a", rows) + multiconer_block("b", [("x", "B-PER"), ("y", "I-PER")]))
+    with pytest.warns(UserWarning, match=rf"repaired \d BIO tag\(s\) in 1 sentence\(s\).*line {line}: {first}"):
+        columns = read_conll(file)
+    assert columns["ner_tags"] == [repaired, ["B-PER", "I-PER"]]
+    original = [tag for _, tag in rows]
+    assert get_entities(repaired) == get_entities(original)  # the entities seqeval scores do not change
+    with pytest.raises(ValueError, match=rf"train\.conll:{line}: invalid BIO sequence: {first}.*\(strict\)"):
+        read_conll(file, strict=True)
+    with pytest.raises(ValueError, match=rf"train\.conll:{line}: invalid BIO"):
+        load_ner(file, strict=True)
+
+
+def test_valid_bio_is_not_touched_and_not_warned(tmp_path):
+    file = tmp_path / "train.conll"
+    file.write_text(multiconer_block("a", [("x", "B-PER"), ("y", "I-PER"), ("z", "B-PER"), ("w", "O")]))
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")
+        assert read_conll(file, strict=True)["ner_tags"] == [["B-PER", "I-PER", "B-PER", "O"]]
+
+
+@pytest.mark.parametrize("token", ["\u200b", "\u200b\u200d", "\ufeff\u2060", "\xa0"])
+def test_a_token_without_visible_characters_is_refused_with_its_line(tmp_path, token):
+    file = tmp_path / "train.conll"
+    file.write_text(multiconer_block("a", [("x", "O"), (token, "O")]))
+    with pytest.raises(ValueError, match=r"train\.conll:3: token .* has only invisible characters"):
+        read_conll(file)
+
+
+@pytest.mark.parametrize("reader, name", [(read_conll, "train.conll"), (read_conllu, "dev.conllu")])
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"),
+    (b"\n\n", "empty file"),
+    (b"\x89PNG\r\n\x1a\n\x00\x00", r":1: not UTF-8 text \(byte 0x89 at column 1\); is it a binary file"),
+    (b"\x00\x01\x02\n", ":1: contains a NUL byte"),
+])
+def test_empty_and_binary_files_are_refused_naming_the_file(tmp_path, reader, name, content, message):
+    file = tmp_path / name
+    file.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"{name}{'' if message.startswith(':') else ': .*'}{message}"):
+        reader(file)
+
+
+def test_a_utf8_bom_is_not_part_of_the_first_line(tmp_path):
+    file = tmp_path / "dev.conllu"
+    file.write_bytes(b"\xef\xbb\xbf" + conllu_sentence("s1", "Haus").encode())
+    assert read_conllu(file)["sent_id"] == ["s1"]
+
+
 # ------------------------------------------------------------------------------------------------- QA
 
 
@@ -277,7 +344,63 @@ def test_load_qa_errors_name_the_question(tmp_path):
         load_qa(file)
 
 
+def _squad_edit(file, edit):
+    squad_file(file, make_squad_articles(1))
+    payload = json.loads(file.read_text())
+    edit(payload["data"][0]["paragraphs"])
+    file.write_text(json.dumps(payload))
+
+
+def _answer(paragraphs, **change):
+    paragraphs[0]["qas"][0]["answers"][0].update(change)
+
+
+@pytest.mark.parametrize("edit, message", [
+    (lambda ps: _answer(ps, answer_start=-1), "question q0a: answer '1900' is not at offset -1"),
+    (lambda ps: _answer(ps, answer_start=-34), "question q0a: answer '1900' is not at offset -34"),
+    (lambda ps: _answer(ps, answer_start=500), "question q0a: answer '1900' is not at offset 500"),
+    (lambda ps: _answer(ps, answer_start="20"), "question q0a answer: 'answer_start' must be an integer, got str"),
+    (lambda ps: _answer(ps, answer_start=True), "question q0a answer: 'answer_start' must be an integer, got bool"),
+    (lambda ps: _answer(ps, text=1900), "question q0a answer: 'text' must be a string, got int"),
+    (lambda ps: _answer(ps, text=""), "question q0a: empty answer text"),
+    (lambda ps: ps[0].update(context=["a", "b"]), "paragraph #0: 'context' must be a string, got list"),
+    (lambda ps: ps[0]["qas"][0].update(id=7), "question #0: 'id' must be a string, got int"),
+    (lambda ps: ps[0]["qas"][0].update(question=None), "question q0a: 'question' must be a string, got NoneType"),
+    (lambda ps: ps[0]["qas"][0].update(answers={"text": "x"}), "question q0a: 'answers' must be a list"),
+    (lambda ps: ps[0]["qas"][0].update(is_impossible="no"), "question q0a: 'is_impossible' must be true or false"),
+])
+def test_squad_types_and_offsets_are_checked_with_the_question_id(tmp_path, edit, message):
+    file = tmp_path / "train.json"
+    _squad_edit(file, edit)
+    with pytest.raises(ValueError, match=rf"train\.json: .*{re.escape(message)}"):
+        load_qa(file)
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "empty file"),
+    (b'{"data": []}', "no questions"),
+    (b'{"data": [{"title": "\xff\xfe"}]}', r"not UTF-8 text \(byte 0xff"),
+])
+def test_empty_and_binary_squad_files_name_the_file(tmp_path, content, message):
+    file = tmp_path / "train.json"
+    file.write_bytes(content)
+    with pytest.raises(ValueError, match=rf"train\.json.*{message}"):
+        load_qa(file)
+
+
 # --------------------------------------------------------------------------------------------- corpus
+
+
+@pytest.mark.parametrize("content, message", [
+    (b"", "the corpus has no non-blank lines"),
+    (b"\n  \n", "the corpus has no non-blank lines"),
+    (b"good line\n\xff\xd8\xff\xe0 jpeg\n", r"wiki\.txt:2: not UTF-8 text"),
+])
+def test_an_unreadable_corpus_is_an_error_naming_the_file(tmp_path, content, message):
+    (tmp_path / "wiki.txt").write_bytes(content)
+    with pytest.raises(ValueError, match=message), warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        load_corpus(tmp_path)
 
 
 def test_load_corpus_folder_sorted_blank_lines_counted(data_layout):

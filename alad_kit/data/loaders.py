@@ -17,6 +17,7 @@ from __future__ import annotations
 import os
 import warnings
 from collections.abc import Callable
+from functools import partial
 from pathlib import Path
 
 import pyarrow as pa
@@ -129,17 +130,19 @@ def load_pos(
 
 
 def load_ner(
-    path=None, *, config=None, seed: int = 0, validation_fraction=0.1, test_fraction=0.1, **hub_kwargs
+    path=None, *, config=None, seed: int = 0, validation_fraction=0.1, test_fraction=0.1, strict: bool = False,
+    **hub_kwargs,
 ) -> DatasetDict:
     """BIO NER data: splits train/validation/test with ``id``, ``tokens``, ``ner_tags`` (strings).
 
     ``path``: a CoNLL file (MultiCoNER ``# id`` blocks with ``token _ _ TAG`` rows, or plain ``token TAG``),
     a folder of ``*.conll`` (default ``$ALAD_DATA_DIR/ner_multiconer2_en``) or a hub id (e.g. "eriktks/conll2003").
     With train + dev only (MultiCoNER here) the official dev becomes test and validation is a seeded
-    ``validation_fraction`` of train, grouped by sentence id and identical token sequence.
+    ``validation_fraction`` of train, grouped by sentence id and identical token sequence. BIO sequences that
+    seqeval reads differently from their tags are repaired with a counted warning, or refused with ``strict``.
     """
     check_fractions(validation_fraction, test_fraction)
-    roles = _roles("ner", path, config, hub_kwargs, read_conll, (".conll",))
+    roles = _roles("ner", path, config, hub_kwargs, partial(read_conll, strict=strict), (".conll",))
     return assemble_splits(roles, ("id", "tokens"), seed, validation_fraction, test_fraction)
 
 
@@ -217,6 +220,8 @@ def load_corpus(
             raise FileNotFoundError(f"{source}: no .txt files")
         lines = file_lines(files)
     kept, blank = non_blank_lines(lines, max_lines)
+    if not kept:  # an empty corpus is a broken corpus, not "no corpus": it never becomes the fallback
+        raise ValueError(f"{source or path}: the corpus has no non-blank lines")
     if blank:
         warnings.warn(f"load_corpus: dropped {blank} blank line(s) from {source or path}", stacklevel=2)
     return Dataset.from_dict({"text": kept}, features=FEATURES["corpus"])

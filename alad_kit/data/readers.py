@@ -20,6 +20,8 @@ import conllu
 import conllu.parser
 from conllu.exceptions import ParseException
 
+from .validate import BioRepairs, check_token, check_upos, fail, read_text, text_lines
+
 # A BIO tag: "O", or "B-"/"I-" followed by a non-empty type (no spaces).
 _BIO_TAG = re.compile(r"O|[BI]-\S+")
 # CoNLL columns are separated by spaces or tabs only: str.split() would also split on NBSP and other
@@ -27,17 +29,17 @@ _BIO_TAG = re.compile(r"O|[BI]-\S+")
 _CONLL_SEP = re.compile(r"[ \t]+")
 
 
-def _fail(file: Path, lineno: int | None, message: str) -> ValueError:
-    where = f"{file}:{lineno}" if lineno is not None else str(file)
-    return ValueError(f"{where}: {message}")
+_fail = fail  # FILE:LINE: message
 
 
 def read_conllu(file: str | Path) -> dict[str, list]:
     """Read a CoNLL-U file into columns ``sent_id``, ``tokens`` (FORM), ``upos`` (strings).
 
     Only rows with an integer ID (syntactic words) are kept. Every token row must have the 10 tab-separated
-    CoNLL-U columns and a UPOS; each row is validated by ``conllu``'s own field parsers. A sentence without a
-    ``# sent_id`` comment gets ``<file stem>-<n>`` (n = 1-based sentence number in the file).
+    CoNLL-U columns and a UPOS; each row is validated by ``conllu``'s own field parsers. Word ids run 1, 2, ...
+    in each sentence, UPOS is one of the 17 UD tags and a FORM keeps a visible character; a file without any
+    word row, or one that is not UTF-8 text, is refused. A sentence without a ``# sent_id`` comment gets
+    ``<file stem>-<n>`` (n = 1-based sentence number in the file).
     """
     file = Path(file)
     cols: dict[str, list] = {"sent_id": [], "tokens": [], "upos": []}
@@ -58,36 +60,26 @@ def read_conllu(file: str | Path) -> dict[str, list]:
                 empty += 1
         sent_id, tokens, tags, in_block = None, [], [], False
 
-    with file.open(encoding="utf-8") as handle:
-        for lineno, raw in enumerate(handle, 1):
-            line = raw.rstrip("\r\n")
-            if not line.strip():
-                flush()
-                continue
-            in_block = True
-            if line.startswith("#"):
-                for key, value in conllu.parser.parse_comment_line(line):
-                    if key == "sent_id":
-                        sent_id = value
-                continue
-            n_cols = line.count("\t") + 1
-            if n_cols != 10:
-                raise _fail(file, lineno, f"CoNLL-U row needs 10 tab-separated columns, found {n_cols}")
-            try:
-                token = conllu.parser.parse_line(line, conllu.parser.DEFAULT_FIELDS)
-            except ParseException as error:
-                raise _fail(file, lineno, f"CoNLL-U parse error: {error}") from error
-            token_id = token["id"]
-            if isinstance(token_id, tuple):  # "3-4" multiword range or "3.1" empty node
-                empty_nodes += token_id[1] == "."
-                continue
-            if token_id is None:
-                raise _fail(file, lineno, "CoNLL-U row has no ID ('_')")
-            if token["upos"] in (None, "", "_"):
-                raise _fail(file, lineno, f"word {token['form']!r} has no UPOS tag")
-            tokens.append(token["form"])
-            tags.append(token["upos"])
+    for lineno, raw in text_lines(file):
+        line = raw.rstrip("\r\n")
+        if not line.strip():
+            flush()
+            continue
+        in_block = True
+        if line.startswith("#"):
+            for key, value in conllu.parser.parse_comment_line(line):
+                if key == "sent_id":
+                    sent_id = value
+            continue
+        token = _conllu_row(file, lineno, line, len(tokens))
+        if token is None:  # "3-4" multiword range or "3.1" empty node
+            empty_nodes += "." in line.split("\t", 1)[0]
+            continue
+        tokens.append(token["form"])
+        tags.append(token["upos"])
     flush()
+    if not cols["tokens"]:
+        raise _fail(file, None, "no sentences with word rows (empty file?)")
     if empty:
         warnings.warn(f"{file}: skipped {empty} sentence(s) without word rows", stacklevel=2)
     if empty_nodes:
@@ -95,7 +87,35 @@ def read_conllu(file: str | Path) -> dict[str, list]:
     return cols
 
 
-def read_conll(file: str | Path) -> dict[str, list]:
+def _conllu_row(file: Path, lineno: int, line: str, n_words: int) -> dict | None:
+    """One validated CoNLL-U word row, or None for a multiword range / empty node. Word ids must run
+    1, 2, 3, ... within a sentence (a range starts at the next id; empty nodes are not checked), UPOS must be a
+    UD tag."""
+    n_cols = line.count("\t") + 1
+    if n_cols != 10:
+        raise _fail(file, lineno, f"CoNLL-U row needs 10 tab-separated columns, found {n_cols}")
+    try:
+        token = conllu.parser.parse_line(line, conllu.parser.DEFAULT_FIELDS)
+    except ParseException as error:
+        raise _fail(file, lineno, f"CoNLL-U parse error: {error}") from error
+    token_id = token["id"]
+    if token_id is None:
+        raise _fail(file, lineno, "CoNLL-U row has no ID ('_')")
+    if isinstance(token_id, tuple) and token_id[1] == ".":
+        return None  # an empty node: no surface word, skipped (and counted) by the caller
+    first = token_id[0] if isinstance(token_id, tuple) else token_id
+    if first != n_words + 1:
+        raise _fail(file, lineno, f"CoNLL-U id {line.split(chr(9), 1)[0]} out of order (expected {n_words + 1})")
+    if isinstance(token_id, tuple):
+        return None  # a multiword range: UPOS lives on the words that follow
+    if token["upos"] in (None, "", "_"):
+        raise _fail(file, lineno, f"word {token['form']!r} has no UPOS tag")
+    check_upos(file, lineno, token["upos"])
+    check_token(file, lineno, token["form"])
+    return token
+
+
+def read_conll(file: str | Path, strict: bool = False) -> dict[str, list]:
     """Read a CoNLL NER file into columns ``id``, ``tokens``, ``ner_tags`` (BIO strings).
 
     Two layouts are understood, both with blank lines between sentences:
@@ -107,69 +127,86 @@ def read_conll(file: str | Path) -> dict[str, list]:
       skipped. Sentences get the id ``<file stem>-<n>``.
 
     The token is the first column and the tag the last; every row must have the same number of columns as
-    the file's first row (at least 2). Tags must be ``O``, ``B-type`` or ``I-type``.
+    the file's first row (at least 2). Tags must be ``O``, ``B-type`` or ``I-type``. A sequence seqeval would
+    read differently from its tags (``I-X`` without ``B-X``, ``B-X I-Y``) is repaired the way seqeval reads it
+    and counted in one warning; with ``strict`` it is an error naming the line.
     """
     file = Path(file)
     cols: dict[str, list] = {"id": [], "tokens": [], "ner_tags": []}
-    sent_id, tokens, tags = None, [], []
+    sent_id, tokens, tags, lines = None, [], [], []
     width = width_line = None
     empty = n_sent = 0
+    repairs = BioRepairs(file, strict)
 
     def flush():
-        nonlocal sent_id, tokens, tags, empty, n_sent
+        nonlocal sent_id, tokens, tags, lines, empty, n_sent
         if tokens:
             n_sent += 1
             cols["id"].append(sent_id or f"{file.stem}-{n_sent}")
             cols["tokens"].append(tokens)
-            cols["ner_tags"].append(tags)
+            cols["ner_tags"].append(repairs.apply(tags, lines))
         elif sent_id is not None:
             empty += 1
-        sent_id, tokens, tags = None, [], []
+        sent_id, tokens, tags, lines = None, [], [], []
 
-    with file.open(encoding="utf-8") as handle:
-        for lineno, raw in enumerate(handle, 1):
-            line = raw.rstrip("\r\n")
-            if line.startswith("# id "):
-                flush()
-                fields = line[5:].split()
-                if not fields:
-                    raise _fail(file, lineno, "sentence header '# id' without an id")
-                sent_id = fields[0]
-                continue
-            fields = _CONLL_SEP.split(line.strip(" \t"))
-            if fields == [""]:
-                flush()
-                continue
-            if fields[0] == "-DOCSTART-":
-                flush()
-                continue
-            if width is None:
-                if len(fields) < 2:
-                    raise _fail(
-                        file, lineno, f"NER row needs a token and a tag, found {len(fields)} column(s)"
-                    )
-                width, width_line = len(fields), lineno
-            elif len(fields) != width:
+    for lineno, raw in text_lines(file):
+        line = raw.rstrip("\r\n")
+        if line.startswith("# id "):
+            flush()
+            fields = line[5:].split()
+            if not fields:
+                raise _fail(file, lineno, "sentence header '# id' without an id")
+            sent_id = fields[0]
+            continue
+        fields = _CONLL_SEP.split(line.strip(" \t"))
+        if fields == [""]:
+            flush()
+            continue
+        if fields[0] == "-DOCSTART-":
+            flush()
+            continue
+        if width is None:
+            if len(fields) < 2:
                 raise _fail(
-                    file,
-                    lineno,
-                    f"NER row has {len(fields)} columns, expected {width} (as on line {width_line})",
+                    file, lineno, f"NER row needs a token and a tag, found {len(fields)} column(s)"
                 )
-            tag = fields[-1]
-            if not _BIO_TAG.fullmatch(tag):
-                raise _fail(file, lineno, f"invalid BIO tag {tag!r} (expected O, B-<type> or I-<type>)")
-            tokens.append(fields[0])
-            tags.append(tag)
+            width, width_line = len(fields), lineno
+        elif len(fields) != width:
+            raise _fail(
+                file,
+                lineno,
+                f"NER row has {len(fields)} columns, expected {width} (as on line {width_line})",
+            )
+        tag = fields[-1]
+        if not _BIO_TAG.fullmatch(tag):
+            raise _fail(file, lineno, f"invalid BIO tag {tag!r} (expected O, B-<type> or I-<type>)")
+        check_token(file, lineno, fields[0])
+        tokens.append(fields[0])
+        tags.append(tag)
+        lines.append(lineno)
     flush()
+    if not cols["tokens"]:
+        raise _fail(file, None, "no token rows (empty file?)")
+    if repairs.message():
+        warnings.warn(repairs.message(), stacklevel=2)
     if empty:
         warnings.warn(f"{file}: skipped {empty} sentence header(s) without token rows", stacklevel=2)
     return cols
 
 
-def _need(record, key: str, where: str, file: Path):
+_TYPE_NAMES = {str: "a string", list: "a list", int: "an integer"}
+
+
+def _need(record, key: str, where: str, file: Path, kind: type | None = None):
+    """``record[key]``; a missing key or (with ``kind``) a value of another JSON type names file and place."""
     if not isinstance(record, dict) or key not in record:
         raise _fail(file, None, f"{where}: missing key {key!r}")
-    return record[key]
+    value = record[key]
+    # bool is an int in Python, never in SQuAD
+    if kind is not None and (not isinstance(value, kind) or (kind is int and isinstance(value, bool))):
+        raise _fail(file, None, f"{where}: {key!r} must be {_TYPE_NAMES[kind]}, got {type(value).__name__} "
+                                f"{str(value)[:40]!r}")
+    return value
 
 
 def read_squad(file: str | Path) -> tuple[dict[str, list], bool]:
@@ -183,9 +220,11 @@ def read_squad(file: str | Path) -> tuple[dict[str, list], bool]:
     answers; errors name the question id.
     """
     file = Path(file)
+    text = read_text(file)
+    if not text.strip():
+        raise _fail(file, None, "empty file (expected SQuAD JSON)")
     try:
-        with file.open(encoding="utf-8") as handle:
-            payload = json.load(handle)
+        payload = json.loads(text)
     except json.JSONDecodeError as error:
         raise _fail(file, error.lineno, f"invalid JSON: {error.msg} (column {error.colno})") from error
     articles = payload.get("data") if isinstance(payload, dict) else None
@@ -194,44 +233,54 @@ def read_squad(file: str | Path) -> tuple[dict[str, list], bool]:
     cols: dict[str, list] = {k: [] for k in ("id", "title", "context", "question", "answers")}
     impossible_flags: list[bool | None] = []
     for a_index, article in enumerate(articles):
-        title = _need(article, "title", f"article #{a_index}", file)
-        for p_index, paragraph in enumerate(_need(article, "paragraphs", f"article {title!r}", file)):
+        title = _need(article, "title", f"article #{a_index}", file, str)
+        for p_index, paragraph in enumerate(_need(article, "paragraphs", f"article {title!r}", file, list)):
             where = f"article {title!r} paragraph #{p_index}"
-            context = _need(paragraph, "context", where, file)
-            for q_index, qa in enumerate(_need(paragraph, "qas", where, file)):
-                qid = _need(qa, "id", f"{where} question #{q_index}", file)
-                question = _need(qa, "question", f"question {qid}", file)
-                answers = _need(qa, "answers", f"question {qid}", file)
-                texts = [_need(a, "text", f"question {qid} answer", file) for a in answers]
-                starts = [_need(a, "answer_start", f"question {qid} answer", file) for a in answers]
+            context = _need(paragraph, "context", where, file, str)
+            for q_index, qa in enumerate(_need(paragraph, "qas", where, file, list)):
+                qid = _need(qa, "id", f"{where} question #{q_index}", file, str)
+                question = _need(qa, "question", f"question {qid}", file, str)
+                answers = _need(qa, "answers", f"question {qid}", file, list)
+                texts = [_need(a, "text", f"question {qid} answer", file, str) for a in answers]
+                starts = [_need(a, "answer_start", f"question {qid} answer", file, int) for a in answers]
+                _check_offsets(file, qid, context, texts, starts)
+                if qa.get("is_impossible") not in (None, True, False):
+                    raise _fail(file, None, f"question {qid}: 'is_impossible' must be true or false")
                 cols["id"].append(qid)
                 cols["title"].append(title)
                 cols["context"].append(context)
                 cols["question"].append(question)
                 cols["answers"].append({"text": texts, "answer_start": starts})
                 impossible_flags.append(qa.get("is_impossible"))
+    if not cols["id"]:
+        raise _fail(file, None, "no questions (empty 'data' list?)")
     labeled = any(flag is not None for flag in impossible_flags) or any(a["text"] for a in cols["answers"])
     if labeled:
-        for qid, context, answers, impossible in zip(
-            cols["id"], cols["context"], cols["answers"], impossible_flags
-        ):
+        for qid, answers, impossible in zip(cols["id"], cols["answers"], impossible_flags):
             if impossible and answers["text"]:
                 raise _fail(file, None, f"question {qid}: is_impossible is true but it has answers")
             if impossible is False and not answers["text"]:
                 raise _fail(
                     file, None, f"question {qid}: answerable (is_impossible false) but has no answers"
                 )
-            for text, start in zip(answers["text"], answers["answer_start"]):
-                if not isinstance(start, int) or context[start : start + len(text)] != text:
-                    raise _fail(file, None, f"question {qid}: answer {text!r} is not at offset {start!r}")
     return cols, labeled
 
 
+def _check_offsets(file: Path, qid: str, context: str, texts: list[str], starts: list[int]) -> None:
+    """Every answer is a non-empty string found exactly at its ``answer_start`` (0 <= start < len)."""
+    for text, start in zip(texts, starts):
+        if not text:
+            raise _fail(file, None, f"question {qid}: empty answer text at offset {start}")
+        if start < 0 or start + len(text) > len(context) or context[start : start + len(text)] != text:
+            raise _fail(file, None, f"question {qid}: answer {text!r} is not at offset {start} of its context "
+                                    f"({len(context)} characters)")
+
+
 def file_lines(files: list[Path]):
-    """The raw lines of ``files``, one file after the other (each file closed once read)."""
+    """The raw lines of ``files``, one file after the other; a file that is not UTF-8 text is an error."""
     for file in files:
-        with Path(file).open(encoding="utf-8") as handle:
-            yield from handle
+        for _, line in text_lines(file):
+            yield line
 
 
 def non_blank_lines(lines, max_lines: int | None = None) -> tuple[list[str], int]:
