@@ -18,7 +18,7 @@ import os
 import platform
 import shutil
 import time
-import warnings
+from contextlib import contextmanager
 from dataclasses import asdict
 from pathlib import Path
 
@@ -143,7 +143,7 @@ def load_corpus_texts(data_dir: str | None, n: int | None, fallback: list[str] |
             from .demo import python_docs_corpus
 
             fallback = python_docs_corpus()
-        warnings.warn("no phase-1 corpus under ALAD_DATA_DIR; using the fallback English text", stacklevel=2)
+        log.warning("no phase-1 corpus under ALAD_DATA_DIR; using the fallback English text")
         return fallback[:n] if n else fallback
     return list(_subsample(corpus, n)["text"])
 
@@ -280,6 +280,17 @@ class Experiment:
         skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
         return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
 
+    @contextmanager
+    def phase_progress(self):
+        """The outer progress bar over the phases (closed on errors too, so an error starts a line of its own)."""
+        self.phase_bar = tqdm(total=len(self.planned_phases()), desc=f"{self.cfg.task} {self.cfg.mode}",
+                              unit="phase", leave=True, disable=not self.dist.is_main_process)
+        try:
+            yield self.phase_bar
+        finally:
+            self.phase_bar.close()
+            self.phase_bar = None
+
     def _phase_done(self, name: str) -> None:
         record = self.phases.get(name, {})
         how = "reused from the cache" if record.get("reused") else f"{record.get('steps')} steps, {record.get('seconds')} s"
@@ -408,14 +419,12 @@ class Experiment:
         set_seed(cfg.seed)
         if self.scale.name == "smoke" and self.dist.is_main_process:
             log.warning("scale smoke: a few dozen examples, so the scores only test the pipeline, not the method")
-        self.phase_bar = tqdm(total=len(self.planned_phases()), desc=f"{cfg.task} {cfg.mode}", unit="phase",
-                              leave=True, disable=not self.dist.is_main_process)
         self.out.mkdir(parents=True, exist_ok=True)
         self.load_data()
         self.load_models()
-        adapter = self.make_adapter()
-        scores = self.phase3(adapter)
-        self.phase_bar.close()
+        with self.phase_progress():
+            adapter = self.make_adapter()
+            scores = self.phase3(adapter)
         if adapter is not None:
             self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
         size = self.size()
