@@ -154,6 +154,18 @@ def _report(args) -> int:
     return 0
 
 
+class _TqdmHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``, so a message never lands in the middle of a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Level of the package logger ("alad_kit"): DEBUG with -v, WARNING with -q, else INFO. A stderr handler
     is added only where the application has none (a notebook's or pytest's handlers are left to do it)."""
@@ -162,7 +174,7 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     for handler in [h for h in logger.handlers if getattr(h, "alad_cli", False)]:
         logger.removeHandler(handler)  # main() called again in one process: one handler, today's stderr
     if not logging.getLogger().handlers:
-        handler = logging.StreamHandler(sys.stderr)
+        handler = _TqdmHandler(sys.stderr)
         handler.setFormatter(logging.Formatter("alad: %(levelname)s: %(message)s"))
         handler.alad_cli = True
         logger.addHandler(handler)
