@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import os
 import sys
 import traceback
@@ -29,22 +30,49 @@ def _layers(text: str | None):
         raise argparse.ArgumentTypeError(f"--student-layers wants comma-separated integers, got {text!r}") from None
 
 
-def _run(args) -> int:
+# RunConfig fields whose flags keep their historic names; every other field is --field-name.
+RUN_FLAGS = {"use_cache": "cache", "is_teacher_run": "teacher-baseline", "strict_data": "strict"}
+
+
+def _run_defaults() -> dict:
+    """What ``alad run`` uses where RunConfig has no default, or where the environment chooses."""
+    return {"teacher": "mpnet-base", "student": "minilm-l6", "scale": os.environ.get("ALAD_SCALE", "smoke")}
+
+
+def _add_run_arguments(s: argparse.ArgumentParser) -> None:
+    from accelerate.utils import LoggerType
+
+    from .config import RUN_CHOICES, RunConfig
+    from .config_args import add_dataclass_arguments
+
+    s.add_argument("--config", default=None, metavar="FILE",
+                   help="JSON (or YAML) file of RunConfig fields, e.g. a metrics.json 'config'; flags override it")
+    add_dataclass_arguments(s, RunConfig, flags=RUN_FLAGS, choices=RUN_CHOICES, defaults=_run_defaults())
+    s.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoints")
+    s.add_argument("--log-with", default=None, choices=[t.value for t in LoggerType],
+                   help="accelerate tracker for loss/lr per step and validation per epoch, under OUT/logs/")
+    s.set_defaults(fn=_run, error=s.error)  # error: checks that need the config file read first
+
+
+def run_config_from_args(args):
+    """The RunConfig of ``alad run``: defaults, then the --config file, then the flags given."""
     from .config import RunConfig
+    from .config_args import load_config_file, merge_config
+
+    from_file = load_config_file(args.config, RunConfig) if args.config else {}
+    values, missing = merge_config(RunConfig, args, from_file, _run_defaults())
+    if missing:
+        args.error("the following arguments are required: " + ", ".join(f"--{RUN_FLAGS.get(m, m)}" for m in missing))
+    return RunConfig(**values)
+
+
+def _run(args) -> int:
     from .run import run
 
-    cfg = RunConfig(
-        task=args.task, teacher=args.teacher, student=args.student, student_layers=args.student_layers,
-        mode=args.mode, window=args.window, seed=args.seed, scale=args.scale, out=args.out,
-        data_dir=args.data_dir, cache_dir=args.cache_dir, teacher_finetuned=args.teacher_finetuned,
-        skip_phase1=args.skip_phase1, skip_phase2=args.skip_phase2, random_adapter=args.random_adapter,
-        use_cache=not args.no_cache, is_teacher_run=args.teacher_baseline, device=args.device, lr=args.lr,
-        head_lr=args.head_lr, adapter_lr=args.adapter_lr, student_lr=args.student_lr, lora_lr=args.lora_lr,
-        precision=args.precision, strict_data=args.strict,
-    )
-    metrics = run(cfg, resume=args.resume)
+    cfg = run_config_from_args(args)
+    metrics = run(cfg, resume=args.resume, log_with=args.log_with)
     print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
-                      "out": str(Path(args.out) / "metrics.json")}, indent=2))
+                      "out": str(Path(cfg.out) / "metrics.json")}, indent=2))
     return 0
 
 
@@ -127,11 +155,41 @@ def _report(args) -> int:
     return 0
 
 
+class _TqdmHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``, so a message never lands in the middle of a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Level of the package logger ("alad_kit"): DEBUG with -v, WARNING with -q, else INFO. A stderr handler
+    is added only where the application has none (a notebook's or pytest's handlers are left to do it)."""
+    logger = logging.getLogger("alad_kit")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    for handler in [h for h in logger.handlers if getattr(h, "alad_cli", False)]:
+        logger.removeHandler(handler)  # main() called again in one process: one handler, today's stderr
+    if not logging.getLogger().handlers:
+        handler = _TqdmHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("alad: %(levelname)s: %(message)s"))
+        handler.alad_cli = True
+        logger.addHandler(handler)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
     p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="debug messages, and an error's traceback (before or after the command)")
+    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
     sub = p.add_subparsers(dest="command", required=True)
     common = argparse.ArgumentParser(add_help=False)
     common.add_argument("--data-dir", default=None, help="dataset root (default: $ALAD_DATA_DIR)")
@@ -141,33 +199,9 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--json", action="store_true")
     s.set_defaults(fn=_info)
 
-    s = sub.add_parser("run", parents=[common], help="phases 1-3 for one task/student/mode/window")
-    s.add_argument("--task", required=True, choices=["pos", "ner", "qa"])
-    s.add_argument("--teacher", default="mpnet-base")
-    s.add_argument("--student", default="minilm-l6")
-    s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
-    s.add_argument("--mode", default="frozen", choices=["finetune", "head", "frozen", "joint", "lora", "lora+alad"])
-    s.add_argument("--window", type=int, default=5)
-    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])
-    s.add_argument("--seed", type=int, default=0)
-    s.add_argument("--out", default="runs/latest")
-    s.add_argument("--resume", action="store_true", help="continue a killed run from its checkpoints")
-    s.add_argument("--lr", type=float, default=None, help="phase-3 learning rate of every trained part")
-    s.add_argument("--head-lr", type=float, default=None, help="phase-3 lr of the task head (default: 2e-3)")
-    s.add_argument("--adapter-lr", type=float, default=None, help="phase-3 lr of the adapter (default: paper's)")
-    s.add_argument("--student-lr", type=float, default=None, help="phase-3 lr of a fine-tuned M_C (default: 5e-5)")
-    s.add_argument("--lora-lr", type=float, default=None, help="phase-3 lr of the LoRA weights (default: 1e-4)")
-    s.add_argument("--precision", default=None, choices=["fp32", "bf16"],
-                   help="compute precision (default: the scale's: fp32 smoke, bf16 cpu/full where supported)")
-    s.add_argument("--teacher-finetuned", default=None, help="task-fine-tuned M_L dir used as phase 1-2 teacher")
-    s.add_argument("--teacher-baseline", action="store_true", help="fine-tune the teacher itself (mode finetune)")
-    s.add_argument("--skip-phase1", action="store_true")
-    s.add_argument("--skip-phase2", action="store_true")
-    s.add_argument("--random-adapter", action="store_true", help="ablation: untrained adapter, no phases 1-2")
-    s.add_argument("--no-cache", action="store_true", help="recompute encoder outputs every step (timing)")
-    s.add_argument("--device", default=None)
-    s.add_argument("--strict", action="store_true", help="refuse NER data whose BIO tags need repair")
-    s.set_defaults(fn=_run)
+    s = sub.add_parser("run", help="phases 1-3 for one task/student/mode/window",
+                       description="Every RunConfig field is a flag; --config FILE sets them from JSON/YAML first.")
+    _add_run_arguments(s)
 
     s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
     s.add_argument("--out", default="runs/demo")
@@ -225,16 +259,15 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")
     s.set_defaults(fn=_report)
-    _add_verbose(p, sub)
+    _add_verbose(sub)
     return p
 
 
-def _add_verbose(parser: argparse.ArgumentParser, sub) -> None:
-    """``-v`` before or after the command (``alad -v run`` and ``alad run -v``) shows an error's traceback."""
-    parser.add_argument("-v", "--verbose", action="store_true", help="show the traceback of an error")
+def _add_verbose(sub) -> None:
+    """``-v`` after the command too (``alad run -v`` as ``alad -v run``): debug messages and tracebacks."""
     for command in sub.choices.values():  # SUPPRESS: a command's unset flag must not undo ``alad -v``
         command.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
-                             help="show the traceback of an error")
+                             help="debug messages, and an error's traceback")
 
 
 def _one_line(error: BaseException) -> str:
@@ -253,6 +286,7 @@ EXPECTED = (ValueError, OSError, ImportError, FloatingPointError, RuntimeError)
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure is exit code 2 and one line on stderr (``-v``: and the traceback)."""
     args = build_parser().parse_args(argv)
+    configure_logging(verbose=args.verbose, quiet=args.quiet)
     try:
         return args.fn(args)
     except KeyboardInterrupt:

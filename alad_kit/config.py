@@ -244,3 +244,8 @@ class RunConfig:
     def lr_overridden(self) -> bool:
         """A phase-3 lr other than the defaults makes a variant: tables keep such runs out of Table 1."""
         return self.lr is not None or any(v is not None for v in self.part_lr.values())
+
+
+# The allowed values of RunConfig's choice fields (the command line offers exactly these).
+RUN_CHOICES = {"task": TASKS, "mode": tuple(MODES), "scale": SCALES, "precision": PRECISIONS,
+               "adapter_kind": ADAPTER_KINDS}

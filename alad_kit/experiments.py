@@ -9,6 +9,7 @@ does happen is cheap too. ``sweep`` runs many configurations and returns one fla
 from __future__ import annotations
 
 import json
+import logging
 import math
 import os
 from collections.abc import Iterable
@@ -16,12 +17,14 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .config import RunConfig, scale_config
 
 METRICS_NAME = "metrics.json"
 # Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
 PLACE_FIELDS = ("out", "cache_dir", "device", "use_cache")
+log = logging.getLogger(__name__)
 
 
 def env_path(name: str, default: str | None = None, parents: int = 2) -> str | None:
@@ -91,6 +94,7 @@ def run_or_reuse(cfg: RunConfig, rerun: bool = False, **run_kwargs) -> dict:
     if not rerun:
         metrics = finished_metrics(cfg)
         if metrics is not None:
+            log.info("reusing the finished run in %s", cfg.out)
             return metrics
     from .run import run
 
@@ -135,5 +139,10 @@ def sweep(configs: Iterable[RunConfig], rerun: bool = False, **run_kwargs) -> pd
     clashes = sorted({o for o in outs if outs.count(o) > 1})
     if clashes:
         raise ValueError(f"sweep: several configurations write to the same out directory: {clashes}")
-    rows = [metrics_row(run_or_reuse(cfg, rerun=rerun, **run_kwargs), run_dir=cfg.out) for cfg in configs]
+    rows = []
+    with tqdm(configs, desc="sweep", unit="run", leave=True) as bar:  # "3/6": run 3 of 6
+        for k, cfg in enumerate(bar, start=1):
+            bar.set_postfix_str(f"{cfg.task} {cfg.mode} seed{cfg.seed}")
+            log.info("sweep: run %d of %d: %s", k, len(configs), cfg.out)
+            rows.append(metrics_row(run_or_reuse(cfg, rerun=rerun, **run_kwargs), run_dir=cfg.out))
     return pd.DataFrame(rows)

@@ -2,7 +2,8 @@
 
 Reads the files a run writes (``metrics.json`` required; ``history.json``, ``probes.csv|parquet`` and
 ``umap.csv|parquet`` optional) and lays out their figures: scores, alignment before/after each phase, loss
-curves, per-token MSE heatmaps, MSE by tag and the UMAP of word vectors. plotly.js is inlined once, with
+curves, the validation score per epoch, per-token MSE heatmaps, MSE by tag and the UMAP of word vectors
+(before phase 1 next to after it, and after the last phase). plotly.js is inlined once, with
 the first figure; the others reference it, so the page works offline and stays one file (~5 MB).
 """
 
@@ -47,6 +48,8 @@ def run_figures(run_dir: str | os.PathLike) -> list[tuple[str, go.Figure]]:
         history = _read_json(history_path)
         if any(len(v) for v in history.values()):
             figures.append(("Training loss", viz.loss_curves(history)))
+    if (metrics.get("selection") or {}).get("validation"):
+        figures.append(("Validation score per epoch (phase 3)", viz.validation_curve_figure({"phase 3": metrics})))
 
     if probes is not None and len(probes):
         for sentence in list(dict.fromkeys(probes["sentence"]))[:HEATMAP_SENTENCES]:
@@ -57,13 +60,23 @@ def run_figures(run_dir: str | os.PathLike) -> list[tuple[str, go.Figure]]:
 
     umap_frame = load_run_frame(run_dir, UMAP_STEM)
     if umap_frame is not None and len(umap_frame):
-        if "phase" in umap_frame.columns:  # show the last phase the run recorded
-            last = viz.ordered_phases(umap_frame["phase"])[-1]
-            umap_frame = umap_frame[umap_frame["phase"] == last]
-            title = f"Word vectors (UMAP), {viz.phase_label(last)}"
-        else:
-            title = "Word vectors (UMAP)"
-        figures.append((title, viz.umap_scatter(umap_frame, title=title)))
+        figures += _umap_figures(umap_frame)
+    return figures
+
+
+def _umap_figures(frame) -> list[tuple[str, go.Figure]]:
+    """Before phase 1 next to after phase 1 (else the last phase), and the last phase alone when it is later."""
+    if "phase" not in frame.columns:
+        return [("Word vectors (UMAP)", viz.umap_scatter(frame))]
+    phases = viz.ordered_phases(frame["phase"])
+    figures = []
+    if "before_phase1" in phases and len(phases) > 1:
+        fig = viz.umap_before_after(frame)
+        figures.append((fig.layout.title.text, fig))
+    last = phases[-1]
+    if last not in ("before_phase1", "after_phase1") or len(phases) == 1:
+        title = f"Word vectors (UMAP), {viz.phase_label(last)}"
+        figures.append((title, viz.umap_scatter(frame[frame["phase"] == last], title=title)))
     return figures
 
 

@@ -19,12 +19,13 @@ import platform
 import shutil
 import time
 import warnings
-from contextlib import nullcontext
+from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from functools import partial
 from pathlib import Path
 
 import torch
+from tqdm.auto import tqdm
 
 from . import __version__
 from .adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
@@ -47,6 +48,7 @@ from .phases import OBJECTIVES, AlignmentData, build_alignment_data, chunk_texts
 from .precision import resolve_precision
 from .preflight import check_writable
 from .tasks import Batcher, get_task, truncation_stats
+from .tracking import RunTracker
 from .trainer import PhaseResult, load_finished, phase_digest, train_phase
 
 log = logging.getLogger(__name__)
@@ -177,6 +179,7 @@ class Experiment:
         self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
         self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
         self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
+        self.phase_bar = None  # the outer progress bar over the phases, while run() runs
         from accelerate import PartialState  # under torchrun / accelerate launch: one writer, all wait
 
         self.dist = PartialState(cpu=self.device == "cpu")
@@ -249,6 +252,7 @@ class Experiment:
         # one process owns the .partial folder; an identical run waits here, then loads the finished adapter
         with owned(final) if self.dist.is_main_process else nullcontext():
             model = self._train_or_load(phase, texts, final, adapter)
+        self._phase_done(phase.name)
         self.measure_alignment(f"after_{phase.name}", model)
         return key
 
@@ -294,6 +298,32 @@ class Experiment:
                 os.replace(partial, final)
             self.dist.wait_for_everyone()
         return model
+
+    def planned_phases(self) -> list[str]:
+        """The phases this run goes through (a cached one counts: it is loaded instead of trained)."""
+        cfg = self.cfg
+        aligned = cfg.uses_adapter and not cfg.random_adapter
+        skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
+        return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
+
+    @contextmanager
+    def phase_progress(self):
+        """The outer progress bar over the phases (closed on errors too, so an error starts a line of its own)."""
+        self.phase_bar = tqdm(total=len(self.planned_phases()), desc=f"{self.cfg.task} {self.cfg.mode}",
+                              unit="phase", leave=True, disable=not self.dist.is_main_process)
+        try:
+            yield self.phase_bar
+        finally:
+            self.phase_bar.close()
+            self.phase_bar = None
+
+    def _phase_done(self, name: str) -> None:
+        record = self.phases.get(name, {})
+        how = "reused from the cache" if record.get("reused") else f"{record.get('steps')} steps, {record.get('seconds')} s"
+        log.info("%s done: %s (%s)", name, how, self.out)
+        if self.phase_bar is not None:
+            self.phase_bar.set_postfix_str(f"{name} done")
+            self.phase_bar.update(1)
 
     def measure_alignment(self, stage: str, model: AladModel, live_student: bool = False) -> None:
         """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
@@ -366,6 +396,7 @@ class Experiment:
         self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train))
         if train.hidden is not None:
             self.phases["phase3"]["student_passes"] = self.phase3_student_fills
+        self._phase_done("phase3")
         t0 = time.perf_counter()
         scores = evaluate(model, "test")
         self.timings["evaluate_test"] = time.perf_counter() - t0
@@ -414,8 +445,9 @@ class Experiment:
         check_writable(self.cache_root, "cache folder")
         self.load_data()
         self.load_models()
-        adapter = self.make_adapter()
-        scores = self.phase3(adapter)
+        with self.phase_progress():
+            adapter = self.make_adapter()
+            scores = self.phase3(adapter)
         if adapter is not None:
             self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
         size = self.size()
@@ -472,6 +504,15 @@ class Experiment:
         os.replace(tmp, self.out / "probes.csv")
 
 
-def run(cfg: RunConfig, resume: bool = False, callbacks=(), **kwargs) -> dict:
-    """Run one experiment and return its metrics (also written to ``cfg.out/metrics.json``)."""
-    return Experiment(cfg, resume=resume, callbacks=callbacks, **kwargs).run()
+def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:
+    """Run one experiment and return its metrics (also written to ``cfg.out/metrics.json``).
+
+    ``log_with`` (an accelerate tracker, e.g. "tensorboard") writes loss and lr per step and the validation
+    score per epoch under ``cfg.out/logs/`` (see :class:`alad_kit.tracking.RunTracker`).
+    """
+    tracker = RunTracker(log_with, cfg.out, asdict(cfg)) if log_with else None
+    try:
+        return Experiment(cfg, resume=resume, callbacks=(*callbacks, *([tracker] if tracker else [])), **kwargs).run()
+    finally:
+        if tracker is not None:
+            tracker.close()

@@ -13,13 +13,14 @@ trains nothing and rewrites the same claims.json.
 
 from __future__ import annotations
 
-import sys
+import logging
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
+from tqdm.auto import tqdm
 
 from .claims import bench_spd, claims_json, claims_markdown, compute_claims, load_studies
 from .config import RunConfig
@@ -27,6 +28,7 @@ from .experiments import METRICS_NAME, config_key, same_scale_budgets
 from .table import SCORE_COLUMNS, format_cell, student_label, write_formats, write_text_atomic
 
 _RUN_FIELDS = {f.name for f in fields(RunConfig)}
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -147,20 +149,24 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
     """
     from .run import run
 
-    log = log or (lambda line: print(line, file=sys.stderr, flush=True))
+    log = log or logger.info
     out = Path(out)
     base = dict(task=task, teacher=teacher, student=student, student_layers=student_layers, scale=scale,
                 data_dir=data_dir, cache_dir=str(Path(cache_dir) if cache_dir else out / ".alad_cache"), device=device)
     runs = plan(select_rows(rows), seeds, out, **base)
     pending = [not is_finished(cfg) for _, cfg in runs]  # checks every finished run before training any
     progress = Progress(len(runs), sum(pending), log)
+    bar = tqdm(total=len(runs), initial=len(runs) - sum(pending), desc="study", unit="run", leave=True)
     for k, ((row, cfg), todo) in enumerate(zip(runs, pending), start=1):
         if not todo:
             continue
         progress.start(k, f"{row.name} seed{cfg.seed}")
+        bar.set_postfix_str(f"{row.name} seed{cfg.seed}")
         t0 = time.perf_counter()
         run(cfg, resume=True, **run_kwargs)
         progress.done(time.perf_counter() - t0)
+        bar.update(1)
+    bar.close()
     log(f"alad study: {len(runs)} run(s), {sum(pending)} trained now, {len(runs) - sum(pending)} already finished")
     return write_outputs(out, bench)
 

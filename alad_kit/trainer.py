@@ -35,6 +35,7 @@ from tqdm.auto import tqdm
 from . import checkpoint
 from .config import PhaseConfig
 from .precision import autocast
+from .tracking import StepInfo, current_lr, notify
 
 MEGABATCH = 50  # batches per length-sorted group
 
@@ -101,7 +102,7 @@ def train_phase(
     checkpoint_dir: str | Path | None = None,
     resume: bool = False,
     evaluate: Callable[[torch.nn.Module], float] | None = None,
-    callbacks: tuple[Callable[[str, int], None], ...] = (),
+    callbacks: tuple[Callable[..., None], ...] = (),
     device: str | None = None,
     lengths: Sequence[int] | None = None,
     config_digest: str = "",
@@ -109,7 +110,8 @@ def train_phase(
     """Train the parts ``phase.trainable`` of ``model`` (an :class:`~alad_kit.model.AladModel`).
 
     ``evaluate(model) -> score`` (higher is better) runs after every epoch; the best epoch's weights are
-    restored at the end. ``callbacks`` are called as ``cb(phase_name, step)`` after every step.
+    restored at the end. ``callbacks`` are called after every step, as ``cb(phase_name, step)`` or, when they
+    take one argument, ``cb(StepInfo)``, which also hears of each epoch's validation (:mod:`alad_kit.tracking`).
     ``lengths[i]`` (tokens of example i) turns on length-grouped batches. ``config_digest`` names the
     configuration; ``resume`` refuses a checkpoint written under another one.
     """
@@ -174,8 +176,8 @@ def train_phase(
             result.stopped_by = _budget_hit(phase, result)
             if result.steps % phase.checkpoint_every == 0:
                 save(epoch, b + 1)
-            for cb in callbacks:
-                cb(phase.name, result.steps)
+            notify(callbacks, StepInfo(phase.name, result.steps, result.history[-1][1], current_lr(optimizer),
+                                       epoch=epoch + 1))
         skip = 0
         if evaluate is not None:
             score = evaluate(raw)
@@ -184,6 +186,10 @@ def train_phase(
             if result.best_score is None or score > result.best_score:
                 result.best_score, result.best_epoch, best_state = score, epoch + 1, _trainable_state(raw)
         save(epoch + 1, 0)
+        if evaluate is not None:  # after the save: a callback that stops here loses nothing of this epoch
+            last_loss = result.history[-1][1] if result.history else math.nan
+            notify(callbacks, StepInfo(phase.name, result.steps, last_loss, current_lr(optimizer),
+                                       {"validation": score}, epoch + 1, "epoch"))
         if result.stopped_by != "epochs":
             break
     bar.close()

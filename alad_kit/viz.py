@@ -52,35 +52,66 @@ def umap_scatter(df: pd.DataFrame, link: bool = True, title: str = "Word vectors
     Hover shows token, tag and source. With ``link``, grey segments join each word's teacher and adapted
     points (one extra trace, ``name="teacher–adapted"``): short segments = well aligned words.
     """
-    _require(df, ("x", "y", "source", "token", "tag", "index"), "umap_scatter")
+    _require(df, _UMAP_COLUMNS, "umap_scatter")
     spaces = list(dict.fromkeys(df["space"])) if "space" in df.columns else ["all"]
     fig = make_subplots(rows=1, cols=len(spaces), subplot_titles=[s.replace("+", " + ") for s in spaces])
     for col, space in enumerate(spaces, start=1):
-        part = df if space == "all" else df[df["space"] == space]
-        if link and {"teacher", "adapted"} <= set(part["source"]):
-            fig.add_trace(_link_trace(part), row=1, col=col)
-        for source, rows in part.groupby("source", sort=False):
-            fig.add_trace(
-                go.Scatter(
-                    x=rows["x"].to_numpy(),
-                    y=rows["y"].to_numpy(),
-                    mode="markers",
-                    name=str(source),
-                    marker={"size": 7, "color": SOURCE_COLORS.get(source), "opacity": 0.8},
-                    hovertext=[
-                        f"{t} ({g}) · {source}" if g else f"{t} · {source}"
-                        for t, g in zip(rows["token"], rows["tag"])
-                    ],
-                    hoverinfo="text",
-                    customdata=rows["index"].to_numpy(),
-                ),
-                row=1,
-                col=col,
-            )
-        fig.update_xaxes(title_text="UMAP 1", row=1, col=col)
-        fig.update_yaxes(title_text="UMAP 2", row=1, col=col)
+        _umap_panel(fig, df if space == "all" else df[df["space"] == space], col, link)
     fig.update_layout(title=title, legend_title_text="source")
     return fig
+
+
+def umap_before_after(df: pd.DataFrame, before: str = "before_phase1", after: str | None = None, link: bool = True,
+                      title: str = "Word vectors (UMAP), before and after alignment") -> go.Figure:
+    """The UMAP of phase ``before`` next to the one of phase ``after`` (a frame with a ``phase`` column);
+    ``after`` defaults to ``after_phase1``, else the last phase the frame holds. One panel per phase and space."""
+    _require(df, (*_UMAP_COLUMNS, "phase"), "umap_before_after")
+    phases = ordered_phases(df["phase"])
+    if after is None:
+        after = "after_phase1" if "after_phase1" in phases else phases[-1]
+    missing = [p for p in (before, after) if p not in phases]
+    if missing or before == after:
+        raise ValueError(f"umap_before_after: needs phases {before!r} and {after!r}; the frame has {phases}")
+    panels = []
+    for phase in (before, after):
+        rows = df[df["phase"] == phase]
+        spaces = list(dict.fromkeys(rows["space"])) if "space" in rows.columns else ["all"]
+        for space in spaces:
+            label = phase_label(phase) if space == "all" else f"{phase_label(phase)}: {space.replace('+', ' + ')}"
+            panels.append((label, rows if space == "all" else rows[rows["space"] == space]))
+    fig = make_subplots(rows=1, cols=len(panels), subplot_titles=[label for label, _ in panels])
+    for col, (_, part) in enumerate(panels, start=1):
+        _umap_panel(fig, part, col, link, legend=col == 1)
+    fig.update_layout(title=title, legend_title_text="source")
+    return fig
+
+
+_UMAP_COLUMNS = ("x", "y", "source", "token", "tag", "index")
+
+
+def _umap_panel(fig: go.Figure, part: pd.DataFrame, col: int, link: bool, legend: bool | None = None) -> None:
+    """Panel ``col`` of a UMAP figure: the teacher–adapted links, then one marker trace per source."""
+    if link and {"teacher", "adapted"} <= set(part["source"]):
+        fig.add_trace(_link_trace(part).update(showlegend=legend), row=1, col=col)
+    for source, rows in part.groupby("source", sort=False):
+        fig.add_trace(
+            go.Scatter(
+                x=rows["x"].to_numpy(),
+                y=rows["y"].to_numpy(),
+                mode="markers",
+                name=str(source),
+                legendgroup=str(source),
+                showlegend=legend,
+                marker={"size": 7, "color": SOURCE_COLORS.get(source), "opacity": 0.8},
+                hovertext=[f"{t} ({g}) · {source}" if g else f"{t} · {source}" for t, g in zip(rows["token"], rows["tag"])],
+                hoverinfo="text",
+                customdata=rows["index"].to_numpy(),
+            ),
+            row=1,
+            col=col,
+        )
+    fig.update_xaxes(title_text="UMAP 1", row=1, col=col)
+    fig.update_yaxes(title_text="UMAP 2", row=1, col=col)
 
 
 def _link_trace(part: pd.DataFrame) -> go.Scatter:
@@ -223,6 +254,31 @@ def loss_curves(history: Mapping[str, Sequence[Sequence[float]]], title: str = "
         fig.update_xaxes(title_text="step", row=1, col=col)
         fig.update_yaxes(title_text="loss", row=1, col=col)
     fig.update_layout(title=title, showlegend=False)
+    return fig
+
+
+def validation_curve_figure(runs: Mapping[str, Mapping], title: str = "Validation score per epoch") -> go.Figure:
+    """One line per run of ``metrics.json["selection"]["validation"]`` = [[epoch, score], ...] (phase 3's
+    model selection); the kept (best) epoch is a star. ``runs`` = {label: metrics}."""
+    fig, metrics_names = go.Figure(), set()
+    for label, metrics in runs.items():
+        selection = metrics.get("selection") or {}
+        points = np.asarray(selection.get("validation") or [], dtype=float)
+        if not len(points):
+            continue
+        if points.ndim != 2 or points.shape[1] != 2:
+            raise ValueError(f"validation_curve_figure: run {label!r} must hold a list of [epoch, score] pairs")
+        metrics_names.add(selection.get("metric") or "score")
+        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="lines+markers", name=str(label),
+                                 legendgroup=str(label)))
+        best = points[points[:, 0] == selection.get("best_epoch")]
+        if len(best):
+            fig.add_trace(go.Scatter(x=best[:, 0], y=best[:, 1], mode="markers", name=f"{label}: kept epoch",
+                                     legendgroup=str(label), marker={"symbol": "star", "size": 14}))
+    if not fig.data:
+        raise ValueError("validation_curve_figure: no run has a per-epoch validation score")
+    y_title = metrics_names.pop() if len(metrics_names) == 1 else "validation score"
+    fig.update_layout(title=title, xaxis_title="epoch", yaxis_title=y_title, xaxis={"dtick": 1})
     return fig
 
 

@@ -192,3 +192,26 @@ def test_strict_ner_data_is_one_line_naming_file_and_line(capsys, tmp_path):
                  "--out", str(tmp_path / "out")]) == 2
     last, lines = _error_line(capsys)
     assert lines == [last] and f"{data}:2: invalid BIO sequence: 'I-LOC' at the sentence start continues no entity" in last
+
+
+@pytest.mark.parametrize("flags, level", [([], "INFO"), (["-v"], "DEBUG"), (["--quiet"], "WARNING")])
+def test_verbosity_flags_set_the_package_logger(tmp_path, capsys, flags, level):
+    import logging
+
+    logger = logging.getLogger("alad_kit")
+    before = logger.level
+    try:
+        assert main([*flags, "info", "--json", "--data-dir", str(tmp_path)]) == 0
+        assert logging.getLevelName(logger.level) == level
+    finally:
+        logger.setLevel(before)
+    with pytest.raises(SystemExit):
+        main(["-v", "-q", "info"])
+    assert "not allowed with argument" in capsys.readouterr().err
+
+
+def test_log_lines_reach_stderr_in_a_real_process(tmp_path):
+    code = ("import logging; from alad_kit.cli import configure_logging; log = logging.getLogger('alad_kit.x')\n"
+            "configure_logging(); log.info('shown'); configure_logging(quiet=True); log.info('hidden')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert proc.returncode == 0 and proc.stderr.strip().splitlines() == ["alad: INFO: shown"]

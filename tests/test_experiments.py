@@ -120,3 +120,14 @@ def test_sweep_keeps_order_and_refuses_shared_out(tmp_path, no_run):
     assert no_run == [first]  # the finished one was reused
     with pytest.raises(ValueError, match="same out directory"):
         experiments.sweep([first, _cfg(tmp_path, "w1", window=5)])
+
+
+def test_sweep_shows_an_outer_bar_over_the_runs_that_stays(tmp_path, no_run, capsys, caplog):
+    import logging
+
+    configs = [_cfg(tmp_path, f"w{w}", window=w) for w in (1, 3, 5)]
+    with caplog.at_level(logging.INFO, logger="alad_kit"):
+        experiments.sweep(configs)
+    bar = capsys.readouterr().err.replace("\r", "\n").strip().splitlines()[-1]  # leave=True: the last state stays
+    assert bar.startswith("sweep: 100%") and "3/3" in bar
+    assert [r.getMessage() for r in caplog.records if "sweep:" in r.getMessage()][1].startswith("sweep: run 2 of 3")

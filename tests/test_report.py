@@ -130,3 +130,30 @@ def test_report_of_a_run_with_untagged_subword_probes(tmp_path):
     assert titles == ["Scores", "Alignment with the teacher, by phase", "Per-token MSE, probe sentence 0"]
     heatmap = report.run_figures(run)[2][1]
     assert list(heatmap.layout.xaxis.ticktext) == ["wonder", "##ful"]
+
+
+def test_report_shows_validation_curve_and_umap_before_next_to_after(tmp_path):
+    run = _full_run(tmp_path)
+    selection = {"metric": "accuracy", "best_epoch": 2, "validation": [[1, 0.5], [2, 0.7]]}
+    (run / "metrics.json").write_text(json.dumps(_metrics(selection=selection)))
+    umap = probes.load_run_frame(run, probes.UMAP_STEM)
+    both = pd.concat([umap.assign(phase=p) for p in ("before_phase1", "after_phase1", "after_phase3")])
+    probes.save_run_frame(both, run, probes.UMAP_STEM, fmt="csv")
+    figures = dict(report.run_figures(run))
+    assert list(figures["Validation score per epoch (phase 3)"].data[0].y) == [0.5, 0.7]
+    side_by_side = figures["Word vectors (UMAP), before and after alignment"]
+    assert [a.text for a in side_by_side.layout.annotations][0].startswith("before phase 1")
+    assert "Word vectors (UMAP), after phase 3" in figures
+
+
+def test_report_is_readable_by_the_group_as_the_umask_allows(tmp_path):
+    import os
+    import stat
+
+    run = _full_run(tmp_path)
+    old = os.umask(0o027)
+    try:
+        mode = stat.S_IMODE(report.write_report(run).stat().st_mode)
+    finally:
+        os.umask(old)
+    assert mode == 0o640  # 0666 & ~umask, not mkstemp's 0600

@@ -316,3 +316,18 @@ def test_an_unreadable_corpus_is_an_error_and_only_a_missing_one_falls_back(tmp_
     (folder / "wiki.txt").unlink()
     with pytest.warns(UserWarning, match=r"no phase-1 corpus \(.*no \.txt files\); using the fallback"):
         assert load_corpus_texts(str(tmp_path), 10, fallback=["x", "y"]) == ["x", "y"]
+
+
+def test_log_with_tensorboard_writes_loss_lr_and_validation_under_out_logs(tmp_path, ner_task_data):
+    from test_tracking import scalars
+
+    cfg = RunConfig(task="ner", mode="head", out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), **BASE)
+    infos = []
+    metrics = run(cfg, callbacks=(infos.append,), task_data=ner_task_data, log_with="tensorboard")
+    found = scalars(tmp_path / "run")
+    steps = metrics["phases"]["phase3"]["steps"]
+    assert len(found["phase3/loss"]) == steps and found["phase3/loss"][0][0] == 1
+    assert len(found["phase3/lr/head"]) == steps
+    assert found["phase3/validation"] == [(e, pytest.approx(s)) for e, s in metrics["selection"]["validation"]]
+    history = json.loads((tmp_path / "run" / "history.json").read_text())["phase3"]
+    assert [i.loss for i in infos if i.event == "step"] == [loss for _, loss in history]

@@ -291,3 +291,18 @@ def test_planted_pickles_never_run(tmp_path, monkeypatch):
     with pytest.raises(checkpoint.CheckpointError):
         load_finished("p3", tmp_path, tiny_model())
     assert not (tmp_path / "PWNED").exists()
+
+
+def test_callbacks_receive_step_info_and_the_old_form_still_works():
+    from alad_kit.tracking import StepInfo
+
+    infos, pairs = [], []
+    result = train(tiny_model(), replace(PHASE, epochs=2), evaluate=lambda m: 0.5,
+                   callbacks=(infos.append, lambda name, step: pairs.append((name, step))))
+    steps = [i for i in infos if i.event == "step"]
+    assert pairs == [("p3", i.step) for i in steps] and len(steps) == result.steps == 10
+    assert all(isinstance(i, StepInfo) and i.phase == "p3" for i in infos)
+    assert [i.loss for i in steps] == [loss for _, loss in result.history]
+    assert set(steps[0].lr) == {"student", "head"} and steps[-1].lr["head"] < steps[2].lr["head"]  # decays
+    epochs = [(i.epoch, i.step, i.metrics) for i in infos if i.event == "epoch"]
+    assert epochs == [(1, 5, {"validation": 0.5}), (2, 10, {"validation": 0.5})]

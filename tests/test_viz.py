@@ -159,3 +159,36 @@ def test_alignment_by_phase_orders_phases():
 def test_scores_table_flattens_nested_scores():
     fig = viz.scores_table({"f1_overall": 0.5, "per_type": {"PER": 0.25}})
     assert [list(c) for c in fig.data[0].cells.values] == [["f1_overall", "per_type.PER"], ["0.5", "0.25"]]
+
+
+def _phased_umap(*phases):
+    return pd.concat([_umap_frame().assign(phase=p) for p in phases], ignore_index=True)
+
+
+def test_umap_before_after_puts_the_two_phases_side_by_side():
+    fig = viz.umap_before_after(_phased_umap("before_phase1", "after_phase1", "after_phase3"))
+    titles = [a.text for a in fig.layout.annotations]
+    assert titles[0].startswith("before phase 1") and titles[-1].startswith("after phase 1")
+    assert len(titles) == 2 * _umap_frame()["space"].nunique()
+    names = [t.name for t in fig.data if t.showlegend is not False]
+    assert len(names) == len(set(names))  # each source once in the legend
+    later = viz.umap_before_after(_phased_umap("before_phase1", "after_phase3"))  # no phase 1 ran
+    assert later.layout.annotations[-1].text.startswith("after phase 3")
+    with pytest.raises(ValueError, match="needs phases 'before_phase1'"):
+        viz.umap_before_after(_phased_umap("after_phase2", "after_phase3"))
+
+
+def test_validation_curve_figure_one_line_per_run_and_the_kept_epoch():
+    runs = {
+        "W1": {"selection": {"metric": "f1", "best_epoch": 2, "validation": [[1, 0.2], [2, 0.5], [3, 0.4]]}},
+        "W5": {"selection": {"metric": "f1", "best_epoch": 1, "validation": [[1, 0.6], [2, 0.55]]}},
+        "bare": {"scores": {}},
+    }
+    fig = viz.validation_curve_figure(runs)
+    lines = {t.name: list(t.y) for t in fig.data if t.mode == "lines+markers"}
+    assert lines == {"W1": [0.2, 0.5, 0.4], "W5": [0.6, 0.55]}
+    stars = {t.name: (list(t.x), list(t.y)) for t in fig.data if t.mode == "markers"}
+    assert stars == {"W1: kept epoch": ([2.0], [0.5]), "W5: kept epoch": ([1.0], [0.6])}
+    assert fig.layout.yaxis.title.text == "f1"
+    with pytest.raises(ValueError, match="no run has a per-epoch validation score"):
+        viz.validation_curve_figure({"bare": {"selection": {"validation": []}}})
