@@ -26,8 +26,11 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-CONFIG_NAME = "adapter_config.json"
-WEIGHTS_NAME = "adapter.safetensors"
+# Not peft's names (adapter_config.json / adapter.safetensors): with those, AutoModel and peft mistake an
+# ALAd folder for a peft adapter and fail. Folders written before the rename are still read.
+CONFIG_NAME = "alad_adapter_config.json"
+WEIGHTS_NAME = "alad_adapter.safetensors"
+LEGACY_NAMES = ("adapter_config.json", "adapter.safetensors")
 
 
 @dataclass(frozen=True)
@@ -98,7 +101,7 @@ class AlignmentAdapter(nn.Module):
 
     # ----------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``adapter_config.json`` + ``adapter.safetensors`` (atomically: temp files, then rename)."""
+        """Write ``alad_adapter_config.json`` + ``alad_adapter.safetensors`` (atomically: temp files, then rename)."""
         from safetensors.torch import save_file
 
         directory = Path(directory)
@@ -117,6 +120,8 @@ class AlignmentAdapter(nn.Module):
 
         directory = Path(directory)
         config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+        if not config_path.is_file() and all((directory / name).is_file() for name in LEGACY_NAMES):
+            config_path, weights_path = (directory / name for name in LEGACY_NAMES)
         for p in (config_path, weights_path):
             if not p.is_file():
                 raise FileNotFoundError(f"AlignmentAdapter.from_pretrained: missing {p}")

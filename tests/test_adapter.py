@@ -77,8 +77,23 @@ def test_save_load_round_trip(tmp_path):
 
 
 def test_from_pretrained_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+    with pytest.raises(FileNotFoundError, match="alad_adapter_config.json"):
         AlignmentAdapter.from_pretrained(tmp_path)
+
+
+def test_files_are_not_named_like_peft_and_old_names_still_load(tmp_path):
+    from alad_kit.adapter import CONFIG_NAME, LEGACY_NAMES, WEIGHTS_NAME
+
+    torch.manual_seed(4)
+    adapter = AlignmentAdapter(4, 6, window=3, hidden=8)
+    adapter.save_pretrained(tmp_path / "new")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
+    assert not set(LEGACY_NAMES) & {CONFIG_NAME, WEIGHTS_NAME, "adapter_model.safetensors"}
+    (tmp_path / "new").rename(tmp_path / "old")  # a folder written before the rename
+    (tmp_path / "old" / CONFIG_NAME).rename(tmp_path / "old" / LEGACY_NAMES[0])
+    (tmp_path / "old" / WEIGHTS_NAME).rename(tmp_path / "old" / LEGACY_NAMES[1])
+    h = torch.randn(1, 4, 4)
+    assert torch.equal(AlignmentAdapter.from_pretrained(tmp_path / "old")(h), adapter(h))
 
 
 def test_flops_per_token():
