@@ -357,6 +357,10 @@ class Experiment:
             self._save_encoder(self.out / "teacher_finetuned")
         if adapter is not None:
             self._write_probes()
+        from .deploy import save_run_model
+
+        # OUT/model/: the deployable model (alad predict / evaluate / export)
+        save_run_model(self.out / "model", self.model, self.labels, self.student_tok, cfg, metrics)
         write_json_atomic(self.out / "metrics.json", metrics)
         return metrics
 
