@@ -70,10 +70,12 @@ class AladPipeline:
         spans = [split_words(t) for t in texts]
         words = [[w for w, _, _ in s] or [""] for s in spans]  # an empty text still gets one (empty) word
         rows = {"tokens": words, task.label_field: [[labels[0]] * len(w) for w in words]}
-        with warnings.catch_warnings(record=True) as caught:
+        with warnings.catch_warnings():  # the training warning about truncation; counted below for texts
+            warnings.simplefilter("ignore")
             features = task.features(rows, self.tokenizer, labels, max_length=self.max_length)
-        if caught:
-            warnings.warn(f"texts longer than {self.max_length} tokens: their last words are tagged "
+        cut = sum(1 for f, s in zip(features, spans) if len({w for w in f["word_index"] if w >= 0}) < len(s))
+        if cut:
+            warnings.warn(f"{cut} text(s) longer than {self.max_length} tokens: their last words are tagged "
                           f"{task.fallback_label!r}", stacklevel=2)
         out = []
         for text, span, feature, logits in zip(texts, spans, features, self._logits(features)):

@@ -108,7 +108,7 @@ def pos_data_folder(tmp_path_factory):
     """A UD-style folder (dev + test CoNLL-U) of the hand-tagged sentences, read by the real loaders."""
     folder = tmp_path_factory.mktemp("ud")
     (folder / "de_gsd-ud-dev.conllu").write_text(_conllu(POS_SENTENCES * 3, "dev"), encoding="utf-8")
-    (folder / "de_gsd-ud-test.conllu").write_text(_conllu(POS_SENTENCES[::-1], "test"), encoding="utf-8")
+    (folder / "de_gsd-ud-test.conllu").write_text(_conllu(POS_SENTENCES[::-1] * 4, "test"), encoding="utf-8")
     return folder
 
 
