@@ -115,6 +115,13 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
         save_folder(self, save_directory)
 
     @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> AladModel:
+        """A model folder or hub id (downloaded whole first: the student lives in a sub-folder)."""
+        from .deploy import resolve_folder
+
+        return super().from_pretrained(resolve_folder(pretrained_model_name_or_path, **kwargs), **kwargs)
+
+    @classmethod
     def _from_pretrained(cls, *, model_id: str, config: dict | None = None, **kwargs) -> AladModel:
         from .deploy import load_folder
 

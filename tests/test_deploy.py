@@ -1,6 +1,7 @@
 """The deployable model folder: exact round trips (plain, LoRA), the run's OUT/model/, the model card."""
 
 import json
+from pathlib import Path
 
 import pytest
 import torch
@@ -95,3 +96,37 @@ def test_run_writes_its_model_and_card(deployed):
     assert "library_name: alad_kit" in card and "alad run --task pos" in card
     assert f"{metrics['scores']['accuracy']:.4f}" in card
     assert not (run_dir / "model.partial").exists()
+
+
+def test_hub_id_is_downloaded_whole_and_push_uploads_the_folder(tmp_path, monkeypatch):
+    import huggingface_hub
+
+    model = _model()
+    model.save_pretrained(tmp_path / "m")
+    calls = {}
+
+    def fake_snapshot(repo_id, **kw):  # no hub here: the "download" is the local folder
+        calls["snapshot"] = repo_id, kw
+        return str(tmp_path / "m")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", fake_snapshot)
+    loaded = AladModel.from_pretrained("someone/alad-ner", revision="main")
+    assert calls["snapshot"] == ("someone/alad-ner", {"revision": "main"})
+    assert loaded.deploy_config == model.deploy_config
+
+    class FakeApi:
+        def __init__(self, token=None):
+            pass
+
+        def create_repo(self, repo_id, **kw):
+            return type("Repo", (), {"repo_id": repo_id})()
+
+        def upload_folder(self, repo_id, folder_path, **kw):
+            calls["uploaded"] = sorted(p.name for p in Path(folder_path).iterdir())
+            return "commit-url"
+
+    import huggingface_hub.hub_mixin as hub_mixin
+
+    monkeypatch.setattr(hub_mixin, "HfApi", FakeApi)
+    assert model.push_to_hub("someone/alad-ner") == "commit-url"
+    assert calls["uploaded"] == sorted(p.name for p in (tmp_path / "m").iterdir())
