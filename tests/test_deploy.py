@@ -130,3 +130,17 @@ def test_hub_id_is_downloaded_whole_and_push_uploads_the_folder(tmp_path, monkey
     monkeypatch.setattr(hub_mixin, "HfApi", FakeApi)
     assert model.push_to_hub("someone/alad-ner") == "commit-url"
     assert calls["uploaded"] == sorted(p.name for p in (tmp_path / "m").iterdir())
+
+
+def test_quantized_student_is_not_written_but_the_run_goes_on(tmp_path):
+    from alad_kit.compress.quant_io import dynamic_quantize
+    from alad_kit.deploy import deployable, save_run_model
+
+    model = _model()
+    model.encoder = dynamic_quantize(model.encoder)
+    assert "quantized" in deployable(model)
+    with pytest.raises(ValueError, match="quantized"):
+        model.save_pretrained(tmp_path / "m")
+    with pytest.warns(UserWarning, match="not written.*quantized"):
+        assert save_run_model(tmp_path / "model", model, None, model.tokenizer, None, {}) is None
+    assert not (tmp_path / "model").exists()
