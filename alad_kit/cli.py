@@ -115,7 +115,8 @@ def _evaluate(args) -> int:
     from .run import write_json_atomic
 
     sample = args.sample if args.sample in (None, "run") else int(args.sample)
-    result = evaluate_model(args.model, args.data, split=args.split, sample=sample, device=args.device or "cpu")
+    result = evaluate_model(args.model, args.data, split=args.split, sample=sample, device=args.device or "cpu",
+                            adapter_precision=args.adapter_precision)
     if result["unknown_labels"]:
         print(f"alad evaluate: {sum(result['unknown_labels'].values())} gold tags with labels the model does not "
               f"know: {result['unknown_labels']}", file=sys.stderr)
@@ -129,7 +130,7 @@ def _export(args) -> int:
     from .export import check_onnx, export_onnx
     from .model import AladModel
 
-    model = AladModel.from_pretrained(args.model)
+    model = AladModel.from_pretrained(args.model, adapter_precision="fp32")  # the graph is float32
     path = export_onnx(model, args.out)
     report = {"out": str(path), **check_onnx(model, path)}
     print(json.dumps(report, indent=2))
@@ -156,6 +157,8 @@ def _deploy_parsers(sub) -> None:
     s.add_argument("--sample", default=None,
                    help="'run': the run's own test subsample (reproduces its scores); N: N examples, same shuffle")
     s.add_argument("--out", default=None, help="also write the scores to this JSON file")
+    s.add_argument("--adapter-precision", default=None, choices=["fp32", "int8", "bf16"],
+                   help="run the adapter in this precision (default: the folder's; int8 students: int8)")
     s.add_argument("--device", default=None)
     s.set_defaults(fn=_evaluate)
 

@@ -4,7 +4,8 @@
 
     config.json                         task, id2label, teacher/student names, window, precision, alad_kit version
     README.md                           model card: the run's scores, sizes, data and command
-    student/                            M_C in transformers format (config, model.safetensors) + its tokenizer
+    student/                            M_C in transformers format (config, model.safetensors) + its tokenizer;
+                                        an int8 student as int8 values + scales (alad_kit.quant_safetensors)
     lora/                               peft's own LoRA folder, when the student was trained with LoRA
     alad_adapter_config.json, alad_adapter.safetensors    the alignment adapter (modes with ALAd)
     head.safetensors                    the task head
@@ -28,6 +29,7 @@ import torch
 
 from .adapter import CONFIG_NAME as ADAPTER_CONFIG
 from .adapter import AlignmentAdapter
+from .adapter_precision import ADAPTER_PRECISIONS, adapter_in
 from .model import AladModel, SpanHead, TokenClassificationHead, _packed_params
 from .zoo import _looks_like_path, _no_weight_loading_bar
 
@@ -49,6 +51,7 @@ class DeployConfig:
     doc_stride: int | None  # QA: tokens shared by consecutive windows of a long context
     eval_batch_size: int  # batch size of the run's evaluation (same padding -> bit-equal logits)
     precision: str = "fp32"  # evaluation precision of the run: fp32 | bf16 (autocast)
+    adapter_precision: str = "fp32"  # the deployed adapter: fp32 | int8 (follows an int8 student) | bf16
     test_examples: int | None = None  # the run's test subsample size (None: whole split), see run._subsample
     data_seed: int = 0  # shuffle seed of that subsample
     student_layers: tuple[int, ...] | None = None  # encoder layers the student kept
@@ -65,6 +68,9 @@ class DeployConfig:
             raise ValueError(f"DeployConfig: unknown mode {self.mode!r}")
         if (self.task == "qa") != (self.labels is None):
             raise ValueError(f"DeployConfig: task {self.task} {'takes no' if self.task == 'qa' else 'needs'} labels")
+        if self.adapter_precision not in ADAPTER_PRECISIONS:
+            raise ValueError(f"DeployConfig: adapter_precision must be one of {ADAPTER_PRECISIONS}, "
+                             f"got {self.adapter_precision!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"DeployConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")
         if self.window is not None and (self.window < 1 or self.window % 2 == 0):
@@ -96,8 +102,9 @@ class DeployConfig:
 
 
 # --------------------------------------------------------------------------------------------------
-def deploy_config_for_run(cfg, scale, labels, metrics: dict) -> DeployConfig:
-    """What ``alad run`` knows about the model it trained (``cfg`` a RunConfig, ``scale`` its ScaleConfig)."""
+def deploy_config_for_run(cfg, scale, labels, metrics: dict, int8_student: bool = False) -> DeployConfig:
+    """What ``alad run`` knows about the model it trained (``cfg`` a RunConfig, ``scale`` its ScaleConfig).
+    The adapter of an int8 student is deployed in int8 too (its run's scores are the float adapter's)."""
     from . import __version__
     from .config import MODES
 
@@ -108,6 +115,7 @@ def deploy_config_for_run(cfg, scale, labels, metrics: dict) -> DeployConfig:
         window=cfg.window if cfg.uses_adapter else None,
         max_length=scale.qa_max_length if qa else scale.max_length, doc_stride=scale.qa_doc_stride if qa else None,
         eval_batch_size=scale.eval_batch_size, precision=getattr(cfg, "precision", "fp32"),
+        adapter_precision="int8" if int8_student and cfg.uses_adapter else "fp32",
         test_examples=scale.test_examples, student_layers=tuple(cfg.student_layers) if cfg.student_layers else None,
         lora="lora" in MODES[cfg.mode].trainable, alad_kit_version=__version__,
         run={"scores": metrics.get("scores"), "params": metrics.get("params"), "size_pct": metrics.get("size_pct"),
@@ -142,10 +150,12 @@ def attach(model: AladModel, tokenizer, config: DeployConfig) -> AladModel:
 
 def deployable(model: AladModel) -> str | None:
     """Why ``model`` cannot be saved as safetensors, or None when it can."""
-    if _packed_params(model.encoder) > 0:
-        return "its student is torch.ao-quantized (packed int8 weights have no safetensors form yet)"
+    if _packed_params(model.encoder) > 0 and hasattr(model.encoder, "peft_config"):
+        return "its student is both int8-quantized and LoRA-wrapped"
     if model.head is None:
         return "it has no task head"
+    if model.adapter is not None and not isinstance(model.adapter, AlignmentAdapter):
+        return "its adapter runs in int8/bf16; save the folder loaded with adapter_precision='fp32'"
     return None
 
 
@@ -157,7 +167,8 @@ def save_run_model(directory: Path, model: AladModel, labels, tokenizer, cfg, me
     if reason is not None:
         warnings.warn(f"{directory} not written: {reason}", stacklevel=2)
         return None
-    attach(model, tokenizer, deploy_config_for_run(cfg, scale_config(cfg.scale), labels, metrics))
+    int8 = _packed_params(model.encoder) > 0
+    attach(model, tokenizer, deploy_config_for_run(cfg, scale_config(cfg.scale), labels, metrics, int8))
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
     model.save_pretrained(partial)
@@ -204,7 +215,12 @@ def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
         base = copy.deepcopy(encoder).unload()  # the base weights without LoRA, the live model untouched
     else:
         base = encoder
-    base.save_pretrained(staged[STUDENT_DIR])
+    if _packed_params(base) > 0:  # torch.ao int8: the packed weights go to safetensors as int8 + scales
+        from .quant_safetensors import save_quantized_student
+
+        save_quantized_student(base, staged[STUDENT_DIR])
+    else:
+        base.save_pretrained(staged[STUDENT_DIR])
     tokenizer.save_pretrained(staged[STUDENT_DIR])
     for name, path in targets.items():
         shutil.rmtree(path, ignore_errors=True)
@@ -244,8 +260,9 @@ def read_config(folder: Path) -> DeployConfig:
 
 
 def load_folder(model_id: str | os.PathLike, device: str | torch.device = "cpu", merge_lora: bool = False,
-                **hub_kwargs) -> AladModel:
-    """``AladModel._from_pretrained``: rebuild the model of a folder (or hub id) in eval mode on ``device``."""
+                adapter_precision: str | None = None, **hub_kwargs) -> AladModel:
+    """``AladModel._from_pretrained``: rebuild the model of a folder (or hub id) in eval mode on ``device``;
+    ``adapter_precision`` overrides the folder's (fp32 gives back exactly the adapter the run evaluated)."""
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
 
@@ -254,8 +271,13 @@ def load_folder(model_id: str | os.PathLike, device: str | torch.device = "cpu",
     student_dir = folder / STUDENT_DIR
     if not (student_dir / "config.json").is_file():
         raise FileNotFoundError(f"{folder}: missing {STUDENT_DIR}/config.json")
-    with _no_weight_loading_bar(True):
-        encoder = AutoModel.from_pretrained(student_dir, local_files_only=True)
+    from .quant_safetensors import is_quantized_student, load_quantized_student
+
+    if is_quantized_student(student_dir):
+        encoder = load_quantized_student(student_dir)
+    else:
+        with _no_weight_loading_bar(True):
+            encoder = AutoModel.from_pretrained(student_dir, local_files_only=True)
     if config.lora:
         from peft import PeftModel
 
@@ -272,6 +294,8 @@ def load_folder(model_id: str | os.PathLike, device: str | torch.device = "cpu",
         head.load_state_dict(state)
     except RuntimeError as err:
         raise ValueError(f"{head_path} does not fit a {config.task} head of width {dim}: {err}") from err
+    if adapter is not None:
+        adapter = adapter_in(adapter, adapter_precision or config.adapter_precision)
     model = AladModel(encoder, adapter, head)
     attach(model, AutoTokenizer.from_pretrained(student_dir, local_files_only=True), config)
     return model.to(device).eval()

@@ -52,16 +52,18 @@ def unknown_labels(task: str, examples, labels) -> Counter:
 
 
 def evaluate_model(model: str | Path | AladModel, data, split: str = "test", sample: int | str | None = None,
-                   device: str = "cpu", batch_size: int | None = None, max_length: int | None = None) -> dict:
+                   device: str = "cpu", batch_size: int | None = None, max_length: int | None = None,
+                   adapter_precision: str | None = None) -> dict:
     """``{"scores", "examples", "unknown_labels", "source"}`` of ``model`` on ``data`` (a path, or a Dataset).
 
     ``sample``: None scores every example; an int takes that many after the run's fixed shuffle; "run" takes
-    the run's own test subsample size (stored in the model folder).
+    the run's own test subsample size (stored in the model folder). ``adapter_precision`` overrides the
+    folder's (an int8 student's run was scored with the fp32 adapter: pass "fp32" to reproduce it).
     """
     from .run import _subsample
 
     if not isinstance(model, AladModel):
-        model = AladModel.from_pretrained(str(model), device=device)
+        model = AladModel.from_pretrained(str(model), device=device, adapter_precision=adapter_precision)
     config = model.deploy_config
     examples = data if hasattr(data, "column_names") else load_split(config.task, data, split)
     n = config.test_examples if sample == "run" else sample

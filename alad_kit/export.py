@@ -64,6 +64,11 @@ def input_names(model: AladModel) -> list[str]:
 
 def export_onnx(model: AladModel, out: str | Path, opset: int = 17) -> Path:
     """Write ``model`` as ONNX to ``out`` (via a temporary file)."""
+    from .model import _packed_params
+
+    if _packed_params(model.encoder) > 0:
+        raise ValueError("ONNX export of a torch.ao int8 student is not supported: export the float student and "
+                         "quantize the graph with onnxruntime.quantization.quantize_dynamic")
     if model.deploy_config is not None and model.deploy_config.precision != "fp32":
         warnings.warn("the ONNX graph is float32; the model was evaluated in bf16", stacklevel=2)
     graph = OnnxGraph(_merged(model)).eval()

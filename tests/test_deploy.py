@@ -132,15 +132,43 @@ def test_hub_id_is_downloaded_whole_and_push_uploads_the_folder(tmp_path, monkey
     assert calls["uploaded"] == sorted(p.name for p in (tmp_path / "m").iterdir())
 
 
-def test_quantized_student_is_not_written_but_the_run_goes_on(tmp_path):
+def test_int8_student_round_trip_is_exact_and_pickle_free(tmp_path):
     from alad_kit.compress.quant_io import dynamic_quantize
-    from alad_kit.deploy import deployable, save_run_model
+    from alad_kit.compress.quantize import quantize_static_int8
+    from alad_kit.demo import python_docs_corpus
+
+    dynamic = _model()
+    dynamic.encoder = dynamic_quantize(dynamic.encoder)
+    static = _model()
+    static.encoder, _ = quantize_static_int8(static.encoder, static.tokenizer, python_docs_corpus()[:8],
+                                             sensitivity_texts=4, max_length=32)
+    batch = dynamic.tokenizer(["Angela Merkel visited Paris .", "Hi"], padding=True, return_tensors="pt")
+    for name, model in (("dynamic", dynamic), ("static", static)):
+        model.save_pretrained(tmp_path / name)
+        assert not [p for p in (tmp_path / name).rglob("*") if p.suffix in (".bin", ".pt", ".pkl")]
+        loaded = AladModel.from_pretrained(tmp_path / name)
+        assert loaded.deployed_parameters() == model.deployed_parameters()
+        with torch.no_grad():
+            assert torch.equal(loaded(**batch).logits, model(**batch).logits), name
+
+
+def test_int8_student_run_deploys_an_int8_adapter(tmp_path):
+    from alad_kit.adapter_precision import Int8Adapter
+    from alad_kit.compress.quant_io import dynamic_quantize
+    from alad_kit.config import RunConfig
+    from alad_kit.deploy import save_run_model
 
     model = _model()
     model.encoder = dynamic_quantize(model.encoder)
-    assert "quantized" in deployable(model)
-    with pytest.raises(ValueError, match="quantized"):
-        model.save_pretrained(tmp_path / "m")
-    with pytest.warns(UserWarning, match="not written.*quantized"):
-        assert save_run_model(tmp_path / "model", model, None, model.tokenizer, None, {}) is None
-    assert not (tmp_path / "model").exists()
+    cfg = RunConfig(task="ner", teacher="minilm-l6", student="students/int8", mode="frozen", window=3)
+    save_run_model(tmp_path / "model", model, list(NER_LABELS), model.tokenizer, cfg, {"scores": {"f1_overall": 0.5}})
+    assert read_config(tmp_path / "model").adapter_precision == "int8"
+    deployed = AladModel.from_pretrained(tmp_path / "model")
+    assert isinstance(deployed.adapter, Int8Adapter)
+    exact = AladModel.from_pretrained(tmp_path / "model", adapter_precision="fp32")
+    batch = model.tokenizer(["Angela Merkel visited Paris ."], return_tensors="pt")
+    with torch.no_grad():
+        assert torch.equal(exact(**batch).logits, model(**batch).logits)
+        assert torch.allclose(deployed(**batch).logits, model(**batch).logits, atol=0.05)
+    with pytest.raises(ValueError, match="adapter_precision='fp32'"):
+        deployed.save_pretrained(tmp_path / "again")
