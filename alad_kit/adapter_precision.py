@@ -22,6 +22,7 @@ from torch.nn import functional as F
 from .adapter import AlignmentAdapter
 
 ADAPTER_PRECISIONS = ("fp32", "int8", "bf16")
+BENCH_PRECISIONS = (*ADAPTER_PRECISIONS, "follow")  # follow: int8 next to an int8 student, else fp32
 
 
 class Int8Adapter(nn.Module):
@@ -69,3 +70,12 @@ def adapter_in(adapter: AlignmentAdapter, precision: str) -> nn.Module:
     if precision == "bf16":
         return Bf16Adapter(adapter).eval()
     return adapter
+
+
+def adapter_for_student(adapter: AlignmentAdapter, student: nn.Module, precision: str = "follow") -> nn.Module:
+    """``adapter`` in ``precision``; "follow" picks int8 for a torch.ao int8 student and fp32 otherwise."""
+    if precision == "follow":
+        from .model import _packed_params
+
+        precision = "int8" if _packed_params(student) > 0 else "fp32"
+    return adapter_in(adapter, precision)

@@ -64,7 +64,7 @@ def _bench(args) -> int:
 
     result = run_bench(teacher=args.teacher, students=args.students, windows=tuple(args.windows),
                        batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, out=args.out,
-                       device=args.device)
+                       device=args.device, adapter_precision=args.adapter_precision)
     print(json.dumps(result.get("summary", result), indent=2, default=str))
     return 0
 
@@ -222,6 +222,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--repeats", type=int, default=10)
     s.add_argument("--device", default=None)
     s.add_argument("--out", default="bench.json")
+    s.add_argument("--adapter-precision", default="fp32", choices=["fp32", "int8", "bf16", "follow"],
+                   help="precision the adapters are timed in; follow: int8 next to an int8 student (as deployed)")
     s.set_defaults(fn=_bench)
 
     s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")

@@ -246,13 +246,17 @@ def benchmark(
     *,
     teacher_name: str = "teacher",
     adapter_hidden: int = 1280,
+    adapter_precision: str = "fp32",
 ) -> dict:
     """Params, disk size, FLOPs/token and latency of M_L, each M_C and M_C + adapter(window); JSON-able.
 
     ``devices`` defaults to CPU plus CUDA when present; quantized models run on CPU only and are marked
     ``skipped`` elsewhere. Adapters are random-initialised: their cost does not depend on their weights.
+    ``adapter_precision`` (fp32 | int8 | bf16 | follow) is the precision they are timed in (sizes and FLOPs
+    are the float adapter's); "follow" times an int8 student with an int8 adapter, as it is deployed.
     """
     from alad_kit.adapter import AlignmentAdapter
+    from alad_kit.adapter_precision import adapter_for_student
 
     _check_counts(repeats, warmup)
     if batch_size <= 0 or seq_len <= 0:
@@ -271,6 +275,7 @@ def benchmark(
         "settings": {
             "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "warmup": warmup,
             "windows": windows, "adapter_hidden": adapter_hidden, "devices": list(devices),
+            "adapter_precision": adapter_precision,
         },
         "environment": environment(),
         "teacher": {"name": teacher_name, **_describe(t_model.eval(), seq_len)},
@@ -286,7 +291,7 @@ def benchmark(
         info["adapters"] = {}
         for w in windows:
             adapter = AlignmentAdapter(int(model.config.hidden_size), teacher_dim, w, adapter_hidden).eval()
-            adapters[name, w] = adapter
+            adapters[name, w] = adapter_for_student(adapter, model, adapter_precision)
             a_params = count_params(adapter)
             info["adapters"][str(w)] = {
                 "params": a_params,
@@ -437,6 +442,7 @@ def run_bench(
     device: str | None = None,
     warmup: int = 3,
     cache_dir: str | Path | None = None,
+    adapter_precision: str = "fp32",
 ) -> dict:
     """``alad bench``: load the models by name, :func:`benchmark` them, write ``out``; adds a ``summary``.
 
@@ -450,7 +456,7 @@ def run_bench(
     result = benchmark(
         load_encoder(teacher, cache_dir=cache_dir), {s: _load_student(s, cache_dir) for s in students},
         windows=windows, batch_size=batch_size, seq_len=seq_len, repeats=repeats, warmup=warmup,
-        devices=devices, teacher_name=teacher,
+        devices=devices, teacher_name=teacher, adapter_precision=adapter_precision,
     )
     keys = ("device", "model", "window", "sz_pct", "spd", "speed_kept", "flops_speed_kept", "median_ms")
     result["summary"] = [

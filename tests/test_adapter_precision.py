@@ -48,3 +48,14 @@ def test_fp32_is_the_adapter_itself_and_bad_names_fail(adapter_and_input):
     assert adapter_in(adapter, "fp32") is adapter
     with pytest.raises(ValueError, match="int4"):
         adapter_in(adapter, "int4")
+
+
+def test_follow_gives_int8_next_to_an_int8_student_only(adapter_and_input):
+    from alad_kit.adapter_precision import adapter_for_student
+    from alad_kit.compress.quant_io import dynamic_quantize
+
+    adapter, _, _ = adapter_and_input
+    student = torch.nn.Sequential(torch.nn.Linear(4, 4))
+    assert adapter_for_student(adapter, student) is adapter
+    assert isinstance(adapter_for_student(adapter, dynamic_quantize(student)), Int8Adapter)
+    assert isinstance(adapter_for_student(adapter, student, "bf16"), Bf16Adapter)
