@@ -31,6 +31,10 @@ def model_card(config) -> str:
         "alad evaluate MODEL --data PATH --split test", "alad export MODEL --format onnx --out model.onnx", "```",
     ]
     lines += _scores_section(run) + _size_section(run) + _data_section(config, run)
+    if config.adapter_precision != "fp32":
+        lines += ["", f"The adapter is deployed in {config.adapter_precision} (it follows the int8 student); the "
+                  "test scores were measured with the float32 adapter, which "
+                  "`alad evaluate MODEL --adapter-precision fp32 ...` reproduces."]
     if run.get("command"):
         lines += ["", "## Command", "", "```bash", run["command"], "```"]
     return "\n".join(lines) + "\n"
