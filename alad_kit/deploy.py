@@ -136,6 +136,8 @@ def run_command(cfg) -> str:
             parts.append(f"--{name.replace('_', '-')} {value}")
     if cfg.student_layers:
         parts.append("--student-layers " + ",".join(map(str, cfg.student_layers)))
+    if getattr(cfg, "precision", "fp32") != "fp32":  # RunConfig.precision: fp32 | bf16
+        parts.append(f"--precision {cfg.precision}")
     flags = {"skip_phase1": "--skip-phase1", "skip_phase2": "--skip-phase2", "random_adapter": "--random-adapter",
              "is_teacher_run": "--teacher-baseline"}
     parts += [flag for name, flag in flags.items() if getattr(cfg, name)]

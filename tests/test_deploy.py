@@ -172,3 +172,13 @@ def test_int8_student_run_deploys_an_int8_adapter(tmp_path):
         assert torch.allclose(deployed(**batch).logits, model(**batch).logits, atol=0.05)
     with pytest.raises(ValueError, match="adapter_precision='fp32'"):
         deployed.save_pretrained(tmp_path / "again")
+
+
+def test_run_command_reproduces_the_config():
+    from alad_kit.config import RunConfig
+    from alad_kit.deploy import run_command
+
+    cfg = RunConfig(task="pos", teacher="mpnet-base", student="students/asc", student_layers=(0, 2), mode="joint",
+                    window=3, scale="cpu", skip_phase1=True)
+    assert run_command(cfg) == ("alad run --task pos --student students/asc --mode joint --window 3 --scale cpu "
+                                "--student-layers 0,2 --skip-phase1")
