@@ -32,7 +32,10 @@ def load_split(task: str, data: str | Path, split: str = "test"):
     elif Path(data).is_file():
         reader = {"pos": loaders.read_conllu, "ner": loaders.read_conll, "qa": loaders.read_squad}[task]
         columns = reader(data)
-        columns = columns[0] if task == "qa" else columns
+        if task == "qa":
+            columns, labeled = columns
+            if not labeled:
+                raise ValueError(f"{data}: no gold answers to score against")
         return Dataset.from_dict(columns, features=FEATURES[task])
     else:
         if not Path(data).exists():
