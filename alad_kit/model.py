@@ -185,8 +185,8 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
         return _IncompatibleKeys(missing, unexpected)
 
     def deployed_parameters(self) -> int:
-        """M_C (+ LoRA) + adapter + head, counted once each (what the Sz column measures)."""
-        return sum(p.numel() for params in self.parts().values() for p in params) + _packed_params(self.encoder)
+        """M_C (+ LoRA) + adapter + head, counted once each (what the Sz column measures); int8 weights too."""
+        return sum(p.numel() for params in self.parts().values() for p in params) + _packed_params(self)
 
 
 def _packed_params(module: nn.Module) -> int:

@@ -165,6 +165,7 @@ def test_int8_student_run_deploys_an_int8_adapter(tmp_path):
     assert read_config(tmp_path / "model").adapter_precision == "int8"
     deployed = AladModel.from_pretrained(tmp_path / "model")
     assert isinstance(deployed.adapter, Int8Adapter)
+    assert deployed.deployed_parameters() == model.deployed_parameters()  # packed int8 adapter weights count
     exact = AladModel.from_pretrained(tmp_path / "model", adapter_precision="fp32")
     batch = model.tokenizer(["Angela Merkel visited Paris ."], return_tensors="pt")
     with torch.no_grad():
