@@ -1,4 +1,4 @@
-"""The ``alad`` command: info, run, demo, compress, bench, table, study, report."""
+"""The ``alad`` command: info, run, demo, compress, bench, table, study, report, predict, evaluate, export."""
 
 from __future__ import annotations
 
@@ -99,7 +99,7 @@ def _bench(args) -> int:
         return _bench_training(args)
     result = run_bench(teacher=args.teacher, students=args.students, windows=tuple(args.windows),
                        batch_size=args.batch_size, seq_len=args.seq_len, repeats=args.repeats, out=args.out,
-                       device=args.device, kinds=tuple(args.kinds))
+                       device=args.device, kinds=tuple(args.kinds), adapter_precision=args.adapter_precision)
     print(json.dumps(result.get("summary", result), indent=2, default=str))
     return 0
 
@@ -181,6 +181,84 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         logger.addHandler(handler)
 
 
+def _predict(args) -> int:
+    from .pipeline import AladPipeline
+
+    pipe = AladPipeline(args.model, device=args.device or "cpu")
+    if pipe.config.task == "qa":
+        if args.question is None or args.context is None or args.texts or args.file:
+            raise ValueError(f"{args.model} is a QA model: give --question and --context (no texts)")
+        print(json.dumps(pipe(question=args.question, context=args.context), ensure_ascii=False))
+        return 0
+    texts = list(args.texts)
+    if args.file:
+        texts += [line.rstrip("\n") for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
+    if not texts:
+        raise ValueError("nothing to tag: give one or more texts or --file FILE (one text per line)")
+    for row in pipe(texts):
+        print(json.dumps(row, ensure_ascii=False))
+    return 0
+
+
+def _evaluate(args) -> int:
+    from .evaluation import evaluate_model
+    from .run import write_json_atomic
+
+    sample = args.sample if args.sample in (None, "run") else int(args.sample)
+    result = evaluate_model(args.model, args.data, split=args.split, sample=sample, device=args.device or "cpu",
+                            adapter_precision=args.adapter_precision)
+    if result["unknown_labels"]:
+        print(f"alad evaluate: {sum(result['unknown_labels'].values())} gold tags with labels the model does not "
+              f"know: {result['unknown_labels']}", file=sys.stderr)
+    print(json.dumps(result["scores"], indent=2))
+    if args.out:
+        write_json_atomic(Path(args.out), result["scores"])
+    return 0
+
+
+def _export(args) -> int:
+    from .export import check_onnx, export_onnx
+    from .model import AladModel
+
+    model = AladModel.from_pretrained(args.model, adapter_precision="fp32")  # the graph is float32
+    path = export_onnx(model, args.out)
+    report = {"out": str(path), **check_onnx(model, path)}
+    print(json.dumps(report, indent=2))
+    if report["max_abs_diff"] > 1e-4:
+        print(f"alad export: ONNX differs from PyTorch by {report['max_abs_diff']:.2e} (> 1e-4)", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _deploy_parsers(sub) -> None:
+    s = sub.add_parser("predict", help="tag texts / answer a question with a deployed model folder or hub id")
+    s.add_argument("model", help="model folder (a run's OUT/model) or hub id")
+    s.add_argument("texts", nargs="*", help="texts to tag (POS/NER)")
+    s.add_argument("--file", default=None, help="one text per line")
+    s.add_argument("--question", default=None, help="QA: the question")
+    s.add_argument("--context", default=None, help="QA: the text holding the answer")
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=_predict)
+
+    s = sub.add_parser("evaluate", help="score a deployed model on any file/folder the loaders read (JSON)")
+    s.add_argument("model")
+    s.add_argument("--data", required=True, help="a data file (scored whole), a folder, or 'wnut16'")
+    s.add_argument("--split", default="test", help="split of a folder (train, validation, test)")
+    s.add_argument("--sample", default=None,
+                   help="'run': the run's own test subsample (reproduces its scores); N: N examples, same shuffle")
+    s.add_argument("--out", default=None, help="also write the scores to this JSON file")
+    s.add_argument("--adapter-precision", default=None, choices=["fp32", "int8", "bf16"],
+                   help="run the adapter in this precision (default: the folder's; int8 students: int8)")
+    s.add_argument("--device", default=None)
+    s.set_defaults(fn=_evaluate)
+
+    s = sub.add_parser("export", help="export a deployed model (ONNX), check parity and latency")
+    s.add_argument("model")
+    s.add_argument("--format", default="onnx", choices=["onnx"])
+    s.add_argument("--out", required=True)
+    s.set_defaults(fn=_export)
+
+
 def build_parser() -> argparse.ArgumentParser:
     from . import __version__
 
@@ -227,6 +305,8 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="bench.json")
     s.add_argument("--training", action="store_true",
                    help="training steps/s instead: fp32 vs bf16, cached vs live frozen student (first student)")
+    s.add_argument("--adapter-precision", default="fp32", choices=["fp32", "int8", "bf16", "follow"],
+                   help="precision the adapters are timed in; follow: int8 next to an int8 student (as deployed)")
     s.set_defaults(fn=_bench)
 
     s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")
@@ -259,6 +339,7 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")
     s.set_defaults(fn=_report)
+    _deploy_parsers(sub)
     _add_verbose(sub)
     return p
 

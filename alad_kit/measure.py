@@ -247,14 +247,18 @@ def benchmark(
     teacher_name: str = "teacher",
     adapter_hidden: int = 1280,
     kinds: Sequence[str] = ("dense",),
+    adapter_precision: str = "fp32",
 ) -> dict:
     """Params, disk size, FLOPs/token and latency of M_L, each M_C and M_C + adapter(window); JSON-able.
 
     ``devices`` defaults to CPU plus CUDA when present; quantized models run on CPU only and are marked
     ``skipped`` elsewhere. Adapters are random-initialised: their cost does not depend on their weights.
     ``kinds``: adapter kinds to measure; a dense adapter is keyed by its window ("5"), others "5-factorised".
+    ``adapter_precision`` (fp32 | int8 | bf16 | follow) is the precision they are timed in (sizes and FLOPs
+    are the float adapter's); "follow" times an int8 student with an int8 adapter, as it is deployed.
     """
     from alad_kit.adapter import AlignmentAdapter
+    from alad_kit.adapter_precision import adapter_for_student
     from alad_kit.device import resolve_device
     from alad_kit.preflight import check_seq_len
 
@@ -279,6 +283,7 @@ def benchmark(
         "settings": {
             "batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "warmup": warmup,
             "windows": windows, "kinds": list(kinds), "adapter_hidden": adapter_hidden, "devices": list(devices),
+            "adapter_precision": adapter_precision,
         },
         "environment": environment(),
         "teacher": {"name": teacher_name, **_describe(t_model.eval(), seq_len)},
@@ -294,7 +299,7 @@ def benchmark(
         info["adapters"] = {}
         for label, (w, kind) in variants.items():
             adapter = AlignmentAdapter(int(model.config.hidden_size), teacher_dim, w, adapter_hidden, kind).eval()
-            adapters[name, label] = adapter
+            adapters[name, label] = adapter_for_student(adapter, model, adapter_precision)
             a_params = count_params(adapter)
             info["adapters"][label] = {
                 "window": w, "kind": kind, "params": a_params,
@@ -452,6 +457,7 @@ def run_bench(
     warmup: int = 3,
     cache_dir: str | Path | None = None,
     kinds: Sequence[str] = ("dense",),
+    adapter_precision: str = "fp32",
 ) -> dict:
     """``alad bench``: load the models by name, :func:`benchmark` them, write ``out``; adds a ``summary``.
 
@@ -467,7 +473,7 @@ def run_bench(
     result = benchmark(
         load_encoder(teacher, cache_dir=cache_dir), {s: _load_student(s, cache_dir) for s in students},
         windows=windows, batch_size=batch_size, seq_len=seq_len, repeats=repeats, warmup=warmup,
-        devices=devices, teacher_name=teacher, kinds=kinds,
+        devices=devices, teacher_name=teacher, kinds=kinds, adapter_precision=adapter_precision,
     )
     keys = ("device", "model", "window", "kind", "sz_pct", "spd", "speed_kept", "flops_speed_kept", "median_ms")
     result["summary"] = [

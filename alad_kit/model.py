@@ -12,6 +12,7 @@ from __future__ import annotations
 from contextlib import nullcontext
 
 import torch
+from huggingface_hub import ModelHubMixin
 from torch import nn
 from torch.nn import functional as F
 
@@ -51,7 +52,13 @@ class SpanHead(nn.Module):
         return (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
 
 
-class AladModel(nn.Module):
+class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad", "alignment-adapter"]):
+    """``save_pretrained`` / ``from_pretrained`` / ``push_to_hub`` (huggingface_hub's mixin) are in
+    :mod:`alad_kit.deploy`; saving needs ``deploy_config`` and ``tokenizer`` (set by ``deploy.attach``)."""
+
+    deploy_config = None  # alad_kit.deploy.DeployConfig: task, labels, names, window ... saved with the weights
+    tokenizer = None  # the student's tokenizer, saved with the model
+
     def __init__(self, encoder: nn.Module, adapter: AlignmentAdapter | None = None, head: nn.Module | None = None):
         super().__init__()
         self.encoder, self.adapter, self.head = encoder, adapter, head
@@ -89,7 +96,11 @@ class AladModel(nn.Module):
             hidden = self.adapter(hidden.float(), batch["attention_mask"])  # (B, T, D_C) -> (B, T, D_L)
         return hidden
 
-    def forward(self, batch: dict, use_head: bool = True) -> torch.Tensor:
+    def forward(self, batch: dict | None = None, use_head: bool = True, **inputs):
+        if batch is None:  # transformers-style call model(input_ids=..., attention_mask=...) -> a ModelOutput
+            from .deploy import model_output
+
+            return model_output(self, inputs)
         # Training goes through forward (not embed) so DistributedDataParallel sees every step.
         hidden = self.embed(batch)
         if not use_head:
@@ -97,6 +108,24 @@ class AladModel(nn.Module):
         if self.head is None:
             raise ValueError("AladModel has no task head; call it with use_head=False for alignment")
         return self.head(hidden)
+
+    def _save_pretrained(self, save_directory) -> None:
+        from .deploy import save_folder
+
+        save_folder(self, save_directory)
+
+    @classmethod
+    def from_pretrained(cls, pretrained_model_name_or_path, **kwargs) -> AladModel:
+        """A model folder or hub id (downloaded whole first: the student lives in a sub-folder)."""
+        from .deploy import resolve_folder
+
+        return super().from_pretrained(resolve_folder(pretrained_model_name_or_path, **kwargs), **kwargs)
+
+    @classmethod
+    def _from_pretrained(cls, *, model_id: str, config: dict | None = None, **kwargs) -> AladModel:
+        from .deploy import load_folder
+
+        return load_folder(model_id, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
     def parts(self) -> dict[str, list[nn.Parameter]]:
@@ -156,8 +185,8 @@ class AladModel(nn.Module):
         return _IncompatibleKeys(missing, unexpected)
 
     def deployed_parameters(self) -> int:
-        """M_C (+ LoRA) + adapter + head, counted once each (what the Sz column measures)."""
-        return sum(p.numel() for params in self.parts().values() for p in params) + _packed_params(self.encoder)
+        """M_C (+ LoRA) + adapter + head, counted once each (what the Sz column measures); int8 weights too."""
+        return sum(p.numel() for params in self.parts().values() for p in params) + _packed_params(self)
 
 
 def _packed_params(module: nn.Module) -> int:

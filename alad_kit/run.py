@@ -415,7 +415,8 @@ class Experiment:
         batchers, misses = {}, self.embeddings.stats.misses
         for name, f in feats.items():
             hidden = None
-            if cached:
+            # the test split runs M_C live, once, as the deployed model does (alad evaluate gives the same scores)
+            if cached and name != "test":
                 segments = [x["token_type_ids"] for x in f] if "token_type_ids" in f[0] and cfg.task == "qa" else None
                 hidden = self.embeddings.get(
                     self.student, [x["input_ids"] for x in f], pad, scale.eval_batch_size, self.device,
@@ -484,6 +485,10 @@ class Experiment:
             self._save_encoder(self.out / "teacher_finetuned")
         if adapter is not None:
             self._write_probes()
+        from .deploy import save_run_model
+
+        # OUT/model/: the deployable model (alad predict / evaluate / export)
+        save_run_model(self.out / "model", self.model, self.labels, self.student_tok, cfg, metrics)
         write_json_atomic(self.out / "metrics.json", metrics)
         return metrics
 

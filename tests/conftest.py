@@ -92,3 +92,43 @@ def corpus_texts():
     from alad_kit.demo import python_docs_corpus
 
     return python_docs_corpus()[:96]
+
+
+def _conllu(rows, prefix):
+    lines = []
+    for k, (sentence, tags) in enumerate(rows):
+        lines.append(f"# sent_id = {prefix}-{k}")
+        lines += [f"{i}\t{w}\t_\t{t}\t_\t_\t0\t_\t_\t_" for i, (w, t) in enumerate(zip(sentence.split(), tags.split()), 1)]
+        lines.append("")
+    return "\n".join(lines) + "\n"
+
+
+@pytest.fixture(scope="session")
+def pos_data_folder(tmp_path_factory):
+    """A UD-style folder (dev + test CoNLL-U) of the hand-tagged sentences, read by the real loaders."""
+    folder = tmp_path_factory.mktemp("ud")
+    (folder / "de_gsd-ud-dev.conllu").write_text(_conllu(POS_SENTENCES * 3, "dev"), encoding="utf-8")
+    (folder / "de_gsd-ud-test.conllu").write_text(_conllu(POS_SENTENCES[::-1] * 4, "test"), encoding="utf-8")
+    return folder
+
+
+@pytest.fixture(scope="session")
+def deployed(tmp_path_factory, pos_data_folder, qa_task_data, corpus_texts):
+    """Smoke runs (one-layer MiniLM student, ALAd window 3) whose OUT/model/ the deployment tests read:
+    ``deployed("pos")`` / ``deployed("qa")`` -> (run directory, metrics); each run is made once."""
+    from alad_kit.config import RunConfig
+    from alad_kit.run import run
+
+    made = {}
+
+    def get(task):
+        if task not in made:
+            out = tmp_path_factory.mktemp(f"deployed-{task}")
+            cfg = RunConfig(task=task, teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke",
+                            device="cpu", mode="frozen", window=3, out=str(out / "run"), cache_dir=str(out / "cache"),
+                            data_dir=str(pos_data_folder) if task == "pos" else None)
+            data = qa_task_data if task == "qa" else None
+            made[task] = out / "run", run(cfg, task_data=data, corpus_fallback=corpus_texts)
+        return made[task]
+
+    return get

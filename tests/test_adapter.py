@@ -6,7 +6,7 @@ import torch
 from torch.nn import functional as F
 
 from alad_kit import AlignmentAdapter
-from alad_kit.adapter import CONFIG_NAME
+from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME
 
 
 def concat_reference(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -130,8 +130,23 @@ def test_factorised_weights_do_not_load_into_a_dense_adapter(tmp_path):
 
 
 def test_from_pretrained_missing_files(tmp_path):
-    with pytest.raises(FileNotFoundError, match="adapter_config.json"):
+    with pytest.raises(FileNotFoundError, match="alad_adapter_config.json"):
         AlignmentAdapter.from_pretrained(tmp_path)
+
+
+def test_files_are_not_named_like_peft_and_old_names_still_load(tmp_path):
+    from alad_kit.adapter import CONFIG_NAME, LEGACY_NAMES, WEIGHTS_NAME
+
+    torch.manual_seed(4)
+    adapter = AlignmentAdapter(4, 6, window=3, hidden=8)
+    adapter.save_pretrained(tmp_path / "new")
+    assert sorted(p.name for p in (tmp_path / "new").iterdir()) == sorted([CONFIG_NAME, WEIGHTS_NAME])
+    assert not set(LEGACY_NAMES) & {CONFIG_NAME, WEIGHTS_NAME, "adapter_model.safetensors"}
+    (tmp_path / "new").rename(tmp_path / "old")  # a folder written before the rename
+    (tmp_path / "old" / CONFIG_NAME).rename(tmp_path / "old" / LEGACY_NAMES[0])
+    (tmp_path / "old" / WEIGHTS_NAME).rename(tmp_path / "old" / LEGACY_NAMES[1])
+    h = torch.randn(1, 4, 4)
+    assert torch.equal(AlignmentAdapter.from_pretrained(tmp_path / "old")(h), adapter(h))
 
 
 def test_flops_per_token():
@@ -200,21 +215,21 @@ def test_bad_inputs():
 ])
 def test_a_corrupt_adapter_config_is_a_value_error_naming_the_file(tmp_path, config, message):
     AlignmentAdapter(4, 6, window=3, hidden=8).save_pretrained(tmp_path)
-    (tmp_path / "adapter_config.json").write_text(config)
-    with pytest.raises(ValueError, match=rf"adapter_config\.json: .*{re.escape(message)}"):
+    (tmp_path / CONFIG_NAME).write_text(config)
+    with pytest.raises(ValueError, match=rf"{re.escape(CONFIG_NAME)}: .*{re.escape(message)}"):
         AlignmentAdapter.from_pretrained(tmp_path)
 
 
 def test_damaged_or_mismatched_adapter_weights_are_a_value_error_naming_the_file(tmp_path):
     AlignmentAdapter(4, 6, window=3, hidden=8).save_pretrained(tmp_path)
-    weights = tmp_path / "adapter.safetensors"
+    weights = tmp_path / WEIGHTS_NAME
     raw = bytearray(weights.read_bytes())
     raw[2] ^= 0xFF  # the header length: no longer a safetensors file
     weights.write_bytes(bytes(raw))
     with pytest.raises(ValueError, match=r"adapter\.safetensors: not a readable safetensors file"):
         AlignmentAdapter.from_pretrained(tmp_path)
     AlignmentAdapter(4, 6, window=5, hidden=8).save_pretrained(tmp_path / "w5")
-    (tmp_path / "w5" / "adapter_config.json").write_text('{"student_dim": 4, "teacher_dim": 6, "window": 3, '
+    (tmp_path / "w5" / CONFIG_NAME).write_text('{"student_dim": 4, "teacher_dim": 6, "window": 3, '
                                                          '"hidden": 8}')
-    with pytest.raises(ValueError, match=r"tensors do not match adapter_config\.json \(first: 'window_proj\.weight'\)"):
+    with pytest.raises(ValueError, match=r"tensors do not match alad_adapter_config\.json \(first: 'window_proj\.weight'\)"):
         AlignmentAdapter.from_pretrained(tmp_path / "w5")

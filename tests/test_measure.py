@@ -168,3 +168,16 @@ def test_benchmark_measures_both_adapter_kinds(tokenizer):
     assert set(kinds) == {"dense", "factorised"}
     assert bench_spd(result, "small", 5, "factorised") == kinds["factorised"]
     assert bench_spd(result, "small", 5) == kinds["dense"]
+
+
+def test_benchmark_times_the_adapter_in_the_students_precision(tokenizer, monkeypatch):
+    import alad_kit.adapter_precision as precision
+
+    made = []
+    real = precision.adapter_for_student
+    monkeypatch.setattr(precision, "adapter_for_student", lambda a, s, p: made.append(p) or real(a, s, p))
+    quantized = (quantize_dynamic_int8(_bert(32, 1, 64, 2, seed=3))[0], tokenizer)
+    result = benchmark((_bert(64, 2, 128, 4, seed=1), tokenizer), {"int8": quantized}, windows=(3,), batch_size=2,
+                       seq_len=16, repeats=1, warmup=1, devices=["cpu"], adapter_hidden=48, adapter_precision="follow")
+    assert made == ["follow"] and result["settings"]["adapter_precision"] == "follow"
+    assert result["timings"]["cpu"]["students"]["int8"]["windows"]["3"]["speed_kept"] > 0

@@ -256,8 +256,8 @@ def test_a_damaged_cached_adapter_is_retrained_never_used(tmp_path, ner_task_dat
     adapters = tmp_path / "cache" / "adapters"
     (phase1,) = adapters.glob("phase1-*[!k]")  # not the .lock file
     (phase2,) = adapters.glob("phase2-*[!k]")
-    (phase1 / "adapter_config.json").write_text('{"student_dim": "384", "teacher_dim": 384}')  # corrupt config
-    _flip_byte(phase2 / "adapter.safetensors")  # flipped bytes in the weights
+    (phase1 / "alad_adapter_config.json").write_text('{"student_dim": "384", "teacher_dim": 384}')  # corrupt config
+    _flip_byte(phase2 / "alad_adapter.safetensors")  # flipped bytes in the weights
     result = json.loads((phase2 / "result.json").read_text())
     (phase2 / "result.json").write_text(json.dumps(result | {"verify": False}))  # cannot switch the check off
     with pytest.warns(UserWarning, match="cached adapter .* does not match its recorded sha256") as caught:
