@@ -90,7 +90,7 @@ def scale_config(name: str | None = None) -> ScaleConfig:
 # Phases
 TRAINABLE = ("adapter", "student", "head", "lora")
 # The paper gives no learning rate for the freshly initialised task head. 2e-3 won the validation sweep of
-# results/cpu/head_lr_sweep.md (NER, frozen student + head, and frozen + ALAd W5); at the paper's 1e-4 a
+# results/cpu/sweep/sweep_head.md (NER, frozen student + head, and frozen + ALAd W5); at the paper's 1e-4 a
 # fresh head barely leaves its initialisation within a few thousand steps.
 HEAD_LR = 2e-3
 
