@@ -2,13 +2,13 @@
 
 __version__ = "0.1.0"
 
-from .adapter import AlignmentAdapter  # noqa: E402
-from .config import MODES, RunConfig, scale_config  # noqa: E402
+from alad_kit.adapter import AlignmentAdapter  # noqa: E402
+from alad_kit.core.config import MODES, RunConfig, scale_config  # noqa: E402
 
 
 def load_encoder(*args, **kwargs):
-    """``alad_kit.zoo.load_encoder`` (imported lazily: transformers is slow to import)."""
-    from .zoo import load_encoder as _load
+    """``alad_kit.models.zoo.load_encoder`` (imported lazily: transformers is slow to import)."""
+    from alad_kit.models.zoo import load_encoder as _load
 
     return _load(*args, **kwargs)
 

@@ -4,7 +4,7 @@
     python tests/distributed_phase1.py OUT CACHE                          (one process, for comparison)
 
 Teacher: MiniLM-L6; student: its first layer; 64 texts of Python's documentation; the trainer is exactly
-``alad_kit.trainer.train_phase`` with the PHASE1 objective. Every rank writes ``rank<r>.json`` (world size,
+``alad_kit.training.trainer.train_phase`` with the PHASE1 objective. Every rank writes ``rank<r>.json`` (world size,
 the example indices it trained on, its loss history) and ``rank<r>.safetensors`` (its final adapter
 weights); rank 0 also saves the adapter with ``save_pretrained`` to ``OUT/adapter``. A last one-batch
 phase checks that a rank without a batch of its own does not stall the others.
@@ -27,13 +27,13 @@ def main(out: Path, cache_dir: Path) -> None:
     from safetensors.torch import save_file
 
     from alad_kit.adapter import AlignmentAdapter
-    from alad_kit.cache import EmbeddingCache
-    from alad_kit.config import PHASE1
-    from alad_kit.demo import python_docs_corpus
-    from alad_kit.model import AladModel
-    from alad_kit.phases import alignment_loss, build_alignment_data
-    from alad_kit.trainer import train_phase
-    from alad_kit.zoo import keep_layers, load_encoder
+    from alad_kit.core.config import PHASE1
+    from alad_kit.data.demo import python_docs_corpus
+    from alad_kit.models.model import AladModel
+    from alad_kit.models.zoo import keep_layers, load_encoder
+    from alad_kit.training.cache import EmbeddingCache
+    from alad_kit.training.phases import alignment_loss, build_alignment_data
+    from alad_kit.training.trainer import train_phase
 
     teacher, tokenizer = load_encoder("minilm-l6")
     student = keep_layers(teacher, [0])

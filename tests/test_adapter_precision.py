@@ -4,7 +4,7 @@ import pytest
 import torch
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.adapter_precision import Bf16Adapter, Int8Adapter, adapter_in
+from alad_kit.models.adapter_precision import Bf16Adapter, Int8Adapter, adapter_in
 
 
 @pytest.fixture
@@ -51,8 +51,8 @@ def test_fp32_is_the_adapter_itself_and_bad_names_fail(adapter_and_input):
 
 
 def test_follow_gives_int8_next_to_an_int8_student_only(adapter_and_input):
-    from alad_kit.adapter_precision import adapter_for_student
-    from alad_kit.compress.quant_io import dynamic_quantize
+    from alad_kit.models.adapter_precision import adapter_for_student
+    from alad_kit.models.quant_io import dynamic_quantize
 
     adapter, _, _ = adapter_and_input
     student = torch.nn.Sequential(torch.nn.Linear(4, 4))

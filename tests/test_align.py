@@ -1,9 +1,9 @@
-"""Token pairing between student and teacher tokenizers (alad_kit.align)."""
+"""Token pairing between student and teacher tokenizers (alad_kit.training.align)."""
 
 import pytest
 import torch
 
-from alad_kit.align import UNPAIRED, gather_targets, pair_tokens
+from alad_kit.training.align import UNPAIRED, gather_targets, pair_tokens
 
 TEXTS = [
     "Tokenizers split words like unbelievably into pieces.",
@@ -16,7 +16,7 @@ TEXTS = [
 def minilm_tok():
     from transformers import AutoTokenizer
 
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
@@ -25,7 +25,7 @@ def minilm_tok():
 def mpnet_tok():
     from transformers import AutoTokenizer
 
-    from alad_kit.zoo import offline_model_dir
+    from alad_kit.models.zoo import offline_model_dir
 
     return AutoTokenizer.from_pretrained(offline_model_dir("mpnet-base"))
 
@@ -33,7 +33,7 @@ def mpnet_tok():
 @pytest.fixture(scope="module")
 def tiny_tok(minilm_tok):
     """A genuinely different WordPiece vocabulary (200 pieces): far more, and differently cut, tokens."""
-    from alad_kit.demo import python_docs_corpus
+    from alad_kit.data.demo import python_docs_corpus
 
     return minilm_tok.train_new_from_iterator(python_docs_corpus()[:300], vocab_size=200)
 

@@ -1,4 +1,4 @@
-"""Tests for alad_kit.archive: split-archive reassembly, CRC tests, atomic extraction."""
+"""Tests for alad_kit.models.archive: split-archive reassembly, CRC tests, atomic extraction."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from _tiny_models import SENTENCE, last_hidden, leftovers, split_archive, write_tiny_dir
 
-from alad_kit import archive, zoo
+from alad_kit.models import archive, zoo
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The embedding cache of frozen encoders (alad_kit.cache)."""
+"""The embedding cache of frozen encoders (alad_kit.training.cache)."""
 
 import copy
 import errno
@@ -9,14 +9,14 @@ import numpy as np
 import pytest
 import torch
 
-from alad_kit.cache import EmbeddingCache, model_fingerprint
+from alad_kit.training.cache import EmbeddingCache, model_fingerprint
 
 SENTENCES = ["The cat sat on the mat.", "Caching saves nine of ten teacher passes.", "Short."]
 
 
 @pytest.fixture(scope="module")
 def minilm():
-    from alad_kit.zoo import load_encoder
+    from alad_kit.models.zoo import load_encoder
 
     return load_encoder("minilm-l6")
 
@@ -132,7 +132,7 @@ def test_verify_false_in_meta_json_is_ignored(tmp_path, tiny):
 
 def test_not_enough_free_space_is_refused_up_front(tmp_path, tiny, monkeypatch):
     usage = namedtuple("usage", "total used free")
-    monkeypatch.setattr("alad_kit.cache.shutil.disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
+    monkeypatch.setattr("alad_kit.training.cache.shutil.disk_usage", lambda path: usage(10**9, 10**9 - 100, 100))
     cache = EmbeddingCache(tmp_path / "c")
     with pytest.raises(OSError, match="not enough disk space"):
         cache.get(tiny, IDS, 0)
@@ -145,12 +145,12 @@ def test_disk_full_while_writing_is_an_oserror_and_leaves_nothing(tmp_path, tiny
         raise OSError(errno.ENOSPC, "No space left on device")
 
     if where == "reserve":
-        monkeypatch.setattr("alad_kit.cache.os.posix_fallocate", no_space)
+        monkeypatch.setattr("alad_kit.training.cache.os.posix_fallocate", no_space)
     elif where == "write":
-        monkeypatch.setattr("alad_kit.cache._reserve", lambda fd, n: None)
-        monkeypatch.setattr("alad_kit.cache.np.ascontiguousarray", no_space)
+        monkeypatch.setattr("alad_kit.training.cache._reserve", lambda fd, n: None)
+        monkeypatch.setattr("alad_kit.training.cache.np.ascontiguousarray", no_space)
     else:
-        monkeypatch.setattr("alad_kit.cache.os.fsync", no_space)
+        monkeypatch.setattr("alad_kit.training.cache.os.fsync", no_space)
     cache = EmbeddingCache(tmp_path / "c")
     with pytest.raises(OSError, match="disk full while writing") as caught:
         cache.get(tiny, IDS, 0)
@@ -182,7 +182,7 @@ def test_a_second_process_waits_for_the_builder_then_reuses_its_entry(tmp_path, 
     script = f"""
 import json, torch
 from transformers import BertConfig, BertModel
-from alad_kit.cache import EmbeddingCache
+from alad_kit.training.cache import EmbeddingCache
 model = BertModel(BertConfig.from_dict({tiny.config.to_dict()!r})).eval()
 model.load_state_dict(torch.load({str(tmp_path / "tiny.pt")!r}, weights_only=True))
 cache = EmbeddingCache({str(tmp_path)!r})
@@ -190,7 +190,7 @@ print("ready", flush=True)
 cache.get(model, {IDS!r}, 0)
 print(json.dumps(cache.stats.as_dict()))
 """
-    from alad_kit.locks import owned
+    from alad_kit.core.locks import owned
 
     with owned(entry):  # we are "the first run", still building
         proc = subprocess.Popen([sys.executable, "-c", script], stdout=subprocess.PIPE, stderr=subprocess.PIPE,
@@ -244,7 +244,7 @@ def test_another_process_publishing_the_same_entry_first_is_fine(tmp_path, tiny,
                 other_rank_publishes()
             return real_replace(src, dst)
 
-        monkeypatch.setattr("alad_kit.cache.os.replace", replace)
+        monkeypatch.setattr("alad_kit.training.cache.os.replace", replace)
     cache = EmbeddingCache(tmp_path)
     got = cache.get(model, IDS, 0)
     assert calls and other_cache.stats.misses == 1 and cache.stats.misses == 1
@@ -266,8 +266,8 @@ def test_cached_values_equal_a_direct_forward(tmp_path, minilm):
 def test_phase2_epochs_cost_one_teacher_pass(tmp_path, minilm):
     from transformers import BertConfig, BertModel
 
-    from alad_kit.demo import python_docs_corpus
-    from alad_kit.phases import build_alignment_data
+    from alad_kit.data.demo import python_docs_corpus
+    from alad_kit.training.phases import build_alignment_data
 
     _, tokenizer = minilm
 

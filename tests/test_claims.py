@@ -5,7 +5,15 @@ import math
 
 import pytest
 
-from alad_kit.claims import CHECKS, TESTS, claims_json, claims_markdown, compute_claims, decide, paired_stats
+from alad_kit.analysis.claims import (
+    CHECKS,
+    TESTS,
+    claims_json,
+    claims_markdown,
+    compute_claims,
+    decide,
+    paired_stats,
+)
 
 SCHEMA = {"id", "claim", "task", "student", "a", "b", "metric", "delta_mean", "delta_se", "n_seeds", "verdict", "runs"}
 EXTRAS = {"test", "threshold", "bench", "gap_recovered", "teacher_runs"}

@@ -31,7 +31,7 @@ SIM = np.array([
 
 
 def _minilm():
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoModel.from_pretrained(offline_model_dir("minilm-l6")).eval(), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 

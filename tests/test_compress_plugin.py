@@ -13,10 +13,10 @@ import pytest
 import torch
 
 from alad_kit import compress
-from alad_kit.config import RunConfig
-from alad_kit.measure import count_params
-from alad_kit.run import run
-from alad_kit.zoo import keep_layers, load_encoder
+from alad_kit.analysis.bench import count_params
+from alad_kit.core.config import RunConfig
+from alad_kit.models.zoo import keep_layers, load_encoder
+from alad_kit.pipeline.run import run
 
 
 @pytest.fixture(scope="module")

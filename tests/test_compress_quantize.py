@@ -33,7 +33,7 @@ CORPUS = [  # plain encyclopaedic text (calibration must not use task data)
 
 @pytest.fixture(scope="module")
 def minilm():
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoModel.from_pretrained(offline_model_dir("minilm-l6")).eval(), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
@@ -66,8 +66,8 @@ def test_dynamic_int8_minilm_close_smaller_and_round_trips(tmp_path, minilm):
 
 
 def test_zoo_opens_int8_students_once_loaders_are_registered(tmp_path):
-    from alad_kit import zoo
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models import zoo
+    from alad_kit.models.offline import offline_model_dir
 
     tokenizer = AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
     qmodel, _ = quantize_dynamic_int8(_tiny(), tmp_path / "dyn", tokenizer)

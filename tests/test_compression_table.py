@@ -4,13 +4,13 @@ import sys
 
 import pytest
 
-from alad_kit.compression_table import (
+from alad_kit.analysis.compression_table import (
     compression_table,
     method_detail,
     student_label,
     write_compression_table,
 )
-from alad_kit.table import collect_runs
+from alad_kit.analysis.table import collect_runs
 
 
 def write_run(root, name, student, mode, window, f1, seed=0, size_pct=20.0, **extra):

@@ -1,4 +1,4 @@
-"""Scales, phases, modes and run settings (alad_kit.config); the task/mode/window checks of RunConfig are in
+"""Scales, phases, modes and run settings (alad_kit.core.config); the task/mode/window checks of RunConfig are in
 test_run.py."""
 
 import dataclasses
@@ -6,7 +6,7 @@ from dataclasses import replace
 
 import pytest
 
-from alad_kit.config import (
+from alad_kit.core.config import (
     FROZEN_STUDENT_MODES,
     HEAD_LR,
     MODES,

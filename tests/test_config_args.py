@@ -1,4 +1,4 @@
-"""Flags and config files from a dataclass (alad_kit.config_args), as ``alad run`` uses them."""
+"""Flags and config files from a dataclass (alad_kit.core.config_args), as ``alad run`` uses them."""
 
 import argparse
 import dataclasses
@@ -8,8 +8,8 @@ import typing
 import pytest
 
 from alad_kit.cli import build_parser, main, run_config_from_args
-from alad_kit.config import RUN_CHOICES, RunConfig
-from alad_kit.config_args import ConfigFileError, field_comments, load_config_file
+from alad_kit.core.config import RUN_CHOICES, RunConfig
+from alad_kit.core.config_args import ConfigFileError, field_comments, load_config_file
 
 
 def _cfg(*argv):

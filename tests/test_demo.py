@@ -3,7 +3,7 @@
 import json
 
 from alad_kit.cli import main
-from alad_kit.demo import load_wnut16, python_docs_corpus
+from alad_kit.data.demo import load_wnut16, python_docs_corpus
 
 
 def test_wnut16_is_the_real_wnut16_train_set():

@@ -7,9 +7,9 @@ import pytest
 import torch
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.deploy import DeployConfig, attach, read_config
-from alad_kit.model import AladModel, SpanHead, TokenClassificationHead, add_lora
-from alad_kit.zoo import keep_layers, load_encoder
+from alad_kit.models.deploy import DeployConfig, attach, read_config
+from alad_kit.models.model import AladModel, SpanHead, TokenClassificationHead, add_lora
+from alad_kit.models.zoo import keep_layers, load_encoder
 
 NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")
 
@@ -133,9 +133,9 @@ def test_hub_id_is_downloaded_whole_and_push_uploads_the_folder(tmp_path, monkey
 
 
 def test_int8_student_round_trip_is_exact_and_pickle_free(tmp_path):
-    from alad_kit.compress.quant_io import dynamic_quantize
     from alad_kit.compress.quantize import quantize_static_int8
-    from alad_kit.demo import python_docs_corpus
+    from alad_kit.data.demo import python_docs_corpus
+    from alad_kit.models.quant_io import dynamic_quantize
 
     dynamic = _model()
     dynamic.encoder = dynamic_quantize(dynamic.encoder)
@@ -153,10 +153,10 @@ def test_int8_student_round_trip_is_exact_and_pickle_free(tmp_path):
 
 
 def test_int8_student_run_deploys_an_int8_adapter(tmp_path):
-    from alad_kit.adapter_precision import Int8Adapter
-    from alad_kit.compress.quant_io import dynamic_quantize
-    from alad_kit.config import RunConfig
-    from alad_kit.deploy import save_run_model
+    from alad_kit.core.config import RunConfig
+    from alad_kit.models.adapter_precision import Int8Adapter
+    from alad_kit.models.deploy import save_run_model
+    from alad_kit.models.quant_io import dynamic_quantize
 
     model = _model()
     model.encoder = dynamic_quantize(model.encoder)
@@ -176,8 +176,8 @@ def test_int8_student_run_deploys_an_int8_adapter(tmp_path):
 
 
 def test_run_command_reproduces_the_config():
-    from alad_kit.config import RunConfig
-    from alad_kit.deploy import run_command
+    from alad_kit.core.config import RunConfig
+    from alad_kit.models.deploy import run_command
 
     cfg = RunConfig(task="pos", teacher="mpnet-base", student="students/asc", student_layers=(0, 2), mode="joint",
                     window=3, scale="cpu", skip_phase1=True)

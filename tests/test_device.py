@@ -1,9 +1,9 @@
-"""Tests for alad_kit.device: the device check shared by `alad run` and `alad bench`."""
+"""Tests for alad_kit.core.device: the device check shared by `alad run` and `alad bench`."""
 
 import pytest
 import torch
 
-from alad_kit import device
+from alad_kit.core import device
 
 
 @pytest.fixture

@@ -2,7 +2,7 @@
 
 import pytest
 
-from alad_kit.evaluation import evaluate_model, load_split
+from alad_kit.pipeline.evaluation import evaluate_model, load_split
 
 
 def test_reproduces_the_runs_test_scores_from_the_data_folder(deployed, pos_data_folder):

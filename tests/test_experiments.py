@@ -3,8 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from alad_kit import experiments
-from alad_kit.config import RunConfig
+from alad_kit.core.config import RunConfig
+from alad_kit.pipeline import experiments
 
 
 def _cfg(tmp_path, name="run", **kw):
@@ -32,7 +32,7 @@ def no_run(monkeypatch):
         return {"task": cfg.task, "mode": cfg.mode, "window": cfg.window, "scores": {"f1_overall": 0.25},
                 "timings": {"total": 60.0}, "config": experiments.config_key(cfg)}
 
-    monkeypatch.setattr("alad_kit.run.run", fake_run)
+    monkeypatch.setattr("alad_kit.pipeline.run.run", fake_run)
     return calls
 
 

@@ -5,8 +5,8 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from alad_kit.export import SAMPLE_TEXTS, check_onnx, export_onnx
-from alad_kit.model import AladModel
+from alad_kit.models.export import SAMPLE_TEXTS, check_onnx, export_onnx
+from alad_kit.models.model import AladModel
 
 
 def _dims(value_info):

@@ -1,10 +1,10 @@
-"""Digests of cached files (alad_kit.integrity): recorded at write time, always checked, never switched off."""
+"""Digests of cached files (alad_kit.core.integrity): recorded at write time, always checked, never switched off."""
 
 import json
 
 import pytest
 
-from alad_kit.integrity import digest_problem, file_digests, read_json_record, verified_record
+from alad_kit.core.integrity import digest_problem, file_digests, read_json_record, verified_record
 
 
 def _folder(tmp_path):

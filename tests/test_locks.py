@@ -1,4 +1,4 @@
-"""One owner per cache folder (alad_kit.locks): a second holder waits, and a dead holder frees the lock."""
+"""One owner per cache folder (alad_kit.core.locks): a second holder waits, and a dead holder frees the lock."""
 
 import subprocess
 import sys
@@ -6,9 +6,9 @@ import time
 
 import pytest
 
-from alad_kit.locks import owned
+from alad_kit.core.locks import owned
 
-HOLD = "import sys, time; from alad_kit.locks import owned\nwith owned(sys.argv[1]):\n    print('held', flush=True); time.sleep(float(sys.argv[2]))"
+HOLD = "import sys, time; from alad_kit.core.locks import owned\nwith owned(sys.argv[1]):\n    print('held', flush=True); time.sleep(float(sys.argv[2]))"
 
 
 def test_a_second_owner_waits_for_the_first(tmp_path, capsys):

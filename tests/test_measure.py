@@ -10,8 +10,7 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.compress import quantize_dynamic_int8
-from alad_kit.measure import (
+from alad_kit.analysis.bench import (
     adapter_flops_measured,
     benchmark,
     count_params,
@@ -22,6 +21,7 @@ from alad_kit.measure import (
     time_forward,
     write_bench_json,
 )
+from alad_kit.compress import quantize_dynamic_int8
 
 
 def _bert(hidden=32, layers=2, ffn=64, heads=2, seed=0):
@@ -33,7 +33,7 @@ def _bert(hidden=32, layers=2, ffn=64, heads=2, seed=0):
 
 @pytest.fixture(scope="module")
 def tokenizer():
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
@@ -155,7 +155,7 @@ def test_run_bench_loads_by_name_and_writes_json(tmp_path, tokenizer):
 
 
 def test_benchmark_measures_both_adapter_kinds(tokenizer):
-    from alad_kit.claims import bench_spd
+    from alad_kit.analysis.claims import bench_spd
 
     teacher, small = (_bert(64, 2, 128, 4, seed=1), tokenizer), (_bert(32, 1, 64, 2, seed=2), tokenizer)
     result = benchmark(teacher, {"small": small}, windows=(5,), batch_size=2, seq_len=16, repeats=1, warmup=0,
@@ -171,7 +171,7 @@ def test_benchmark_measures_both_adapter_kinds(tokenizer):
 
 
 def test_benchmark_times_the_adapter_in_the_students_precision(tokenizer, monkeypatch):
-    import alad_kit.adapter_precision as precision
+    import alad_kit.models.adapter_precision as precision
 
     made = []
     real = precision.adapter_for_student

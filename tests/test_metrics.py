@@ -1,11 +1,11 @@
-"""Hand-computed cases for alad_kit.metrics (POS, NER, SQuAD 2.0)."""
+"""Hand-computed cases for alad_kit.tasks.metrics (POS, NER, SQuAD 2.0)."""
 
 from __future__ import annotations
 
 import pytest
 from sklearn.metrics import f1_score
 
-from alad_kit.metrics import (
+from alad_kit.tasks.metrics import (
     compute_exact,
     compute_f1,
     ner_scores,

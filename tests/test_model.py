@@ -1,4 +1,4 @@
-"""The deployed model: encoder [+ LoRA] [+ adapter] + head (alad_kit.model)."""
+"""The deployed model: encoder [+ LoRA] [+ adapter] + head (alad_kit.models.model)."""
 
 import warnings
 
@@ -8,7 +8,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.model import AladModel, SpanHead, TokenClassificationHead, add_lora
+from alad_kit.models.model import AladModel, SpanHead, TokenClassificationHead, add_lora
 
 
 def tiny_bert(seed=0):

@@ -1,4 +1,4 @@
-"""Tests for alad_kit.offline: offline aliases from installed packages, cached or fetched wheels."""
+"""Tests for alad_kit.models.offline: offline aliases from installed packages, cached or fetched wheels."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import pytest
 import torch
 from _tiny_models import SENTENCE, last_hidden, make_wheel, split_archive, write_tiny_dir
 
-from alad_kit import wheels, zoo
+from alad_kit.models import wheels, zoo
 
 
 def test_cache_dir_precedence(tmp_path, monkeypatch):

@@ -6,11 +6,11 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alad_kit import phase_models
-from alad_kit.config import RunConfig
-from alad_kit.phases import alignment_quality
-from alad_kit.probes import PHASES, PROBE_COLUMNS, UMAP_COLUMNS, load_run_frame
-from alad_kit.run import Experiment, _subsample
+from alad_kit.analysis.probes import PHASES, PROBE_COLUMNS, UMAP_COLUMNS, load_run_frame
+from alad_kit.core.config import RunConfig
+from alad_kit.pipeline.run import Experiment, _subsample
+from alad_kit.training.phases import alignment_quality
+from alad_kit.ui import phase_models
 
 pytestmark = pytest.mark.slow  # two real smoke runs and UMAP fits: about a minute on two cores
 

@@ -1,13 +1,13 @@
-"""Alignment data, loss and quality measures of phases 1-2 (alad_kit.phases)."""
+"""Alignment data, loss and quality measures of phases 1-2 (alad_kit.training.phases)."""
 
 import pytest
 import torch
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.align import UNPAIRED
-from alad_kit.cache import EmbeddingCache
-from alad_kit.model import AladModel
-from alad_kit.phases import (
+from alad_kit.models.model import AladModel
+from alad_kit.training.align import UNPAIRED
+from alad_kit.training.cache import EmbeddingCache
+from alad_kit.training.phases import (
     AlignmentData,
     alignment_loss,
     alignment_quality,
@@ -29,7 +29,7 @@ def encoders():
     """Teacher: MiniLM; student: MiniLM's first layer; teacher tokenizer: MPNet's (ids shifted by 4)."""
     from transformers import AutoTokenizer
 
-    from alad_kit.zoo import keep_layers, load_encoder, offline_model_dir
+    from alad_kit.models.zoo import keep_layers, load_encoder, offline_model_dir
 
     teacher, tokenizer = load_encoder("minilm-l6")
     # The teacher sees MPNet ids only if it understands them, so keep MiniLM's tokenizer for the teacher;

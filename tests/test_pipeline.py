@@ -4,10 +4,10 @@ import numpy as np
 import pytest
 import torch
 
-from alad_kit.deploy import DeployConfig, attach
-from alad_kit.model import AladModel, TokenClassificationHead
-from alad_kit.pipeline import AladPipeline, best_span, compare_tags, entities, split_words
-from alad_kit.zoo import keep_layers, load_encoder
+from alad_kit.models.deploy import DeployConfig, attach
+from alad_kit.models.model import AladModel, TokenClassificationHead
+from alad_kit.models.zoo import keep_layers, load_encoder
+from alad_kit.pipeline.predict import AladPipeline, best_span, compare_tags, entities, split_words
 
 
 def test_split_words_keeps_character_offsets():

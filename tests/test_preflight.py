@@ -1,8 +1,8 @@
-"""Checks before any work (alad_kit.preflight): writable folders, devices that exist, sequence limits."""
+"""Checks before any work (alad_kit.core.preflight): writable folders, devices that exist, sequence limits."""
 
 import pytest
 
-from alad_kit.preflight import check_seq_len, check_writable, max_sequence_length
+from alad_kit.core.preflight import check_seq_len, check_writable, max_sequence_length
 
 
 def test_check_writable_creates_the_folder_and_leaves_nothing(tmp_path):

@@ -3,8 +3,8 @@ import pandas as pd
 import pytest
 import torch
 
-from alad_kit import probes
 from alad_kit.adapter import AlignmentAdapter
+from alad_kit.analysis import probes
 
 # ---------------------------------------------------------------------------------------------- errors
 
@@ -181,7 +181,7 @@ def test_umap_projection_rejects_bad_inputs():
 def minilm():
     from transformers import AutoModel, AutoTokenizer
 
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoModel.from_pretrained(offline_model_dir("minilm-l6")), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
@@ -266,7 +266,7 @@ def test_run_frame_replaces_the_other_format(tmp_path, monkeypatch):
 
 
 def test_token_geometry_measures_anisotropy_and_spread():
-    from alad_kit.probes import token_geometry
+    from alad_kit.analysis.probes import token_geometry
 
     same_way = [np.array([[1.0, 0.0], [2.0, 0.0], [3.0, 0.0]])]  # all tokens along one axis
     opposite = [np.array([[1.0, 0.0], [-1.0, 0.0]]), np.array([[5.0, 5.0]])]  # 1-token sentence skipped

@@ -13,7 +13,7 @@ import zipfile
 import numpy as np
 import pytest
 
-from alad_kit.qa_postprocess import NON_MODEL_COLUMNS, postprocess_qa_predictions, prepare_qa_features
+from alad_kit.tasks.qa_postprocess import NON_MODEL_COLUMNS, postprocess_qa_predictions, prepare_qa_features
 
 CONTEXT = (
     "The old lighthouse stood on a rocky island north of the harbour. Every evening the keeper climbed "
@@ -30,7 +30,7 @@ MAX_LEN, STRIDE = 48, 16
 def minilm_tok():
     from transformers import AutoTokenizer
 
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 
@@ -352,7 +352,7 @@ def test_real_squad_oracle_logits_round_trip(minilm_tok):
     import json
     from pathlib import Path
 
-    from alad_kit.metrics import compute_exact, squad_v2_scores
+    from alad_kit.tasks.metrics import compute_exact, squad_v2_scores
 
     root = os.environ.get("ALAD_DATA_DIR")
     if not root:

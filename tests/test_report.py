@@ -4,7 +4,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from alad_kit import probes, report
+from alad_kit.analysis import probes, report
 
 PLOTLY_BANNER = "* plotly.js v"  # first line of the inlined plotly.js bundle
 FIGURE_DIV = 'class="plotly-graph-div"'
@@ -125,7 +125,7 @@ def test_report_of_a_run_with_untagged_subword_probes(tmp_path):
         {"sentence": 0, "position": [1, 2], "token": ["wonder", "##ful"], "phase": "after_phase3", "mse": [0.1, 0.2],
          "cosine": [0.9, 0.8]}
     )  # fmt: skip
-    rows.to_csv(run / "probes.csv", index=False)  # what alad_kit.run writes: no tag column
+    rows.to_csv(run / "probes.csv", index=False)  # what alad_kit.pipeline.run writes: no tag column
     titles = [title for title, _ in report.run_figures(run)]
     assert titles == ["Scores", "Alignment with the teacher, by phase", "Per-token MSE, probe sentence 0"]
     heatmap = report.run_figures(run)[2][1]

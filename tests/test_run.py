@@ -4,9 +4,9 @@ import json
 
 import pytest
 
-from alad_kit.config import RunConfig
-from alad_kit.run import run
-from alad_kit.trainer import TrainingInterrupted
+from alad_kit.core.config import RunConfig
+from alad_kit.pipeline.run import run
+from alad_kit.training.trainer import TrainingInterrupted
 
 BASE = dict(teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
 
@@ -143,7 +143,7 @@ def test_cached_student_features_give_the_live_path_result(tmp_path, ner_task_da
 @pytest.mark.parametrize("mode, live", [("frozen", False), ("joint", True), ("lora+alad", True)])
 def test_after_phase3_probe_encodes_with_the_tuned_student(tmp_path, ner_task_data, corpus_texts, monkeypatch,
                                                            mode, live):
-    from alad_kit.phases import AlignmentData
+    from alad_kit.training.phases import AlignmentData
 
     calls = []
     original = AlignmentData.with_student
@@ -203,7 +203,7 @@ def test_unknown_teacher_is_a_clear_error(tmp_path, ner_task_data, corpus_texts)
 def test_adapter_cache_key_keeps_dense_keys_and_separates_kinds(tmp_path):
     import torch
 
-    from alad_kit.run import Experiment
+    from alad_kit.pipeline.run import Experiment
 
     def keys(**kw):
         exp = Experiment(RunConfig(task="ner", teacher="t", student="s", out=str(tmp_path / "run"), **kw))
@@ -227,7 +227,7 @@ def _flip_byte(path, at=-5):
 def test_adapter_key_names_the_training_texts(tmp_path, ner_task_data):
     from torch import nn
 
-    from alad_kit.run import Experiment, _digest
+    from alad_kit.pipeline.run import Experiment, _digest
 
     exp = Experiment(RunConfig(task="ner", out=str(tmp_path / "o"), **BASE), task_data=ner_task_data)
     exp.teacher, exp.student = nn.Linear(3, 4), nn.Linear(3, 2)
@@ -274,7 +274,7 @@ def test_two_identical_runs_sharing_a_cache_both_finish_and_one_reuses(tmp_path)
     import sys
 
     script = (
-        "import json, sys; from alad_kit.config import RunConfig; from alad_kit.run import run; "
+        "import json, sys; from alad_kit.core.config import RunConfig; from alad_kit.pipeline.run import run; "
         f"cfg = RunConfig(task='ner', mode='frozen', window=1, data_dir='wnut16', cache_dir={str(tmp_path / 'c')!r}, "
         f"out=sys.argv[1], teacher='minilm-l6', student='minilm-l6', student_layers=(0,), scale='smoke', "
         "device='cpu'); m = run(cfg); print(json.dumps([m['timings']['phase1'], m['scores']]))"
@@ -299,14 +299,14 @@ def test_an_unwritable_out_fails_before_any_training(tmp_path, ner_task_data, co
 
 @pytest.mark.skipif(__import__("torch").cuda.is_available(), reason="this machine has CUDA")
 def test_cuda_without_cuda_is_a_clear_error(tmp_path, ner_task_data, corpus_texts):
-    from alad_kit.device import DeviceUnavailableError
+    from alad_kit.core.device import DeviceUnavailableError
 
     with pytest.raises(DeviceUnavailableError, match="--device cuda: "):
         _run(tmp_path, ner_task_data, corpus_texts, task="ner", **{"device": "cuda"})
 
 
 def test_an_unreadable_corpus_is_an_error_and_only_a_missing_one_falls_back(tmp_path):
-    from alad_kit.run import load_corpus_texts
+    from alad_kit.pipeline.run import load_corpus_texts
 
     folder = tmp_path / "corpus_en_wiki"
     folder.mkdir()

@@ -4,12 +4,12 @@ import json
 
 import pytest
 
-import alad_kit.run
-from alad_kit.claims import CHECKS
-from alad_kit.config import RunConfig
-from alad_kit.run import write_json_atomic
-from alad_kit.study import ROW_NAMES, Progress, is_finished, plan, run_study, select_rows
-from alad_kit.trainer import TrainingInterrupted
+import alad_kit.pipeline.run
+from alad_kit.analysis.claims import CHECKS
+from alad_kit.core.config import RunConfig
+from alad_kit.pipeline.run import write_json_atomic
+from alad_kit.pipeline.study import ROW_NAMES, Progress, is_finished, plan, run_study, select_rows
+from alad_kit.training.trainer import TrainingInterrupted
 
 BASE = dict(task="ner", teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
 E2E_ROWS = ["teacher", "finetune", "head", "frozen-w5", "frozen-w5-factorised", "joint-w5"]
@@ -78,7 +78,7 @@ def test_study_end_to_end_and_rerun_trains_nothing(tmp_path, monkeypatch, ner_ta
     assert json.loads((tmp_path / "joint-w5" / "seed1" / "metrics.json").read_text())["timings"]["phase1"] == 0.0
 
     before = {name: path.read_bytes() for name, path in paths.items()}
-    monkeypatch.setattr(alad_kit.run, "run", _no_training)
+    monkeypatch.setattr(alad_kit.pipeline.run, "run", _no_training)
     again = _study(tmp_path, ner_task_data, corpus_texts, E2E_ROWS)
     assert {name: path.read_bytes() for name, path in again.items()} == before
 
@@ -95,13 +95,13 @@ def test_killed_study_resumes_only_the_unfinished_run(tmp_path, monkeypatch, ner
     with pytest.raises(TrainingInterrupted):
         _study(tmp_path, ner_task_data, corpus_texts, ["head"], callbacks=(kill,))
     assert not (tmp_path / "head" / "seed1" / "metrics.json").exists()
-    calls, real_run = [], alad_kit.run.run
+    calls, real_run = [], alad_kit.pipeline.run.run
 
     def spy(cfg, resume=False, **kwargs):
         calls.append((cfg.out, resume))
         return real_run(cfg, resume=resume, **kwargs)
 
-    monkeypatch.setattr(alad_kit.run, "run", spy)
+    monkeypatch.setattr(alad_kit.pipeline.run, "run", spy)
     _study(tmp_path, ner_task_data, corpus_texts, ["head"])
     assert calls == [(str(tmp_path / "head" / "seed1"), True)]
     assert json.loads((tmp_path / "head" / "seed1" / "metrics.json").read_text())["seed"] == 1

@@ -1,11 +1,11 @@
-"""The lr sweep table (alad_kit.sweep_table) on hand-made metrics.json files."""
+"""The lr sweep table (alad_kit.analysis.sweep_table) on hand-made metrics.json files."""
 
 import json
 
 import pytest
 
+from alad_kit.analysis.sweep_table import sweep_rows, write_sweep_table
 from alad_kit.cli import main
-from alad_kit.sweep_table import sweep_rows, write_sweep_table
 
 
 def _metrics(path, mode, head_lr, curve, test, steps=1500):

@@ -4,7 +4,7 @@ import warnings
 import pandas as pd
 import pytest
 
-from alad_kit import table
+from alad_kit.analysis import table
 
 
 def write_run(root, name, **overrides):
@@ -159,7 +159,7 @@ def test_attach_speed_from_bench(tmp_path):
 
     import pandas as pd
 
-    from alad_kit.table import attach_speed
+    from alad_kit.analysis.table import attach_speed
 
     runs = pd.DataFrame([
         {"student": "minilm-l6", "teacher": "mpnet-base", "is_teacher": False, "window": 5.0, "spd": math.nan},
@@ -181,7 +181,7 @@ def test_attach_speed_from_bench(tmp_path):
 def test_ablation_runs_never_replace_main_rows(tmp_path):
     import json
 
-    from alad_kit.table import collect_runs, summarize_runs
+    from alad_kit.analysis.table import collect_runs, summarize_runs
 
     for name, ablation, f1 in (("main", {}, 0.5), ("zz_ablation", {"skip_phase1": True}, 0.1)):
         d = tmp_path / name

@@ -1,10 +1,10 @@
-"""Task features, batching and evaluation (alad_kit.tasks)."""
+"""Task features, batching and evaluation (alad_kit.tasks.specs)."""
 
 import pytest
 import torch
 from datasets import Dataset
 
-from alad_kit.tasks import IGNORE, SpanTask, collate, get_task
+from alad_kit.tasks.specs import IGNORE, SpanTask, collate, get_task
 
 LABELS = ["ADJ", "NOUN", "PUNCT", "VERB"]
 WORDS = [["Tokenization", "works", "."], ["unbelievably", "good", "photosynthesis", "."]]
@@ -15,7 +15,7 @@ TAGS = [["NOUN", "VERB", "PUNCT"], ["ADV", "ADJ", "NOUN", "PUNCT"]]
 def tok():
     from transformers import AutoTokenizer
 
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
 

@@ -1,8 +1,8 @@
-"""Callback forms and the accelerate tracker callback (alad_kit.tracking)."""
+"""Callback forms and the accelerate tracker callback (alad_kit.training.tracking)."""
 
 import pytest
 
-from alad_kit.tracking import LOGS_DIR, TRACKER_RUN, RunTracker, StepInfo, notify, takes_step_info
+from alad_kit.training.tracking import LOGS_DIR, TRACKER_RUN, RunTracker, StepInfo, notify, takes_step_info
 
 
 def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:

@@ -1,10 +1,10 @@
-"""alad bench --training (alad_kit.train_bench): every variant timed, ratios derived from the rows."""
+"""alad bench --training (alad_kit.analysis.train_bench): every variant timed, ratios derived from the rows."""
 
 import json
 
 import pytest
 
-from alad_kit.train_bench import VARIANTS, _ratios, training_bench
+from alad_kit.analysis.train_bench import VARIANTS, _ratios, training_bench
 
 
 @pytest.fixture(scope="module")

@@ -1,4 +1,4 @@
-"""The one trainer of all phases (alad_kit.trainer), on a tiny BERT with dropout and a token head."""
+"""The one trainer of all phases (alad_kit.training.trainer), on a tiny BERT with dropout and a token head."""
 
 import math
 from dataclasses import replace
@@ -6,11 +6,17 @@ from dataclasses import replace
 import pytest
 import torch
 
-from alad_kit import checkpoint
-from alad_kit.config import PhaseConfig
-from alad_kit.model import AladModel, TokenClassificationHead
-from alad_kit.tasks import collate
-from alad_kit.trainer import TrainingInterrupted, epoch_batches, load_finished, parameter_groups, train_phase
+from alad_kit.core import checkpoint
+from alad_kit.core.config import PhaseConfig
+from alad_kit.models.model import AladModel, TokenClassificationHead
+from alad_kit.tasks.specs import collate
+from alad_kit.training.trainer import (
+    TrainingInterrupted,
+    epoch_batches,
+    load_finished,
+    parameter_groups,
+    train_phase,
+)
 
 N, BATCH = 40, 8  # 5 batches per epoch
 PHASE = PhaseConfig("p3", objective="task", lr=5e-3, trainable=("student", "head"), epochs=3, checkpoint_every=2)
@@ -294,7 +300,7 @@ def test_planted_pickles_never_run(tmp_path, monkeypatch):
 
 
 def test_callbacks_receive_step_info_and_the_old_form_still_works():
-    from alad_kit.tracking import StepInfo
+    from alad_kit.training.tracking import StepInfo
 
     infos, pairs = [], []
     result = train(tiny_model(), replace(PHASE, epochs=2), evaluate=lambda m: 0.5,

@@ -3,7 +3,7 @@ import pandas as pd
 import plotly.graph_objects as go
 import pytest
 
-from alad_kit import probes, viz
+from alad_kit.analysis import probes, viz
 
 
 def _umap_frame():

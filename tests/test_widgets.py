@@ -6,8 +6,9 @@ import plotly.graph_objects as go
 import pytest
 import torch
 
-from alad_kit import probes, widgets
 from alad_kit.adapter import AlignmentAdapter
+from alad_kit.analysis import probes
+from alad_kit.ui import widgets
 
 SENTENCES = [["Der", "Hund", "bellt"], ["Die", "Katze", "schläft", "hier"]]
 TAGS = [["DET", "NOUN", "VERB"], ["DET", "NOUN", "VERB", "ADV"]]
@@ -153,7 +154,7 @@ def test_from_runs_reads_run_directories(tmp_path):
         (run / "metrics.json").write_text(json.dumps(metrics))
         probes.save_run_frame(_probes_for_window(window + seed), run)
     probes.save_run_frame(_umap_for_window(1), tmp_path / "w1-s0", probes.UMAP_STEM, fmt="parquet")
-    # a run that wrote sub-word probes without tags, as alad_kit.run does
+    # a run that wrote sub-word probes without tags, as alad_kit.pipeline.run does
     run = tmp_path / "w3-s0"
     run.mkdir()
     (run / "metrics.json").write_text(
@@ -181,7 +182,7 @@ def test_from_runs_reads_run_directories(tmp_path):
 def test_sentence_prober_with_real_minilm():
     from transformers import AutoModel, AutoTokenizer
 
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     model, tok = AutoModel.from_pretrained(offline_model_dir("minilm-l6")), AutoTokenizer.from_pretrained(offline_model_dir("minilm-l6"))
     torch.manual_seed(0)

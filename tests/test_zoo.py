@@ -1,4 +1,4 @@
-"""Tests for alad_kit.zoo: loading routes (hub ids, local directories, students) and layer cutting."""
+"""Tests for alad_kit.models.zoo: loading routes (hub ids, local directories, students) and layer cutting."""
 
 from __future__ import annotations
 
@@ -11,7 +11,7 @@ import torch
 from _tiny_models import MINILM_TOKENIZER_FILES, SENTENCE, last_hidden, tiny_bert, write_tiny_dir
 from transformers import AutoModel, BertModel, MPNetConfig, MPNetModel
 
-from alad_kit import zoo
+from alad_kit.models import zoo
 
 
 def _tiny_mpnet(layers: int = 4) -> MPNetModel:

@@ -5,7 +5,7 @@ of the (L+1) x (L+1) similarity matrix is the mean, over all real (non-padding) 
 between the token's vector after layer i and after layer j (row/column 0 = the embedding output). Walking
 up the stack, a layer whose output is still at least ``threshold``-similar to the output of the last layer
 we kept adds little for this application and is dropped; otherwise it is kept and becomes the new
-reference. The pruned encoder is the original with only the kept layers (``alad_kit.zoo.keep_layers``).
+reference. The pruned encoder is the original with only the kept layers (``alad_kit.models.zoo.keep_layers``).
 """
 
 from __future__ import annotations
@@ -109,7 +109,7 @@ def threshold_for_n_layers(sim, n_layers: int) -> float:
 
 
 def _keep_layers(model: nn.Module, layers: list[int]) -> nn.Module:
-    from alad_kit.zoo import keep_layers  # imported late: the zoo imports heavier optional pieces
+    from alad_kit.models.zoo import keep_layers  # imported late: the zoo imports heavier optional pieces
 
     return keep_layers(model, layers)
 
