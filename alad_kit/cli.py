@@ -77,7 +77,7 @@ def _run(args) -> int:
 
 
 def _demo(args) -> int:
-    from alad_kit.data.demo import run_demo
+    from .pipeline.demo import run_demo
 
     run_demo(out=args.out, scale=args.scale, data_dir=args.data_dir)
     return 0
@@ -202,7 +202,8 @@ def _predict(args) -> int:
 
 def _evaluate(args) -> int:
     from alad_kit.pipeline.evaluation import evaluate_model
-    from alad_kit.pipeline.run import write_json_atomic
+
+    from .core.io import write_json_atomic
 
     sample = args.sample if args.sample in (None, "run") else int(args.sample)
     result = evaluate_model(args.model, args.data, split=args.split, sample=sample, device=args.device or "cpu",
@@ -260,7 +261,7 @@ def _deploy_parsers(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from alad_kit import __version__
+    from alad_kit.core.io import __version__
 
     p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")

@@ -13,8 +13,8 @@ import pytest
 import torch
 
 from alad_kit import compress
-from alad_kit.analysis.bench import count_params
 from alad_kit.core.config import RunConfig
+from alad_kit.models.cost import count_params
 from alad_kit.models.zoo import keep_layers, load_encoder
 from alad_kit.pipeline.run import run
 

@@ -8,7 +8,8 @@ import torch
 
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.models.deploy import DeployConfig, attach, read_config
-from alad_kit.models.model import AladModel, SpanHead, TokenClassificationHead, add_lora
+from alad_kit.models.heads import SpanHead, TokenClassificationHead
+from alad_kit.models.model import AladModel, add_lora
 from alad_kit.models.zoo import keep_layers, load_encoder
 
 NER_LABELS = ("O", "B-PER", "I-PER", "B-LOC", "I-LOC")

@@ -10,18 +10,16 @@ import torch
 from transformers import AutoTokenizer, BertConfig, BertModel
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.analysis.bench import (
+from alad_kit.analysis.bench import benchmark, run_bench, write_bench_json
+from alad_kit.compress import quantize_dynamic_int8
+from alad_kit.models.cost import (
     adapter_flops_measured,
-    benchmark,
     count_params,
     disk_size_mb,
     flops_per_token,
-    run_bench,
     summarize_times,
     time_forward,
-    write_bench_json,
 )
-from alad_kit.compress import quantize_dynamic_int8
 
 
 def _bert(hidden=32, layers=2, ffn=64, heads=2, seed=0):

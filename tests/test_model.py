@@ -8,7 +8,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from alad_kit.adapter import AlignmentAdapter
-from alad_kit.models.model import AladModel, SpanHead, TokenClassificationHead, add_lora
+from alad_kit.models.heads import SpanHead, TokenClassificationHead
+from alad_kit.models.model import AladModel, add_lora
 
 
 def tiny_bert(seed=0):

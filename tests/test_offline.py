@@ -12,6 +12,7 @@ import torch
 from _tiny_models import SENTENCE, last_hidden, make_wheel, split_archive, write_tiny_dir
 
 from alad_kit.models import wheels, zoo
+from alad_kit.models.cost import count_params
 
 
 def test_cache_dir_precedence(tmp_path, monkeypatch):
@@ -121,7 +122,7 @@ def test_minilm_alias_loads_the_real_encoder():
     seconds = time.perf_counter() - start
 
     assert zoo.encoder_dims(model) == (6, 384)
-    assert zoo.count_parameters(model) == 22_713_216
+    assert count_params(model) == 22_713_216
     assert not model.training and model.dtype == torch.float32
     assert tokenizer.is_fast
     hidden = last_hidden(model, tokenizer(SENTENCE, return_tensors="pt"))
@@ -154,9 +155,9 @@ def test_real_mpnet_base_reassembles_and_matches_minilm_wordpieces(mpnet_cache):
     assert path == mpnet_cache / "models" / "mpnet-base"
     assert type(model).__name__ == "MPNetModel" and tokenizer.is_fast
     assert zoo.encoder_dims(model) == (12, 768)
-    assert 109_000_000 < zoo.count_parameters(model) < 110_000_000
+    assert 109_000_000 < count_params(model) < 110_000_000
     status = {row["alias"]: row for row in zoo.offline_status(mpnet_cache)}["mpnet-base"]
-    assert status["extracted"] and status["n_params"] == zoo.count_parameters(model)
+    assert status["extracted"] and status["n_params"] == count_params(model)
     hidden = last_hidden(model, tokenizer(SENTENCE, return_tensors="pt"))
     assert hidden.shape == (1, 14, 768) and torch.isfinite(hidden).all()
 

@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from alad_kit.models.deploy import DeployConfig, attach
-from alad_kit.models.model import AladModel, TokenClassificationHead
+from alad_kit.models.heads import TokenClassificationHead
+from alad_kit.models.model import AladModel
 from alad_kit.models.zoo import keep_layers, load_encoder
 from alad_kit.pipeline.predict import AladPipeline, best_span, compare_tags, entities, split_words
 

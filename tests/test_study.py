@@ -7,7 +7,7 @@ import pytest
 import alad_kit.pipeline.run
 from alad_kit.analysis.claims import CHECKS
 from alad_kit.core.config import RunConfig
-from alad_kit.pipeline.run import write_json_atomic
+from alad_kit.core.io import write_json_atomic
 from alad_kit.pipeline.study import ROW_NAMES, Progress, is_finished, plan, run_study, select_rows
 from alad_kit.training.trainer import TrainingInterrupted
 

@@ -8,7 +8,8 @@ import torch
 
 from alad_kit.core import checkpoint
 from alad_kit.core.config import PhaseConfig
-from alad_kit.models.model import AladModel, TokenClassificationHead
+from alad_kit.models.heads import TokenClassificationHead
+from alad_kit.models.model import AladModel
 from alad_kit.tasks.specs import collate
 from alad_kit.training.trainer import (
     TrainingInterrupted,

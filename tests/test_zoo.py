@@ -12,6 +12,7 @@ from _tiny_models import MINILM_TOKENIZER_FILES, SENTENCE, last_hidden, tiny_ber
 from transformers import AutoModel, BertModel, MPNetConfig, MPNetModel
 
 from alad_kit.models import zoo
+from alad_kit.models.cost import count_params
 
 
 def _tiny_mpnet(layers: int = 4) -> MPNetModel:
@@ -150,7 +151,7 @@ def test_keep_layers_cuts_copies_and_round_trips(make, tmp_path):
         for (name, p_new), (_, p_old) in zip(new.named_parameters(), old.named_parameters()):
             assert torch.equal(p_new, p_old), name
             assert p_new.data_ptr() != p_old.data_ptr(), "keep_layers must copy, not share"
-    assert zoo.count_parameters(pruned) == zoo.count_parameters(model) - 2 * zoo.count_parameters(
+    assert count_params(pruned) == count_params(model) - 2 * count_params(
         model.encoder.layer[1]
     )
     out = last_hidden(pruned, batch)

@@ -10,9 +10,9 @@ from alad_kit.models.wheels import WHEELS_ENV
 def collect_info(data_dir: str | None = None, cache_dir: str | None = None) -> dict:
     import torch
 
+    from alad_kit.core.io import versions
     from alad_kit.data import dataset_summary
     from alad_kit.models.zoo import offline_status
-    from alad_kit.pipeline.run import versions
 
     device = {"cuda": torch.cuda.is_available(), "threads": torch.get_num_threads(), "cpu": platform.processor()}
     if device["cuda"]:

@@ -26,6 +26,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alad_kit.core.io import atomic_path
+
 # Phase names as they appear in metrics.json["alignment"] and in probe files, in training order.
 PHASES = ("before_phase1", "after_phase1", "after_phase2", "after_phase3")
 PROBE_COLUMNS = ("sentence", "position", "token", "tag", "phase", "mse", "cosine")
@@ -502,15 +504,11 @@ def save_run_frame(df: pd.DataFrame, run_dir, stem: str = PROBES_STEM, fmt: str 
 
 def _write_frame(df: pd.DataFrame, run_dir: Path, stem: str, fmt: str) -> Path:
     path = run_dir / f"{stem}.{fmt}"
-    tmp = path.with_name(path.name + ".tmp")
-    try:
+    with atomic_path(path) as tmp:
         if fmt == "parquet":
             df.to_parquet(tmp, index=False)
         else:
             df.to_csv(tmp, index=False)
-        tmp.replace(path)
-    finally:
-        tmp.unlink(missing_ok=True)
     (run_dir / f"{stem}.{'csv' if fmt == 'parquet' else 'parquet'}").unlink(missing_ok=True)
     return path
 

@@ -17,9 +17,9 @@ from pathlib import Path
 import plotly.graph_objects as go
 
 from alad_kit.analysis import viz
+from alad_kit.core.io import write_text_atomic
 
 from .probes import PROBES_STEM, UMAP_STEM, load_run_frame, phase_summary
-from .table import write_text_atomic
 
 REPORT_NAME = "report.html"
 HISTORY_NAME = "history.json"

@@ -19,12 +19,13 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
+
+from alad_kit.core.io import write_text_atomic
 
 # (task, key in metrics.json["scores"], column label, display factor)
 SCORE_COLUMNS = (
@@ -382,27 +383,6 @@ def _escape(text: str) -> str:
     import html
 
     return html.escape(text)
-
-
-def _umask() -> int:
-    mask = os.umask(0o022)  # the only way to read it is to set it; restored at once
-    os.umask(mask)
-    return mask
-
-
-def write_text_atomic(path: Path, text: str) -> Path:
-    """Write ``text`` to ``path`` via a temp file in the same directory + rename (never half-written)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are as readable as any other file
-        with os.fdopen(fd, "w", encoding="utf-8") as f:
-            f.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    return path
 
 
 def write_table(

@@ -27,7 +27,8 @@ from torch.nn import functional as F
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core.config import PhaseConfig
 from alad_kit.core.precision import autocast
-from alad_kit.models.model import AladModel, TokenClassificationHead
+from alad_kit.models.heads import TokenClassificationHead
+from alad_kit.models.model import AladModel
 from alad_kit.training.trainer import parameter_groups
 
 VARIANTS = {  # name: (parts trained, adapter?, student states cached?, objective)

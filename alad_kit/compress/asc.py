@@ -17,7 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir, versions
+from alad_kit.core.io import versions
+from alad_kit.models.cost import count_params
+
+from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir
 
 
 def layer_similarity(
@@ -114,10 +117,6 @@ def _keep_layers(model: nn.Module, layers: list[int]) -> nn.Module:
     return keep_layers(model, layers)
 
 
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
-
-
 def asc_prune(
     model: nn.Module,
     tokenizer,
@@ -146,7 +145,7 @@ def asc_prune(
     kept = select_layers_asc(sim, threshold)
     pruned = _keep_layers(model, kept)
     n_layers = sim.shape[0] - 1
-    params_before, params_after = _count(model), _count(pruned)
+    params_before, params_after = count_params(model), count_params(pruned)
     report = {
         "method": "asc",
         "threshold": float(threshold),

@@ -27,9 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from alad_kit.analysis.bench import count_params, eager_attention
+from alad_kit.core.io import versions
+from alad_kit.models.cost import count_params, eager_attention
 
-from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir, versions
+from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir
 
 
 @dataclass(frozen=True)

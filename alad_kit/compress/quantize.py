@@ -33,10 +33,11 @@ from torch import nn
 from torch.ao.quantization import QConfig, QuantWrapper, convert, get_default_qconfig, prepare
 from torch.ao.quantization.observer import HistogramObserver
 
-from alad_kit.analysis.bench import disk_size_mb, time_forward
+from alad_kit.core.io import versions
+from alad_kit.models.cost import disk_size_mb, time_forward
 from alad_kit.models.quant_io import dynamic_quantize, quantized_engine, save_quantized
 
-from ._io import batched_inputs, check_quantizable, check_texts, save_model_dir, versions
+from ._io import batched_inputs, check_quantizable, check_texts, save_model_dir
 
 GELU_MIN = -0.17  # min over x of x * Phi(x) is -0.16997 (at x = -0.7518); rounded outwards
 _GELU_LAYER = re.compile(r"(^|\.)output\.dense$")  # BERT/MPNet FFN output projection (reads GELU(intermediate))

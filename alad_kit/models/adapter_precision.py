@@ -75,7 +75,7 @@ def adapter_in(adapter: AlignmentAdapter, precision: str) -> nn.Module:
 def adapter_for_student(adapter: AlignmentAdapter, student: nn.Module, precision: str = "follow") -> nn.Module:
     """``adapter`` in ``precision``; "follow" picks int8 for a torch.ao int8 student and fp32 otherwise."""
     if precision == "follow":
-        from .model import _packed_params
+        from .cost import packed_params
 
-        precision = "int8" if _packed_params(student) > 0 else "fp32"
+        precision = "int8" if packed_params(student) > 0 else "fp32"
     return adapter_in(adapter, precision)

@@ -19,6 +19,8 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
+from alad_kit.core.io import write_json_atomic
+
 log = logging.getLogger(__name__)
 
 EXTRACTED_MARKER = "alad_extracted.json"  # written last into a reassembled archive's directory
@@ -70,7 +72,7 @@ def ensure_extracted(parts: Sequence[str | os.PathLike], target_dir: str | os.Pa
             "files": files,
             "seconds": round(time.perf_counter() - start, 2),
         }
-        write_json_atomic(staged / EXTRACTED_MARKER, marker)
+        write_json_atomic(staged / EXTRACTED_MARKER, marker, indent=1)
         _move_into_place(staged, target, work, part_info)
     finally:
         shutil.rmtree(work, ignore_errors=True)
@@ -171,9 +173,3 @@ def _move_into_place(staged: Path, target: Path, work: Path, part_info: list[dic
     except OSError:
         if not extraction_valid(target, part_info):
             raise
-
-
-def write_json_atomic(path: Path, data: dict) -> None:
-    tmp = path.with_name(path.name + ".tmp")
-    tmp.write_text(json.dumps(data, indent=1))
-    os.replace(tmp, path)

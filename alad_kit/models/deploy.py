@@ -26,12 +26,15 @@ from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
 import torch
+from torch import nn
 
 from alad_kit.adapter import CONFIG_NAME as ADAPTER_CONFIG
 from alad_kit.adapter import AlignmentAdapter
+from alad_kit.core.io import atomic_path, write_json_atomic, write_text_atomic
 
 from .adapter_precision import ADAPTER_PRECISIONS, adapter_in
-from .model import AladModel, SpanHead, TokenClassificationHead, _packed_params
+from .cost import packed_params
+from .heads import SpanHead, TokenClassificationHead
 from .zoo import _looks_like_path, _no_weight_loading_bar
 
 CONFIG_NAME = "config.json"
@@ -106,8 +109,8 @@ class DeployConfig:
 def deploy_config_for_run(cfg, scale, labels, metrics: dict, int8_student: bool = False) -> DeployConfig:
     """What ``alad run`` knows about the model it trained (``cfg`` a RunConfig, ``scale`` its ScaleConfig).
     The adapter of an int8 student is deployed in int8 too (its run's scores are the float adapter's)."""
-    from alad_kit import __version__
     from alad_kit.core.config import MODES
+    from alad_kit.core.io import __version__
 
     qa = cfg.task == "qa"
     student = cfg.teacher if cfg.is_teacher_run else cfg.student
@@ -146,15 +149,15 @@ def run_command(cfg) -> str:
     return " ".join(parts)
 
 
-def attach(model: AladModel, tokenizer, config: DeployConfig) -> AladModel:
+def attach(model: nn.Module, tokenizer, config: DeployConfig) -> nn.Module:
     """Give ``model`` what ``save_pretrained`` writes besides the weights."""
     model.deploy_config, model.tokenizer = config, tokenizer
     return model
 
 
-def deployable(model: AladModel) -> str | None:
+def deployable(model: nn.Module) -> str | None:
     """Why ``model`` cannot be saved as safetensors, or None when it can."""
-    if _packed_params(model.encoder) > 0 and hasattr(model.encoder, "peft_config"):
+    if packed_params(model.encoder) > 0 and hasattr(model.encoder, "peft_config"):
         return "its student is both int8-quantized and LoRA-wrapped"
     if model.head is None:
         return "it has no task head"
@@ -163,7 +166,7 @@ def deployable(model: AladModel) -> str | None:
     return None
 
 
-def save_run_model(directory: Path, model: AladModel, labels, tokenizer, cfg, metrics: dict) -> Path | None:
+def save_run_model(directory: Path, model: nn.Module, labels, tokenizer, cfg, metrics: dict) -> Path | None:
     """The hook at the end of ``alad run``: write the deployable model to ``directory`` (all or nothing)."""
     from alad_kit.core.config import scale_config
 
@@ -171,7 +174,7 @@ def save_run_model(directory: Path, model: AladModel, labels, tokenizer, cfg, me
     if reason is not None:
         warnings.warn(f"{directory} not written: {reason}", stacklevel=2)
         return None
-    int8 = _packed_params(model.encoder) > 0
+    int8 = packed_params(model.encoder) > 0
     attach(model, tokenizer, deploy_config_for_run(cfg, scale_config(cfg.scale), labels, metrics, int8))
     partial = directory.with_name(directory.name + ".partial")
     shutil.rmtree(partial, ignore_errors=True)
@@ -182,7 +185,7 @@ def save_run_model(directory: Path, model: AladModel, labels, tokenizer, cfg, me
 
 
 # --------------------------------------------------------------------------------------------------
-def save_folder(model: AladModel, directory: str | Path) -> None:
+def save_folder(model: nn.Module, directory: str | Path) -> None:
     """``AladModel._save_pretrained``: every file via a temporary name, then renamed into place."""
     from safetensors.torch import save_file
 
@@ -200,12 +203,12 @@ def save_folder(model: AladModel, directory: str | Path) -> None:
     if model.adapter is not None:
         model.adapter.save_pretrained(directory)
     head = {k: v.detach().contiguous().cpu() for k, v in model.head.state_dict().items()}
-    save_file(head, str(directory / (HEAD_NAME + ".tmp")), metadata={"format": "pt"})
-    os.replace(directory / (HEAD_NAME + ".tmp"), directory / HEAD_NAME)
-    _write_text(directory / CONFIG_NAME, json.dumps(config.to_json(), indent=2))
+    with atomic_path(directory / HEAD_NAME) as tmp:
+        save_file(head, str(tmp), metadata={"format": "pt"})
+    write_json_atomic(directory / CONFIG_NAME, config.to_json())
     from .model_card import model_card
 
-    _write_text(directory / "README.md", model_card(config))
+    write_text_atomic(directory / "README.md", model_card(config))
 
 
 def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
@@ -219,7 +222,7 @@ def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
         base = copy.deepcopy(encoder).unload()  # the base weights without LoRA, the live model untouched
     else:
         base = encoder
-    if _packed_params(base) > 0:  # torch.ao int8: the packed weights go to safetensors as int8 + scales
+    if packed_params(base) > 0:  # torch.ao int8: the packed weights go to safetensors as int8 + scales
         from .quant_safetensors import save_quantized_student
 
         save_quantized_student(base, staged[STUDENT_DIR])
@@ -230,12 +233,6 @@ def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
         shutil.rmtree(path, ignore_errors=True)
         if staged[name].exists():
             os.replace(staged[name], path)
-
-
-def _write_text(path: Path, text: str) -> None:
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(text, encoding="utf-8")
-    os.replace(tmp, path)
 
 
 # --------------------------------------------------------------------------------------------------
@@ -263,9 +260,10 @@ def read_config(folder: Path) -> DeployConfig:
     return DeployConfig.from_json(data, path)
 
 
-def load_folder(model_id: str | os.PathLike, device: str | torch.device = "cpu", merge_lora: bool = False,
-                adapter_precision: str | None = None, **hub_kwargs) -> AladModel:
-    """``AladModel._from_pretrained``: rebuild the model of a folder (or hub id) in eval mode on ``device``;
+def load_folder(model_id: str | os.PathLike, model_cls: type[nn.Module], device: str | torch.device = "cpu",
+                merge_lora: bool = False, adapter_precision: str | None = None, **hub_kwargs) -> nn.Module:
+    """``AladModel._from_pretrained``: rebuild the ``model_cls`` (AladModel) of a folder (or hub id) in eval mode
+    on ``device``; this module never imports the model class, whose methods call it;
     ``adapter_precision`` overrides the folder's (fp32 gives back exactly the adapter the run evaluated)."""
     from safetensors.torch import load_file
     from transformers import AutoModel, AutoTokenizer
@@ -300,12 +298,12 @@ def load_folder(model_id: str | os.PathLike, device: str | torch.device = "cpu",
         raise ValueError(f"{head_path} does not fit a {config.task} head of width {dim}: {err}") from err
     if adapter is not None:
         adapter = adapter_in(adapter, adapter_precision or config.adapter_precision)
-    model = AladModel(encoder, adapter, head)
+    model = model_cls(encoder, adapter, head)
     attach(model, AutoTokenizer.from_pretrained(student_dir, local_files_only=True), config)
     return model.to(device).eval()
 
 
-def model_output(model: AladModel, inputs: dict):
+def model_output(model: nn.Module, inputs: dict):
     """transformers' output classes: ``.logits`` (POS/NER) or ``.start_logits`` / ``.end_logits`` (QA)."""
     from transformers.modeling_outputs import (
         BaseModelOutput,

@@ -14,7 +14,6 @@ beyond torch, so it is used here.
 from __future__ import annotations
 
 import copy
-import os
 import statistics
 import time
 import warnings
@@ -24,7 +23,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from .model import AladModel, SpanHead
+from alad_kit.core.io import atomic_path
+
+from .heads import SpanHead
+from .model import AladModel
 
 # Real sentences for the parity check and the latency figures (German for POS, English for NER/QA).
 SAMPLE_TEXTS = {
@@ -64,9 +66,9 @@ def input_names(model: AladModel) -> list[str]:
 
 def export_onnx(model: AladModel, out: str | Path, opset: int = 17) -> Path:
     """Write ``model`` as ONNX to ``out`` (via a temporary file)."""
-    from .model import _packed_params
+    from .cost import packed_params
 
-    if _packed_params(model.encoder) > 0:
+    if packed_params(model.encoder) > 0:
         raise ValueError("ONNX export of a torch.ao int8 student is not supported: export the float student and "
                          "quantize the graph with onnxruntime.quantization.quantize_dynamic")
     if model.deploy_config is not None and model.deploy_config.precision != "fp32":
@@ -77,13 +79,11 @@ def export_onnx(model: AladModel, out: str | Path, opset: int = 17) -> Path:
     axes = {name: {0: "batch", 1: "sequence"} for name in (*inputs, *names)}
     out = Path(out)
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f".{out.name}.tmp")
-    with warnings.catch_warnings():  # the exporter's deprecation and tracer notices are not for the user
+    with atomic_path(out) as tmp, warnings.catch_warnings():  # the exporter's notices are not for the user
         warnings.simplefilter("ignore")
         torch.onnx.export(graph, tuple(sample[k] for k in inputs), str(tmp), dynamo=False,
                           input_names=inputs, output_names=names, dynamic_axes=axes,
                           opset_version=opset)
-    os.replace(tmp, out)
     return out
 
 

@@ -14,42 +14,12 @@ from contextlib import nullcontext
 import torch
 from huggingface_hub import ModelHubMixin
 from torch import nn
-from torch.nn import functional as F
 
 from alad_kit.adapter import AlignmentAdapter
 
+from .cost import packed_params
+
 ENCODER_INPUTS = ("input_ids", "attention_mask", "token_type_ids")
-
-
-class TokenClassificationHead(nn.Module):
-    """Dropout + Linear over every token (POS, NER); loss ignores label -100 (non-first sub-words, specials)."""
-
-    def __init__(self, dim: int, num_labels: int, dropout: float = 0.1):
-        super().__init__()
-        self.dropout, self.classifier = nn.Dropout(dropout), nn.Linear(dim, num_labels)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, T, D) -> (B, T, labels)
-
-    @staticmethod
-    def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        return F.cross_entropy(logits.flatten(0, 1), batch["labels"].flatten(), ignore_index=-100)
-
-
-class SpanHead(nn.Module):
-    """Start/end logits per token (extractive QA); position 0 ([CLS]/<s>) stands for "no answer"."""
-
-    def __init__(self, dim: int, dropout: float = 0.1):
-        super().__init__()
-        self.dropout, self.qa_outputs = nn.Dropout(dropout), nn.Linear(dim, 2)
-
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.qa_outputs(self.dropout(hidden))  # (B, T, D) -> (B, T, 2)
-
-    @staticmethod
-    def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
-        start, end = logits.unbind(-1)
-        return (F.cross_entropy(start, batch["start_positions"]) + F.cross_entropy(end, batch["end_positions"])) / 2
 
 
 class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad", "alignment-adapter"]):
@@ -125,7 +95,7 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
     def _from_pretrained(cls, *, model_id: str, config: dict | None = None, **kwargs) -> AladModel:
         from .deploy import load_folder
 
-        return load_folder(model_id, **kwargs)
+        return load_folder(model_id, cls, **kwargs)
 
     # ----------------------------------------------------------------------------------------------
     def parts(self) -> dict[str, list[nn.Parameter]]:
@@ -152,7 +122,7 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
             # Packed int8 Linear weights are not Parameters: without this check only the float leftovers
             # (embeddings, LayerNorm) of a quantized student would train, silently.
             if name == "student" and (
-                _packed_params(self.encoder) > 0 or not all(p.is_floating_point() for p in parts[name])
+                packed_params(self.encoder) > 0 or not all(p.is_floating_point() for p in parts[name])
             ):
                 raise ValueError("the student is quantized and cannot be fine-tuned; use mode 'frozen' or 'head'")
             chosen += parts[name]
@@ -186,22 +156,7 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
 
     def deployed_parameters(self) -> int:
         """M_C (+ LoRA) + adapter + head, counted once each (what the Sz column measures); int8 weights too."""
-        return sum(p.numel() for params in self.parts().values() for p in params) + _packed_params(self)
-
-
-def _packed_params(module: nn.Module) -> int:
-    """Weights of torch.ao quantized Linear layers, which are not nn.Parameters."""
-    total = 0
-    for m in module.modules():
-        weight = getattr(m, "weight", None)
-        if callable(weight) and not isinstance(m, nn.Linear):
-            try:
-                w = weight()
-            except Exception:  # not a packed-weight module
-                continue
-            if isinstance(w, torch.Tensor):
-                total += w.numel() + (m.bias().numel() if callable(getattr(m, "bias", None)) and m.bias() is not None else 0)
-    return total
+        return sum(p.numel() for params in self.parts().values() for p in params) + packed_params(self)
 
 
 def add_lora(encoder: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1) -> nn.Module:

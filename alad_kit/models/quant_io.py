@@ -7,7 +7,7 @@ parameters), so a quantized student directory holds
 * the tokenizer files,
 * ``quantized_state_dict.pt`` -- ``torch.save(model.state_dict())`` of the quantized model,
 * ``alad_student.json`` -- the marker ``{"kind": "dynamic_int8" | "static_int8", ...}`` that tells
-  :func:`alad_kit.models.zoo.load_encoder` to call :func:`load_quantized` (see :func:`register_zoo_loaders`).
+  :func:`alad_kit.models.zoo.load_encoder` to call :func:`load_quantized` (see ``zoo.register_zoo_loaders``; this module never imports the zoo).
 
 Loading rebuilds the float model from the config, re-applies the same module surgery (``quantize_dynamic``,
 or the QuantStub -> int8 Linear -> DeQuantStub wrappers on the recorded layers) and loads the state dict
@@ -22,7 +22,9 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from alad_kit.compress._io import MARKER_NAME, write_json
+from alad_kit.core.io import write_json_atomic
+
+MARKER_NAME = "alad_student.json"  # present only where AutoModel.from_pretrained cannot load the directory
 
 WEIGHTS_NAME = "quantized_state_dict.pt"
 KINDS = ("dynamic_int8", "static_int8")
@@ -69,7 +71,7 @@ def save_quantized(model: nn.Module, tokenizer, directory: str | Path, marker: d
         "torch": torch.__version__,
         "loader": "alad_kit.models.quant_io.load_quantized",
     }
-    write_json(directory / MARKER_NAME, full)
+    write_json_atomic(directory / MARKER_NAME, full)
     return directory
 
 
@@ -124,9 +126,3 @@ def load_quantized(path: str | Path, device: torch.device | str | None = None) -
     return model.eval(), tokenizer
 
 
-def register_zoo_loaders() -> None:
-    """Let ``alad_kit.models.zoo.load_encoder`` open int8 student directories (call once, e.g. at import)."""
-    from .zoo import register_loader
-
-    for kind in KINDS:
-        register_loader(kind, load_quantized)

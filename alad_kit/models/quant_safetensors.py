@@ -19,11 +19,12 @@ surgery as ``alad_kit.models.quant_io`` and loads the state with ``strict=True``
 from __future__ import annotations
 
 import json
-import os
 from pathlib import Path
 
 import torch
 from torch import nn
+
+from alad_kit.core.io import atomic_path, write_json_atomic
 
 MARKER = "alad_quantized.json"
 WEIGHTS = "model.int8.safetensors"
@@ -66,13 +67,11 @@ def save_quantized_student(model: nn.Module, directory: str | Path) -> None:
         elif isinstance(value, torch.Tensor):
             tensors[key] = value.detach().contiguous().cpu()
     model.config.save_pretrained(directory)
-    save_file(tensors, str(directory / (WEIGHTS + ".tmp")), metadata={"format": "pt"})
-    os.replace(directory / (WEIGHTS + ".tmp"), directory / WEIGHTS)
+    with atomic_path(directory / WEIGHTS) as tmp:
+        save_file(tensors, str(tmp), metadata={"format": "pt"})
     marker = {"kind": kind, "quantized_layers": layers, "model_class": type(model).__name__,
               "engine": torch.backends.quantized.engine, "weights": WEIGHTS}
-    tmp = directory / (MARKER + ".tmp")
-    tmp.write_text(json.dumps(marker, indent=2))
-    os.replace(tmp, directory / MARKER)
+    write_json_atomic(directory / MARKER, marker)
 
 
 def is_quantized_student(directory: str | Path) -> bool:

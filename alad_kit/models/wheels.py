@@ -29,7 +29,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from .archive import relative_member, write_json_atomic
+from alad_kit.core.io import write_json_atomic
+
+from .archive import relative_member
 
 log = logging.getLogger(__name__)
 
@@ -236,7 +238,7 @@ def _unpack(wheel: Path, pin: PinnedWheel, target: Path) -> None:
             raise ValueError(f"{wheel}: holds {len(dist_info)} .dist-info folders instead of 1, so it is no wheel")
         marker = {"package": pin.package, "version": pin.version, "sha256": pin.sha256,
                   "dist_info": dist_info[0], "files": files}
-        write_json_atomic(staged / WHEEL_MARKER, marker)
+        write_json_atomic(staged / WHEEL_MARKER, marker, indent=1)
         if target.exists():
             target.rename(work / "stale")  # outdated or damaged (a valid one is never fetched again)
         try:

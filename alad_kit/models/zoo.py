@@ -37,10 +37,11 @@ from .offline import (  # noqa: F401
     offline_status,
     resolve_cache_dir,
 )
+from .quant_io import MARKER_NAME
 
 log = logging.getLogger(__name__)
 
-STUDENT_MARKER = "alad_student.json"  # written by compression code into a student's directory
+STUDENT_MARKER = MARKER_NAME  # written by compression code into a student's directory
 
 # --------------------------------------------------------------------------------------- loading
 
@@ -59,6 +60,14 @@ def register_loader(kind: str, fn: Loader) -> None:
     if not callable(fn):
         raise ValueError(f"register_loader: loader for {kind!r} is not callable")
     _LOADERS[kind] = fn
+
+
+def register_zoo_loaders() -> None:
+    """Let :func:`load_encoder` open the int8 student directories of :mod:`.quant_io` (done on first need)."""
+    from .quant_io import KINDS, load_quantized
+
+    for kind in KINDS:
+        register_loader(kind, load_quantized)
 
 
 def read_student_marker(path: str | os.PathLike) -> dict | None:
@@ -118,9 +127,7 @@ def load_encoder(
 
     marker = read_student_marker(source) if local else None
     if marker is not None and marker["kind"] not in _LOADERS:
-        from alad_kit.compress import register_zoo_loaders  # quantized students need their own loader
-
-        register_zoo_loaders()
+        register_zoo_loaders()  # quantized students need their own loader
     if marker is not None and marker["kind"] in _LOADERS:
         model, tokenizer = _LOADERS[marker["kind"]](Path(source), device)
         return model.eval(), tokenizer
@@ -203,6 +210,3 @@ def encoder_dims(model: nn.Module) -> tuple[int, int]:
     return int(config.num_hidden_layers), int(config.hidden_size)
 
 
-def count_parameters(model: nn.Module) -> int:
-    """Number of parameter elements (shared tensors counted once; packed int8 weights are not parameters)."""
-    return sum(p.numel() for p in model.parameters())

@@ -12,10 +12,8 @@ curves), ``probes.csv`` (per-token alignment error on held-out text, for the not
 
 from __future__ import annotations
 
-import json
 import logging
 import os
-import platform
 import shutil
 import time
 import warnings
@@ -27,7 +25,6 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from alad_kit import __version__
 from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
 from alad_kit.core.checkpoint import digest as _digest
 from alad_kit.core.config import (
@@ -41,6 +38,7 @@ from alad_kit.core.config import (
 )
 from alad_kit.core.device import resolve_device
 from alad_kit.core.integrity import file_digests, verified_record
+from alad_kit.core.io import versions, write_json_atomic
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
@@ -62,33 +60,6 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 # small utilities
-def write_json_atomic(path: Path, data) -> None:
-    """Write JSON via a temporary file and rename, so readers never see half a file."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(f".{path.name}.tmp")
-    tmp.write_text(json.dumps(data, indent=2, default=_json_default))
-    os.replace(tmp, path)
-
-
-def _json_default(obj):
-    if hasattr(obj, "item"):
-        return obj.item()
-    if isinstance(obj, Path):
-        return str(obj)
-    raise TypeError(f"not JSON serialisable: {type(obj).__name__}")
-
-
-def versions() -> dict[str, str]:
-    import datasets
-    import peft
-    import transformers
-
-    return {
-        "alad_kit": __version__, "python": platform.python_version(), "torch": torch.__version__,
-        "transformers": transformers.__version__, "datasets": datasets.__version__, "peft": peft.__version__,
-    }
-
-
 def _subsample(split, n: int | None, seed: int = 0):
     """First ``n`` examples after a fixed shuffle (data seed 0: every run seed sees the same examples)."""
     if n is None or n >= len(split):

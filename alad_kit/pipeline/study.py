@@ -23,14 +23,9 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alad_kit.analysis.claims import bench_spd, claims_json, claims_markdown, compute_claims, load_studies
-from alad_kit.analysis.table import (
-    SCORE_COLUMNS,
-    format_cell,
-    student_label,
-    write_formats,
-    write_text_atomic,
-)
+from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label, write_formats
 from alad_kit.core.config import RunConfig
+from alad_kit.core.io import write_text_atomic
 
 from .experiments import METRICS_NAME, config_key, same_scale_budgets
 

@@ -21,7 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from alad_kit.core.precision import autocast
-from alad_kit.models.model import SpanHead, TokenClassificationHead
+from alad_kit.models.heads import SpanHead, TokenClassificationHead
 from alad_kit.tasks import metrics
 
 IGNORE = -100
