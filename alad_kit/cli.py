@@ -11,6 +11,7 @@ import traceback
 from pathlib import Path
 
 from alad_kit.adapter import ADAPTER_KINDS
+from alad_kit.core.config import ADAPTER_PRECISIONS, SCALES, TASKS, TRAINABLE_PARTS
 
 
 def _info(args) -> int:
@@ -67,12 +68,13 @@ def run_config_from_args(args):
 
 
 def _run(args) -> int:
+    from alad_kit.core.rundir import metrics_path
     from alad_kit.pipeline.run import run
 
     cfg = run_config_from_args(args)
     metrics = run(cfg, resume=args.resume, log_with=args.log_with)
     print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
-                      "out": str(Path(cfg.out) / "metrics.json")}, indent=2))
+                      "out": str(metrics_path(cfg.out))}, indent=2))
     return 0
 
 
@@ -248,7 +250,7 @@ def _deploy_parsers(sub) -> None:
     s.add_argument("--sample", default=None,
                    help="'run': the run's own test subsample (reproduces its scores); N: N examples, same shuffle")
     s.add_argument("--out", default=None, help="also write the scores to this JSON file")
-    s.add_argument("--adapter-precision", default=None, choices=["fp32", "int8", "bf16"],
+    s.add_argument("--adapter-precision", default=None, choices=list(ADAPTER_PRECISIONS),
                    help="run the adapter in this precision (default: the folder's; int8 students: int8)")
     s.add_argument("--device", default=None)
     s.set_defaults(fn=_evaluate)
@@ -284,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
     s.add_argument("--out", default="runs/demo")
-    s.add_argument("--scale", default="cpu", choices=["smoke", "cpu", "full"])
+    s.add_argument("--scale", default="cpu", choices=list(SCALES))
     s.set_defaults(fn=_demo)
 
     s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
@@ -306,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="bench.json")
     s.add_argument("--training", action="store_true",
                    help="training steps/s instead: fp32 vs bf16, cached vs live frozen student (first student)")
-    s.add_argument("--adapter-precision", default="fp32", choices=["fp32", "int8", "bf16", "follow"],
+    s.add_argument("--adapter-precision", default="fp32", choices=[*ADAPTER_PRECISIONS, "follow"],
                    help="precision the adapters are timed in; follow: int8 next to an int8 student (as deployed)")
     s.set_defaults(fn=_bench)
 
@@ -314,23 +316,23 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs_dir")
     s.add_argument("--out", default=None)
     s.add_argument("--bench", default=None, help="alad bench JSON that fills the Spd column")
-    s.add_argument("--sweep", default=None, choices=["head", "adapter", "student", "lora"],
+    s.add_argument("--sweep", default=None, choices=list(TRAINABLE_PARTS),
                    help="a learning-rate sweep of this part instead: one row per run (sweep_<part>.md)")
     s.add_argument("--compression", action="store_true",
                    help="one row per student: head-only vs frozen ALAd, size, speed, FLOPs (compression.md)")
-    s.add_argument("--task", default="ner", choices=["pos", "ner", "qa"], help="task of --compression")
+    s.add_argument("--task", default="ner", choices=list(TASKS), help="task of --compression")
     s.add_argument("--window", type=int, default=5, help="ALAd window of --compression")
     s.add_argument("--reports", default=None,
                    help="JSON {student dir name: compression_report} for students whose directories are gone")
     s.set_defaults(fn=_table)
 
     s = sub.add_parser("study", parents=[common], help="the claims study: every row x seed, claims.md/json, table")
-    s.add_argument("--task", required=True, choices=["pos", "ner", "qa"])
+    s.add_argument("--task", required=True, choices=list(TASKS))
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--student", default="minilm-l6")
     s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
     s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])
+    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=list(SCALES))
     s.add_argument("--out", required=True, help="study directory: <row>/seed<k>/ runs, claims, table")
     s.add_argument("--rows", nargs="+", default=None, help="only these rows (default: all; see alad_kit.pipeline.study.ROWS)")
     s.add_argument("--bench", default=None, help="alad bench JSON: Spd column and the speed part of C9")

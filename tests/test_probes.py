@@ -5,6 +5,7 @@ import torch
 
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.analysis import probes
+from alad_kit.core import rundir
 
 # ---------------------------------------------------------------------------------------------- errors
 
@@ -243,7 +244,7 @@ def test_run_frame_round_trip(tmp_path, fmt):
     back = probes.load_run_frame(tmp_path)
     assert list(back["token"]) == ["NA", "null", "x"] and list(back["tag"]) == ["", "", ""]
     np.testing.assert_allclose(back["mse"], df["mse"])
-    assert probes.load_run_frame(tmp_path, probes.UMAP_STEM) is None
+    assert probes.load_run_frame(tmp_path, rundir.UMAP_STEM) is None
 
 
 def test_run_frame_replaces_the_other_format(tmp_path, monkeypatch):

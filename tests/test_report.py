@@ -5,6 +5,7 @@ import pandas as pd
 import pytest
 
 from alad_kit.analysis import probes, report
+from alad_kit.core import rundir
 
 PLOTLY_BANNER = "* plotly.js v"  # first line of the inlined plotly.js bundle
 FIGURE_DIV = 'class="plotly-graph-div"'
@@ -62,7 +63,7 @@ def _full_run(tmp_path):
             "phase": "after_phase3",
         }
     )
-    probes.save_run_frame(umap_rows, run, probes.UMAP_STEM, fmt="csv")
+    probes.save_run_frame(umap_rows, run, rundir.UMAP_STEM, fmt="csv")
     return run
 
 
@@ -136,9 +137,9 @@ def test_report_shows_validation_curve_and_umap_before_next_to_after(tmp_path):
     run = _full_run(tmp_path)
     selection = {"metric": "accuracy", "best_epoch": 2, "validation": [[1, 0.5], [2, 0.7]]}
     (run / "metrics.json").write_text(json.dumps(_metrics(selection=selection)))
-    umap = probes.load_run_frame(run, probes.UMAP_STEM)
+    umap = probes.load_run_frame(run, rundir.UMAP_STEM)
     both = pd.concat([umap.assign(phase=p) for p in ("before_phase1", "after_phase1", "after_phase3")])
-    probes.save_run_frame(both, run, probes.UMAP_STEM, fmt="csv")
+    probes.save_run_frame(both, run, rundir.UMAP_STEM, fmt="csv")
     figures = dict(report.run_figures(run))
     assert list(figures["Validation score per epoch (phase 3)"].data[0].y) == [0.5, 0.7]
     side_by_side = figures["Word vectors (UMAP), before and after alignment"]

@@ -8,6 +8,7 @@ import torch
 
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.analysis import probes
+from alad_kit.core import rundir
 from alad_kit.ui import widgets
 
 SENTENCES = [["Der", "Hund", "bellt"], ["Die", "Katze", "schläft", "hier"]]
@@ -153,7 +154,7 @@ def test_from_runs_reads_run_directories(tmp_path):
                    "scores": {"accuracy": window / 10, "per_type": {}}}  # fmt: skip
         (run / "metrics.json").write_text(json.dumps(metrics))
         probes.save_run_frame(_probes_for_window(window + seed), run)
-    probes.save_run_frame(_umap_for_window(1), tmp_path / "w1-s0", probes.UMAP_STEM, fmt="parquet")
+    probes.save_run_frame(_umap_for_window(1), tmp_path / "w1-s0", rundir.UMAP_STEM, fmt="parquet")
     # a run that wrote sub-word probes without tags, as alad_kit.pipeline.run does
     run = tmp_path / "w3-s0"
     run.mkdir()

@@ -25,6 +25,8 @@ import re
 from dataclasses import dataclass
 from pathlib import Path
 
+from alad_kit.core import rundir
+
 from .table import SCORE_COLUMNS, _student_name, student_label, to_markdown
 
 TESTS = ("greater", "not_worse", "at_most", "at_least")
@@ -88,7 +90,7 @@ def load_studies(root: str | Path) -> list[Study]:
     """Every study below ``root``: runs found as ``<study>/<row>/seed<k>/metrics.json``, sorted by path."""
     root = Path(root)
     grouped: dict[Path, dict] = {}
-    for path in sorted(root.rglob("metrics.json")):
+    for path in rundir.metrics_files(root):
         match = SEED_DIR.fullmatch(path.parent.name)
         if match is None:
             continue

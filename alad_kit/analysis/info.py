@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import platform
 
+from alad_kit.core.config import TASKS
 from alad_kit.models.wheels import WHEELS_ENV
 
 
@@ -49,7 +50,7 @@ def format_info(info: dict) -> str:
         lines.append(f"  {m['alias']:<11} {m['layers']}L/{m['width']}  {state}")
     ds = info["datasets"]
     lines.append(f"datasets under {ds.get('root') or '(ALAD_DATA_DIR not set)'}:")
-    for task in ("pos", "ner", "qa", "corpus"):
+    for task in (*TASKS, "corpus"):
         entry = ds.get(task, {})
         if not entry.get("found"):
             lines.append(f"  {task:<7} not found")

@@ -26,7 +26,9 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alad_kit.core import rundir
 from alad_kit.core.io import atomic_path
+from alad_kit.core.rundir import PROBES_STEM
 
 # Phase names as they appear in metrics.json["alignment"] and in probe files, in training order.
 PHASES = ("before_phase1", "after_phase1", "after_phase2", "after_phase3")
@@ -479,8 +481,6 @@ def embed_for_probes(
 # Probe files in a run directory
 # --------------------------------------------------------------------------------------------------
 
-PROBES_STEM = "probes"  # RUN_DIR/probes.csv (or .parquet): probe rows (PROBE_COLUMNS; "tag" optional)
-UMAP_STEM = "umap"  # RUN_DIR/umap.csv (or .parquet): umap_projection rows (+ optional "phase")
 _NUMERIC = ("mse", "cosine", "x", "y")
 
 
@@ -520,7 +520,7 @@ def load_run_frame(run_dir, stem: str = PROBES_STEM) -> pd.DataFrame | None:
     become "".
     """
     run_dir = Path(run_dir)
-    found = [p for p in (run_dir / f"{stem}.csv", run_dir / f"{stem}.parquet") if p.is_file()]
+    found = rundir.frame_paths(run_dir, stem)
     if not found:
         return None
     path = max(found, key=lambda p: p.stat().st_mtime_ns)

@@ -10,20 +10,19 @@ the first figure; the others reference it, so the page works offline and stays o
 from __future__ import annotations
 
 import html
-import json
 import os
 from pathlib import Path
 
 import plotly.graph_objects as go
 
 from alad_kit.analysis import viz
+from alad_kit.core import rundir
 from alad_kit.core.io import write_text_atomic
+from alad_kit.core.rundir import PROBES_STEM, UMAP_STEM
 
-from .probes import PROBES_STEM, UMAP_STEM, load_run_frame, phase_summary
+from .probes import load_run_frame, phase_summary
 
 REPORT_NAME = "report.html"
-HISTORY_NAME = "history.json"
-METRICS_NAME = "metrics.json"
 HEATMAP_SENTENCES = 3  # probe sentences shown as heatmaps (the first ones of the probe file)
 META_KEYS = ("task", "teacher", "student", "mode", "window", "seed", "scale", "size_pct", "is_teacher")
 
@@ -31,9 +30,7 @@ META_KEYS = ("task", "teacher", "student", "mode", "window", "seed", "scale", "s
 def run_figures(run_dir: str | os.PathLike) -> list[tuple[str, go.Figure]]:
     """(section title, figure) pairs for everything the run directory holds, in page order."""
     run_dir = Path(run_dir)
-    metrics = _read_json(run_dir / METRICS_NAME)
-    if not isinstance(metrics, dict) or "scores" not in metrics:
-        raise ValueError(f"{run_dir / METRICS_NAME}: not a run's metrics (no 'scores')")
+    metrics = rundir.read_metrics(run_dir)
     figures: list[tuple[str, go.Figure]] = [("Scores", viz.scores_table(metrics["scores"]))]
 
     probes = load_run_frame(run_dir, PROBES_STEM)
@@ -44,9 +41,9 @@ def run_figures(run_dir: str | os.PathLike) -> list[tuple[str, go.Figure]]:
     if alignment:
         figures.append(("Alignment with the teacher, by phase", viz.alignment_by_phase(alignment)))
 
-    history_path = run_dir / HISTORY_NAME
+    history_path = rundir.history_path(run_dir)
     if history_path.is_file():
-        history = _read_json(history_path)
+        history = rundir.read_json(history_path)
         if any(len(v) for v in history.values()):
             figures.append(("Training loss", viz.loss_curves(history)))
     if (metrics.get("selection") or {}).get("validation"):
@@ -84,7 +81,7 @@ def _umap_figures(frame) -> list[tuple[str, go.Figure]]:
 def render_report(run_dir: str | os.PathLike) -> str:
     """The report page as a string (see ``write_report``)."""
     run_dir = Path(run_dir)
-    metrics = _read_json(run_dir / METRICS_NAME)
+    metrics = rundir.read_json(rundir.metrics_path(run_dir))
     sections = []
     for i, (title, fig) in enumerate(run_figures(run_dir)):
         div = fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%")
@@ -107,14 +104,8 @@ def render_report(run_dir: str | os.PathLike) -> str:
 def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:
     """``alad report RUN_DIR``: write the run's figures to one HTML page (default RUN_DIR/report.html)."""
     run_dir = Path(run_dir)
-    if not (run_dir / METRICS_NAME).is_file():
-        raise FileNotFoundError(f"write_report: {run_dir} has no {METRICS_NAME}")
+    if not rundir.metrics_path(run_dir).is_file():
+        raise FileNotFoundError(f"write_report: {run_dir} has no {rundir.METRICS_NAME}")
     out = Path(out_path) if out_path is not None else run_dir / REPORT_NAME
     return write_text_atomic(out, render_report(run_dir))
 
-
-def _read_json(path: Path):
-    try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as err:
-        raise ValueError(f"{path}: invalid JSON ({err})") from err

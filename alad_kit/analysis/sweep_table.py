@@ -14,6 +14,8 @@ from pathlib import Path
 
 import pandas as pd
 
+from alad_kit.core import rundir
+
 from .table import write_formats
 
 NOTE = ("Chosen on the best validation score (model selection keeps the best epoch); the test score is "
@@ -23,7 +25,7 @@ NOTE = ("Chosen on the best validation score (model selection keeps the best epo
 def sweep_rows(runs_dir: str | os.PathLike, part: str) -> pd.DataFrame:
     """One row per run below ``runs_dir`` that trained ``part`` in phase 3."""
     rows = []
-    for path in sorted(Path(runs_dir).rglob("metrics.json")):
+    for path in rundir.metrics_files(runs_dir):
         try:
             m = json.loads(path.read_text())
         except (OSError, ValueError) as e:

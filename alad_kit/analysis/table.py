@@ -25,6 +25,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
+from alad_kit.core import rundir
+from alad_kit.core.config import SCALES  # smallest to largest
 from alad_kit.core.io import write_text_atomic
 
 # (task, key in metrics.json["scores"], column label, display factor)
@@ -46,7 +48,6 @@ GROUPS = (
     ("LoRA", "lora", False, False),
     ("LoRA + ALAd", "lora+alad", False, True),
 )
-SCALES = ("smoke", "cpu", "full")  # smallest to largest
 REQUIRED_KEYS = ("task", "mode", "scores")
 SPREAD_NOTE = (
     "Mean over seeds; [min–max] with 2 seeds, ± sample std with 3 or more; (n=k) marks a cell with fewer seeds "
@@ -70,7 +71,7 @@ def collect_runs(runs_dir: str | os.PathLike) -> pd.DataFrame:
     if not root.is_dir():
         raise FileNotFoundError(f"collect_runs: runs directory {root} does not exist")
     rows, bad = [], []
-    for path in sorted(root.rglob("metrics.json")):
+    for path in rundir.metrics_files(root):
         try:
             rows.append(_run_row(path))
         except (OSError, ValueError, TypeError) as err:  # JSONDecodeError is a ValueError

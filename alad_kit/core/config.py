@@ -17,7 +17,8 @@ from alad_kit.adapter import ADAPTER_KINDS
 
 TASKS = ("pos", "ner", "qa")
 SCALES = ("smoke", "cpu", "full")
-PRECISIONS = ("fp32", "bf16")
+PRECISIONS = ("fp32", "bf16")  # training / evaluation autocast
+ADAPTER_PRECISIONS = ("fp32", "int8", "bf16")  # the deployed adapter (int8: dynamic quantization)
 
 
 def _check_choice(what: str, value, choices) -> None:
@@ -156,6 +157,8 @@ MODES = {
     "lora+alad": ModeConfig("lora+alad", use_adapter=True, lr={"lora": 1e-4, "adapter": 1e-4, "head": HEAD_LR}),
 }
 # Modes whose phase 3 leaves M_C untouched: its hidden states come from the embedding cache, not a pass per step.
+# The parts phase 3 can train (keys of ModeConfig.lr), in the order tables show them.
+TRAINABLE_PARTS = ("head", "adapter", "student", "lora")
 FROZEN_STUDENT_MODES = tuple(name for name, m in MODES.items() if not {"student", "lora"} & set(m.trainable))
 
 

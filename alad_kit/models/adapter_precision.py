@@ -20,8 +20,8 @@ from torch import nn
 from torch.nn import functional as F
 
 from alad_kit.adapter import AlignmentAdapter
+from alad_kit.core.config import ADAPTER_PRECISIONS
 
-ADAPTER_PRECISIONS = ("fp32", "int8", "bf16")
 BENCH_PRECISIONS = (*ADAPTER_PRECISIONS, "follow")  # follow: int8 next to an int8 student, else fp32
 
 

@@ -30,9 +30,10 @@ from torch import nn
 
 from alad_kit.adapter import CONFIG_NAME as ADAPTER_CONFIG
 from alad_kit.adapter import AlignmentAdapter
+from alad_kit.core.config import ADAPTER_PRECISIONS
 from alad_kit.core.io import atomic_path, write_json_atomic, write_text_atomic
 
-from .adapter_precision import ADAPTER_PRECISIONS, adapter_in
+from .adapter_precision import adapter_in
 from .cost import packed_params
 from .heads import SpanHead, TokenClassificationHead
 from .zoo import _looks_like_path, _no_weight_loading_bar

@@ -19,9 +19,9 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
+from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig, scale_config
 
-METRICS_NAME = "metrics.json"
 # Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
 PLACE_FIELDS = ("out", "cache_dir", "device", "use_cache")
 log = logging.getLogger(__name__)
@@ -72,7 +72,7 @@ def same_scale_budgets(metrics: dict, cfg: RunConfig) -> bool:
 
 def finished_metrics(cfg: RunConfig) -> dict | None:
     """``cfg.out/metrics.json`` when it exists and was written by the same configuration, else None."""
-    path = Path(cfg.out) / METRICS_NAME
+    path = rundir.metrics_path(cfg.out)
     if not path.is_file():
         return None
     try:

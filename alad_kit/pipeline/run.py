@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
+from alad_kit.core import rundir
 from alad_kit.core.checkpoint import digest as _digest
 from alad_kit.core.config import (
     FROZEN_STUDENT_MODES,
@@ -353,7 +354,7 @@ class Experiment:
             return task.evaluate(m, self.splits[split], batchers[split], scale.eval_batch_size, self.device,
                                  self.labels, batchers[split].pad_token_id, self.precision)
 
-        ckpt_dir, train = self.out / "checkpoints", batchers["train"]
+        ckpt_dir, train = rundir.checkpoints_dir(self.out), batchers["train"]
         run_digest = _digest({k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "device")})
         t0 = time.perf_counter()
         result = None
@@ -457,16 +458,16 @@ class Experiment:
         }
         if not self.dist.is_main_process:
             return metrics
-        write_json_atomic(self.out / "history.json", self.history)
+        rundir.write_history(self.out, self.history)
         if cfg.is_teacher_run:  # the task-fine-tuned M_L, usable as a phase 1-2 teacher (--teacher-finetuned)
-            self._save_encoder(self.out / "teacher_finetuned")
+            self._save_encoder(rundir.teacher_dir(self.out))
         if adapter is not None:
             self._write_probes()
         from alad_kit.models.deploy import save_run_model
 
         # OUT/model/: the deployable model (alad predict / evaluate / export)
-        save_run_model(self.out / "model", self.model, self.labels, self.student_tok, cfg, metrics)
-        write_json_atomic(self.out / "metrics.json", metrics)
+        save_run_model(rundir.model_dir(self.out), self.model, self.labels, self.student_tok, cfg, metrics)
+        rundir.write_metrics(self.out, metrics)
         return metrics
 
     def _save_encoder(self, directory: Path) -> None:
@@ -481,9 +482,9 @@ class Experiment:
         """Per-token MSE/cosine on the held-out probe text after every stage (for the notebooks' explorer)."""
         import pandas as pd
 
-        tmp = self.out / ".probes.csv.tmp"
-        pd.concat(self.probe_frames, ignore_index=True).to_csv(tmp, index=False)
-        os.replace(tmp, self.out / "probes.csv")
+        from alad_kit.analysis.probes import save_run_frame
+
+        save_run_frame(pd.concat(self.probe_frames, ignore_index=True), self.out, rundir.PROBES_STEM)
 
 
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:

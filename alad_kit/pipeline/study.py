@@ -24,10 +24,11 @@ from tqdm.auto import tqdm
 
 from alad_kit.analysis.claims import bench_spd, claims_json, claims_markdown, compute_claims, load_studies
 from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label, write_formats
+from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_text_atomic
 
-from .experiments import METRICS_NAME, config_key, same_scale_budgets
+from .experiments import config_key, same_scale_budgets
 
 _RUN_FIELDS = {f.name for f in fields(RunConfig)}
 logger = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def is_finished(cfg: RunConfig) -> bool:
     """True when ``cfg.out`` holds this configuration's metrics.json; a different one there is an error."""
     import json
 
-    path = Path(cfg.out) / METRICS_NAME
+    path = rundir.metrics_path(cfg.out)
     if not path.is_file():
         return False
     try:

@@ -24,8 +24,7 @@ from seqeval.metrics import precision_score as seqeval_precision
 from seqeval.metrics import recall_score as seqeval_recall
 from sklearn.metrics import accuracy_score, f1_score
 
-TASKS = ("pos", "ner", "qa")
-
+from alad_kit.core.config import TASKS
 
 # ----------------------------------------------------------------------------------------------------------
 # Sequence labelling (POS, NER)

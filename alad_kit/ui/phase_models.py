@@ -24,6 +24,7 @@ import numpy as np
 import pandas as pd
 
 from alad_kit.analysis.probes import PHASES, UMAP_COLUMNS, fit_umap, probe_frame, save_run_frame
+from alad_kit.core import rundir
 from alad_kit.core.config import MODES, RunConfig
 
 SHARED_SPACE_NAME = "teacher+adapted"  # the ``space`` label umap_projection gives the teacher's space
@@ -102,7 +103,7 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     if "lora" in MODES[cfg.mode].trainable:
         encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
     final = AladModel(encoder, copy.deepcopy(adapter), exp.task.make_head(teacher_dim, exp.labels))
-    if load_finished("phase3", Path(cfg.out) / "checkpoints", final) is None:
+    if load_finished("phase3", rundir.checkpoints_dir(cfg.out), final) is None:
         raise FileNotFoundError(f"load_phase_models: {cfg.out}/checkpoints has no finished phase 3; rerun the run")
     models["after_phase3"] = final
     for model in models.values():
@@ -213,7 +214,7 @@ def phase_umap(pm: PhaseModels, n_sentences: int | None = 12, phases: Sequence[s
 
 def write_phase_umap(pm: PhaseModels, **kwargs) -> Path:
     """``phase_umap`` saved as ``RUN_DIR/umap.csv`` (atomically), where the explorer and report find it."""
-    return save_run_frame(phase_umap(pm, **kwargs), pm.cfg.out, stem="umap")
+    return save_run_frame(phase_umap(pm, **kwargs), pm.cfg.out, stem=rundir.UMAP_STEM)
 
 
 def sentence_prober(runs: Mapping[int, PhaseModels]):
@@ -258,6 +259,6 @@ def explorer_data(configs, umap_sentences: int | None = 12, prober: bool = True,
 
 def _fresh_umap(run_dir: Path) -> bool:
     """A UMAP file written after the run's metrics.json (a rerun makes the old map stale)."""
-    metrics = run_dir / "metrics.json"
-    maps = [p for p in (run_dir / "umap.csv", run_dir / "umap.parquet") if p.is_file()]
+    metrics = rundir.metrics_path(run_dir)
+    maps = rundir.frame_paths(run_dir, rundir.UMAP_STEM)
     return metrics.is_file() and any(p.stat().st_mtime_ns >= metrics.stat().st_mtime_ns for p in maps)

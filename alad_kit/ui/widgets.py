@@ -25,15 +25,9 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from alad_kit.analysis import viz
-from alad_kit.analysis.probes import (
-    PROBE_COLUMNS,
-    PROBES_STEM,
-    UMAP_STEM,
-    embed_for_probes,
-    load_run_frame,
-    probe_frame,
-)
+from alad_kit.analysis.probes import PROBE_COLUMNS, embed_for_probes, load_run_frame, probe_frame
 from alad_kit.analysis.table import collect_runs
+from alad_kit.core.rundir import PROBES_STEM, UMAP_STEM
 
 # embed(sentence, window) -> probe rows of that one sentence (any phases), or a precomputed
 # {sentence: {window: rows}} mapping.
