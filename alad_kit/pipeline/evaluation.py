@@ -63,14 +63,14 @@ def evaluate_model(model: str | Path | AladModel, data, split: str = "test", sam
     the run's own test subsample size (stored in the model folder). ``adapter_precision`` overrides the
     folder's (an int8 student's run was scored with the fp32 adapter: pass "fp32" to reproduce it).
     """
-    from .run import _subsample
+    from alad_kit.data.task_data import subsample
 
     if not isinstance(model, AladModel):
         model = AladModel.from_pretrained(str(model), device=device, adapter_precision=adapter_precision)
     config = model.deploy_config
     examples = data if hasattr(data, "column_names") else load_split(config.task, data, split)
     n = config.test_examples if sample == "run" else sample
-    examples = _subsample(examples, n, seed=config.data_seed)
+    examples = subsample(examples, n, seed=config.data_seed)
     if len(examples) == 0:
         raise ValueError(f"{data}: nothing to score (the {split} split is empty)")
     task, labels = TASK_SPECS[config.task], list(config.labels) if config.labels else None

