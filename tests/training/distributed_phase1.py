@@ -1,7 +1,7 @@
-"""Phase 1 under data parallelism (not a test module: ``tests/test_distributed.py`` launches it).
+"""Phase 1 under data parallelism (not a test module: ``tests/training/test_distributed.py`` launches it).
 
-    torchrun --nproc_per_node 2 tests/distributed_phase1.py OUT CACHE   (gloo on CPU)
-    python tests/distributed_phase1.py OUT CACHE                          (one process, for comparison)
+    torchrun --nproc_per_node 2 tests/training/distributed_phase1.py OUT CACHE   (gloo on CPU)
+    python tests/training/distributed_phase1.py OUT CACHE                          (one process, for comparison)
 
 Teacher: MiniLM-L6; student: its first layer; 64 texts of Python's documentation; the trainer is exactly
 ``alad_kit.training.trainer.train_phase`` with the PHASE1 objective. Every rank writes ``rank<r>.json`` (world size,

@@ -618,7 +618,7 @@ def test_fetch_hub_script_writes_files_our_loaders_read(tmp_path, monkeypatch, c
     import huggingface_hub
 
     spec = importlib.util.spec_from_file_location(
-        "fetch_hub", Path(__file__).parents[1] / "data" / "fetch_hub.py"
+        "fetch_hub", Path(__file__).parents[2] / "data" / "fetch_hub.py"
     )
     fetch_hub = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(fetch_hub)

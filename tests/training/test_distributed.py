@@ -1,6 +1,6 @@
 """Phase 1 under data parallelism: ``torchrun --nproc_per_node 2`` on CPU (gloo), against one process.
 
-The training code is the library's own (``tests/distributed_phase1.py`` calls ``train_phase``); this test
+The training code is the library's own (``tests/training/distributed_phase1.py`` calls ``train_phase``); this test
 checks that two processes really split the data, average their gradients (both ranks end with identical
 weights although they never saw the same batch), and that the result trains and saves like a 1-process run.
 """
@@ -16,7 +16,7 @@ import pytest
 import torch
 
 SCRIPT = Path(__file__).with_name("distributed_phase1.py")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _launch(args, timeout):
