@@ -1,1 +1,3 @@
-"""core: see docs/architecture.md."""
+"""Floor 1: configuration and choices, atomic files and versions (io), the run directory (rundir), checkpoints, devices, locks.
+
+The floors and their rule are in docs/architecture.md."""
