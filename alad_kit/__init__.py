@@ -1,16 +1,27 @@
-"""alad_kit: Alignment Adapters (ALAd) that align compressed encoders with the large model they came from."""
+"""alad_kit: Alignment Adapters (ALAd) that align compressed encoders with the large model they came from.
 
-__version__ = "0.1.0"
+The floors of the package, from the bottom up, are described in docs/architecture.md: ``adapter`` (the idea),
+``core``, ``models``, ``data``, ``compress``, ``tasks``, ``training``, ``analysis``, ``pipeline``, ``ui`` and
+``cli``. This module only names the four things most users start from.
+"""
 
-from .adapter import AlignmentAdapter  # noqa: E402
-from .config import MODES, RunConfig, scale_config  # noqa: E402
+from alad_kit.adapter import AlignmentAdapter
+from alad_kit.core.config import MODES, RunConfig, scale_config
+from alad_kit.core.io import __version__
 
 
 def load_encoder(*args, **kwargs):
-    """``alad_kit.zoo.load_encoder`` (imported lazily: transformers is slow to import)."""
-    from .zoo import load_encoder as _load
+    """``alad_kit.models.zoo.load_encoder`` (imported lazily: transformers is slow to import)."""
+    from alad_kit.models.zoo import load_encoder as _load
 
     return _load(*args, **kwargs)
 
 
-__all__ = ["AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "scale_config", "__version__"]
+def run(*args, **kwargs) -> dict:
+    """``alad_kit.pipeline.run.run``: one ALAd run (phases 1-3) for a :class:`RunConfig`; returns its metrics."""
+    from alad_kit.pipeline.run import run as _run
+
+    return _run(*args, **kwargs)
+
+
+__all__ = ["AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "run", "scale_config", "__version__"]

@@ -10,11 +10,12 @@ import sys
 import traceback
 from pathlib import Path
 
-from .adapter import ADAPTER_KINDS
+from alad_kit.adapter import ADAPTER_KINDS
+from alad_kit.core.config import ADAPTER_PRECISIONS, SCALES, TASKS, TRAINABLE_PARTS
 
 
 def _info(args) -> int:
-    from .info import collect_info, format_info
+    from alad_kit.analysis.info import collect_info, format_info
 
     info = collect_info(data_dir=args.data_dir, cache_dir=args.cache_dir)
     print(json.dumps(info, indent=2) if args.json else format_info(info))
@@ -42,8 +43,8 @@ def _run_defaults() -> dict:
 def _add_run_arguments(s: argparse.ArgumentParser) -> None:
     from accelerate.utils import LoggerType
 
-    from .config import RUN_CHOICES, RunConfig
-    from .config_args import add_dataclass_arguments
+    from alad_kit.core.config import RUN_CHOICES, RunConfig
+    from alad_kit.core.config_args import add_dataclass_arguments
 
     s.add_argument("--config", default=None, metavar="FILE",
                    help="JSON (or YAML) file of RunConfig fields, e.g. a metrics.json 'config'; flags override it")
@@ -56,8 +57,8 @@ def _add_run_arguments(s: argparse.ArgumentParser) -> None:
 
 def run_config_from_args(args):
     """The RunConfig of ``alad run``: defaults, then the --config file, then the flags given."""
-    from .config import RunConfig
-    from .config_args import load_config_file, merge_config
+    from alad_kit.core.config import RunConfig
+    from alad_kit.core.config_args import load_config_file, merge_config
 
     from_file = load_config_file(args.config, RunConfig) if args.config else {}
     values, missing = merge_config(RunConfig, args, from_file, _run_defaults())
@@ -67,24 +68,25 @@ def run_config_from_args(args):
 
 
 def _run(args) -> int:
-    from .run import run
+    from alad_kit.core.rundir import metrics_path
+    from alad_kit.pipeline.run import run
 
     cfg = run_config_from_args(args)
     metrics = run(cfg, resume=args.resume, log_with=args.log_with)
     print(json.dumps({"scores": metrics["scores"], "size_pct": round(metrics["size_pct"], 2),
-                      "out": str(Path(cfg.out) / "metrics.json")}, indent=2))
+                      "out": str(metrics_path(cfg.out))}, indent=2))
     return 0
 
 
 def _demo(args) -> int:
-    from .demo import run_demo
+    from .pipeline.demo import run_demo
 
     run_demo(out=args.out, scale=args.scale, data_dir=args.data_dir)
     return 0
 
 
 def _compress(args) -> int:
-    from .compress import compress
+    from alad_kit.compress import compress
 
     options = json.loads(args.options) if args.options else {}
     report = compress(args.method, args.model, args.out, **options)
@@ -93,7 +95,7 @@ def _compress(args) -> int:
 
 
 def _bench(args) -> int:
-    from .measure import run_bench
+    from alad_kit.analysis.bench import run_bench
 
     if args.training:
         return _bench_training(args)
@@ -105,9 +107,9 @@ def _bench(args) -> int:
 
 
 def _bench_training(args) -> int:
-    from .measure import _load_student, write_bench_json
-    from .train_bench import training_bench
-    from .zoo import load_encoder
+    from alad_kit.analysis.bench import _load_student, write_bench_json
+    from alad_kit.analysis.train_bench import training_bench
+    from alad_kit.models.zoo import load_encoder
 
     teacher_dim = load_encoder(args.teacher)[0].config.hidden_size
     result = training_bench(_load_student(args.students[0]), teacher_dim=teacher_dim, batch_size=args.batch_size,
@@ -120,16 +122,16 @@ def _bench_training(args) -> int:
 
 def _table(args) -> int:
     if args.sweep:
-        from .sweep_table import write_sweep_table
+        from alad_kit.analysis.sweep_table import write_sweep_table
 
         paths = write_sweep_table(args.runs_dir, args.sweep, args.out)
     elif args.compression:
-        from .compression_table import write_compression_table
+        from alad_kit.analysis.compression_table import write_compression_table
 
         paths = write_compression_table(args.runs_dir, args.out, task=args.task, window=args.window,
                                         bench=args.bench, reports=args.reports)
     else:
-        from .table import write_table
+        from alad_kit.analysis.table import write_table
 
         paths = write_table(args.runs_dir, args.out, bench=args.bench)
     print(Path(paths["md"]).read_text() if "md" in paths else "")
@@ -138,7 +140,7 @@ def _table(args) -> int:
 
 
 def _study(args) -> int:
-    from .study import run_study
+    from alad_kit.pipeline.study import run_study
 
     paths = run_study(task=args.task, teacher=args.teacher, student=args.student, out=args.out, seeds=args.seeds,
                       scale=args.scale, student_layers=args.student_layers, rows=args.rows, data_dir=args.data_dir,
@@ -149,7 +151,7 @@ def _study(args) -> int:
 
 
 def _report(args) -> int:
-    from .report import write_report
+    from alad_kit.analysis.report import write_report
 
     print(f"wrote {write_report(args.run_dir)}")
     return 0
@@ -182,7 +184,7 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
 
 
 def _predict(args) -> int:
-    from .pipeline import AladPipeline
+    from alad_kit.pipeline.predict import AladPipeline
 
     pipe = AladPipeline(args.model, device=args.device or "cpu")
     if pipe.config.task == "qa":
@@ -201,8 +203,9 @@ def _predict(args) -> int:
 
 
 def _evaluate(args) -> int:
-    from .evaluation import evaluate_model
-    from .run import write_json_atomic
+    from alad_kit.pipeline.evaluation import evaluate_model
+
+    from .core.io import write_json_atomic
 
     sample = args.sample if args.sample in (None, "run") else int(args.sample)
     result = evaluate_model(args.model, args.data, split=args.split, sample=sample, device=args.device or "cpu",
@@ -217,8 +220,8 @@ def _evaluate(args) -> int:
 
 
 def _export(args) -> int:
-    from .export import check_onnx, export_onnx
-    from .model import AladModel
+    from alad_kit.models.export import check_onnx, export_onnx
+    from alad_kit.models.model import AladModel
 
     model = AladModel.from_pretrained(args.model, adapter_precision="fp32")  # the graph is float32
     path = export_onnx(model, args.out)
@@ -247,7 +250,7 @@ def _deploy_parsers(sub) -> None:
     s.add_argument("--sample", default=None,
                    help="'run': the run's own test subsample (reproduces its scores); N: N examples, same shuffle")
     s.add_argument("--out", default=None, help="also write the scores to this JSON file")
-    s.add_argument("--adapter-precision", default=None, choices=["fp32", "int8", "bf16"],
+    s.add_argument("--adapter-precision", default=None, choices=list(ADAPTER_PRECISIONS),
                    help="run the adapter in this precision (default: the folder's; int8 students: int8)")
     s.add_argument("--device", default=None)
     s.set_defaults(fn=_evaluate)
@@ -260,7 +263,7 @@ def _deploy_parsers(sub) -> None:
 
 
 def build_parser() -> argparse.ArgumentParser:
-    from . import __version__
+    from alad_kit.core.io import __version__
 
     p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
     p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
@@ -283,7 +286,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
     s.add_argument("--out", default="runs/demo")
-    s.add_argument("--scale", default="cpu", choices=["smoke", "cpu", "full"])
+    s.add_argument("--scale", default="cpu", choices=list(SCALES))
     s.set_defaults(fn=_demo)
 
     s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
@@ -305,7 +308,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="bench.json")
     s.add_argument("--training", action="store_true",
                    help="training steps/s instead: fp32 vs bf16, cached vs live frozen student (first student)")
-    s.add_argument("--adapter-precision", default="fp32", choices=["fp32", "int8", "bf16", "follow"],
+    s.add_argument("--adapter-precision", default="fp32", choices=[*ADAPTER_PRECISIONS, "follow"],
                    help="precision the adapters are timed in; follow: int8 next to an int8 student (as deployed)")
     s.set_defaults(fn=_bench)
 
@@ -313,25 +316,25 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("runs_dir")
     s.add_argument("--out", default=None)
     s.add_argument("--bench", default=None, help="alad bench JSON that fills the Spd column")
-    s.add_argument("--sweep", default=None, choices=["head", "adapter", "student", "lora"],
+    s.add_argument("--sweep", default=None, choices=list(TRAINABLE_PARTS),
                    help="a learning-rate sweep of this part instead: one row per run (sweep_<part>.md)")
     s.add_argument("--compression", action="store_true",
                    help="one row per student: head-only vs frozen ALAd, size, speed, FLOPs (compression.md)")
-    s.add_argument("--task", default="ner", choices=["pos", "ner", "qa"], help="task of --compression")
+    s.add_argument("--task", default="ner", choices=list(TASKS), help="task of --compression")
     s.add_argument("--window", type=int, default=5, help="ALAd window of --compression")
     s.add_argument("--reports", default=None,
                    help="JSON {student dir name: compression_report} for students whose directories are gone")
     s.set_defaults(fn=_table)
 
     s = sub.add_parser("study", parents=[common], help="the claims study: every row x seed, claims.md/json, table")
-    s.add_argument("--task", required=True, choices=["pos", "ner", "qa"])
+    s.add_argument("--task", required=True, choices=list(TASKS))
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--student", default="minilm-l6")
     s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
     s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=["smoke", "cpu", "full"])
+    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=list(SCALES))
     s.add_argument("--out", required=True, help="study directory: <row>/seed<k>/ runs, claims, table")
-    s.add_argument("--rows", nargs="+", default=None, help="only these rows (default: all; see alad_kit.study.ROWS)")
+    s.add_argument("--rows", nargs="+", default=None, help="only these rows (default: all; see alad_kit.pipeline.study.ROWS)")
     s.add_argument("--bench", default=None, help="alad bench JSON: Spd column and the speed part of C9")
     s.add_argument("--device", default=None)
     s.set_defaults(fn=_study)

@@ -11,14 +11,14 @@ from pathlib import Path
 import torch
 from transformers import BertConfig, BertModel
 
-from alad_kit.wheels import PinnedWheel
+from alad_kit.models.wheels import PinnedWheel
 
 MINILM_TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 SENTENCE = "Alignment adapters map small encoders onto large ones."
 
 
 def minilm_dir() -> Path:
-    from alad_kit.offline import offline_model_dir
+    from alad_kit.models.offline import offline_model_dir
 
     return offline_model_dir("minilm-l6")
 

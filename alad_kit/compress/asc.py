@@ -5,7 +5,7 @@ of the (L+1) x (L+1) similarity matrix is the mean, over all real (non-padding) 
 between the token's vector after layer i and after layer j (row/column 0 = the embedding output). Walking
 up the stack, a layer whose output is still at least ``threshold``-similar to the output of the last layer
 we kept adds little for this application and is dropped; otherwise it is kept and becomes the new
-reference. The pruned encoder is the original with only the kept layers (``alad_kit.zoo.keep_layers``).
+reference. The pruned encoder is the original with only the kept layers (``alad_kit.models.zoo.keep_layers``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,10 @@ import numpy as np
 import torch
 from torch import nn
 
-from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir, versions
+from alad_kit.core.io import versions
+from alad_kit.models.cost import count_params
+
+from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir
 
 
 def layer_similarity(
@@ -109,13 +112,9 @@ def threshold_for_n_layers(sim, n_layers: int) -> float:
 
 
 def _keep_layers(model: nn.Module, layers: list[int]) -> nn.Module:
-    from alad_kit.zoo import keep_layers  # imported late: the zoo imports heavier optional pieces
+    from alad_kit.models.zoo import keep_layers  # imported late: the zoo imports heavier optional pieces
 
     return keep_layers(model, layers)
-
-
-def _count(model: nn.Module) -> int:
-    return sum(p.numel() for p in model.parameters())
 
 
 def asc_prune(
@@ -146,7 +145,7 @@ def asc_prune(
     kept = select_layers_asc(sim, threshold)
     pruned = _keep_layers(model, kept)
     n_layers = sim.shape[0] - 1
-    params_before, params_after = _count(model), _count(pruned)
+    params_before, params_after = count_params(model), count_params(pruned)
     report = {
         "method": "asc",
         "threshold": float(threshold),

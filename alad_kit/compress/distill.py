@@ -10,7 +10,7 @@ Two generic loops, both training the student in place:
   Any module returning logits works; task heads and the trainer live elsewhere.
 
 :func:`make_student` builds the smaller model: fewer layers initialised from the teacher's own layers
-(``alad_kit.zoo.keep_layers``), or a narrower fresh model of the same architecture.
+(``alad_kit.models.zoo.keep_layers``), or a narrower fresh model of the same architecture.
 """
 
 from __future__ import annotations
@@ -27,8 +27,10 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from ..measure import count_params, eager_attention
-from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir, versions
+from alad_kit.core.io import versions
+from alad_kit.models.cost import count_params, eager_attention
+
+from ._io import batched_inputs, check_texts, model_device, save_hf, save_model_dir
 
 
 @dataclass(frozen=True)
@@ -88,7 +90,7 @@ def make_student(
     if not layers:
         raise ValueError("make_student: the student needs at least one layer")
     if hidden_size is None or hidden_size == teacher.config.hidden_size:
-        from alad_kit.zoo import keep_layers
+        from alad_kit.models.zoo import keep_layers
 
         return keep_layers(teacher, layers)
     if hidden_size <= 0:

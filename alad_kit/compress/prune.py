@@ -17,7 +17,9 @@ import torch
 from torch import nn
 from torch.nn.utils import prune
 
-from ._io import check_quantizable, save_hf, save_model_dir, versions
+from alad_kit.core.io import versions
+
+from ._io import check_quantizable, save_hf, save_model_dir
 
 
 def linear_sparsity(model: nn.Module) -> dict:

@@ -16,7 +16,7 @@ The input of the Linear after a GELU (the FFN output projection) gets an observe
 GELU's lower bound, -0.17: GELU never goes below it, so no int8 code is spent under it and none of the
 negative values the calibration text did not happen to reach is clipped.
 
-torch.ao modules do not survive ``save_pretrained``; :mod:`alad_kit.compress.quant_io` saves and loads them.
+torch.ao modules do not survive ``save_pretrained``; :mod:`alad_kit.models.quant_io` saves and loads them.
 """
 
 from __future__ import annotations
@@ -33,9 +33,11 @@ from torch import nn
 from torch.ao.quantization import QConfig, QuantWrapper, convert, get_default_qconfig, prepare
 from torch.ao.quantization.observer import HistogramObserver
 
-from ..measure import disk_size_mb, time_forward
-from ._io import batched_inputs, check_quantizable, check_texts, save_model_dir, versions
-from .quant_io import dynamic_quantize, quantized_engine, save_quantized
+from alad_kit.core.io import versions
+from alad_kit.models.cost import disk_size_mb, time_forward
+from alad_kit.models.quant_io import dynamic_quantize, quantized_engine, save_quantized
+
+from ._io import batched_inputs, check_quantizable, check_texts, save_model_dir
 
 GELU_MIN = -0.17  # min over x of x * Phi(x) is -0.16997 (at x = -0.7518); rounded outwards
 _GELU_LAYER = re.compile(r"(^|\.)output\.dense$")  # BERT/MPNet FFN output projection (reads GELU(intermediate))

@@ -1,0 +1,152 @@
+"""Raw text in, tags / entities / answers out: ``AladPipeline(MODEL)("some text")``.
+
+* POS / NER: the text is cut into words (runs of letters/digits, every other non-blank character alone, as
+  UD and CoNLL tokenize), the words are tokenized as in training and the first sub-word of each word is
+  tagged. Returns ``{"text", "words", "tags"}``, plus ``"entities"`` for NER: BIO spans decoded by seqeval
+  (the library the scores use) with character offsets into the text.
+* QA: ``pipe(question=..., context=...)`` -> ``{"answer", "start", "end", "score", "no_answer"}``, the same
+  windows, span search and no-answer rule as the evaluation (``alad_kit.tasks.qa_postprocess``); ``score`` is the
+  probability that the best span beats "no answer" (1 - the evaluation's na_prob).
+"""
+
+from __future__ import annotations
+
+import math
+import re
+import warnings
+from pathlib import Path
+
+import numpy as np
+
+from alad_kit.core.precision import autocast
+from alad_kit.models.model import AladModel
+from alad_kit.tasks.specs import TASK_SPECS, predict_logits
+
+WORD = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
+
+
+def split_words(text: str) -> list[tuple[str, int, int]]:
+    """``(word, start, end)`` character spans of the words of ``text``."""
+    return [(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]
+
+
+class AladPipeline:
+    """A deployed ALAd model (folder, hub id or loaded :class:`AladModel`) as a callable on raw text."""
+
+    def __init__(self, model: str | Path | AladModel, device: str = "cpu", batch_size: int | None = None,
+                 max_length: int | None = None, **hub_kwargs):
+        if not isinstance(model, AladModel):
+            model = AladModel.from_pretrained(str(model), device=device, **hub_kwargs)
+        if model.deploy_config is None or model.tokenizer is None:
+            raise ValueError("AladPipeline needs a deployed model (AladModel.from_pretrained or deploy.attach)")
+        self.model, self.config, self.tokenizer, self.device = model.eval(), model.deploy_config, model.tokenizer, device
+        self.batch_size = batch_size or self.config.eval_batch_size
+        # Prediction reads whole sentences: the encoder's position limit, not the (short) training cut.
+        limit = getattr(model.encoder.config, "max_position_embeddings", 512)
+        self.max_length = max_length or (self.config.max_length if self.config.task == "qa" else min(512, limit))
+
+    def __call__(self, texts: str | list[str] | None = None, *, question=None, context=None):
+        if self.config.task == "qa":
+            if question is None or context is None:
+                raise ValueError("this is a QA model: call it with question=... and context=...")
+            single = isinstance(question, str)
+            answers = self.answer([question] if single else list(question), [context] if single else list(context))
+            return answers[0] if single else answers
+        if texts is None:
+            raise ValueError(f"this is a {self.config.task} model: call it with a text or a list of texts")
+        single = isinstance(texts, str)
+        tagged = self.tag([texts] if single else list(texts))
+        return tagged[0] if single else tagged
+
+    # ----------------------------------------------------------------------------------------------
+    def _logits(self, features) -> list[np.ndarray]:
+        pad = self.tokenizer.pad_token_id or 0
+        with autocast(self.config.precision, self.device):
+            return predict_logits(self.model, features, self.batch_size, pad, self.device)
+
+    def tag(self, texts: list[str]) -> list[dict]:
+        """Tags (and NER entities) of every text."""
+        task, labels = TASK_SPECS[self.config.task], list(self.config.labels)
+        spans = [split_words(t) for t in texts]
+        words = [[w for w, _, _ in s] or [""] for s in spans]  # an empty text still gets one (empty) word
+        rows = {"tokens": words, task.label_field: [[labels[0]] * len(w) for w in words]}
+        with warnings.catch_warnings():  # the training warning about truncation; counted below for texts
+            warnings.simplefilter("ignore")
+            features = task.features(rows, self.tokenizer, labels, max_length=self.max_length)
+        cut = sum(1 for f, s in zip(features, spans) if len({w for w in f["word_index"] if w >= 0}) < len(s))
+        if cut:
+            warnings.warn(f"{cut} text(s) longer than {self.max_length} tokens: their last words are tagged "
+                          f"{task.fallback_label!r}", stacklevel=2)
+        out = []
+        for text, span, feature, logits in zip(texts, spans, features, self._logits(features)):
+            tags = [task.fallback_label] * len(span)
+            for t, w in enumerate(feature["word_index"]):
+                if 0 <= w < len(span):
+                    tags[w] = labels[int(logits[t].argmax())]
+            row = {"text": text, "words": [w for w, _, _ in span], "tags": tags}
+            if self.config.task == "ner":
+                row["entities"] = entities(text, span, tags)
+            out.append(row)
+        return out
+
+    def answer(self, questions: list[str], contexts: list[str]) -> list[dict]:
+        """The best answer span (or no answer) of every question about its context."""
+        if len(questions) != len(contexts):
+            raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
+        task = TASK_SPECS["qa"]
+        rows = {"id": [str(i) for i in range(len(questions))], "question": questions, "context": contexts}
+        features = task.features(rows, self.tokenizer, max_length=self.max_length,
+                                 doc_stride=self.config.doc_stride or self.max_length // 4)
+        logits = self._logits(features)
+        by_example: dict[str, list[int]] = {}
+        for i, f in enumerate(features):
+            by_example.setdefault(f["example_id"], []).append(i)
+        return [best_span(context, [features[i] for i in by_example[str(q)]], [logits[i] for i in by_example[str(q)]],
+                          task.n_best, task.max_answer_length) for q, context in enumerate(contexts)]
+
+
+def entities(text: str, span: list[tuple[str, int, int]], tags: list[str]) -> list[dict]:
+    """BIO tags -> ``[{"type", "start", "end", "text"}]`` with character offsets (seqeval's decoding)."""
+    from seqeval.metrics.sequence_labeling import get_entities
+
+    found = []
+    for kind, first, last in get_entities(list(tags)):
+        start, end = span[first][1], span[last][2]
+        found.append({"type": kind, "start": start, "end": end, "text": text[start:end]})
+    return found
+
+
+def best_span(context: str, features: list[dict], logits: list[np.ndarray], n_best: int, max_len: int) -> dict:
+    """The span rule of ``postprocess_qa_predictions``, keeping the character offsets of the answer."""
+    null_score, best = math.inf, (-math.inf, 0, 0)
+    for feature, lg in zip(features, logits):
+        offsets = feature["offset_mapping"]
+        starts, ends = lg[: len(offsets), 0].astype(np.float64), lg[: len(offsets), 1].astype(np.float64)
+        null_score = min(null_score, float(starts[0] + ends[0]))
+        ctx = np.array([o is not None for o in offsets])
+        if not ctx.any():
+            continue
+        top_s = [int(i) for i in np.argsort(np.where(ctx, starts, -np.inf))[::-1][:n_best] if ctx[i]]
+        top_e = [int(i) for i in np.argsort(np.where(ctx, ends, -np.inf))[::-1][:n_best] if ctx[i]]
+        for s in top_s:
+            for e in top_e:
+                if s <= e < s + max_len and starts[s] + ends[e] > best[0]:
+                    best = (float(starts[s] + ends[e]), offsets[s][0], offsets[e][1])
+    score, start, end = best
+    if score == -math.inf or null_score > score:
+        p_answer = 0.0 if score == -math.inf else 1 / (1 + math.exp(min(700.0, null_score - score)))
+        return {"answer": "", "start": None, "end": None, "score": p_answer, "no_answer": True}
+    return {"answer": context[start:end], "start": start, "end": end,
+            "score": 1 / (1 + math.exp(min(700.0, null_score - score))), "no_answer": False}
+
+
+def compare_tags(models: dict[str, str | Path | AladModel], text: str):
+    """One table: the words of ``text`` and the tags every model gives them (e.g. student alone vs + ALAd)."""
+    import pandas as pd
+
+    columns = {}
+    for name, model in models.items():
+        result = AladPipeline(model)(text)
+        columns.setdefault("word", result["words"])
+        columns[name] = result["tags"]
+    return pd.DataFrame(columns)

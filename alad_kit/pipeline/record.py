@@ -1,0 +1,82 @@
+"""What a finished run records: the ``metrics.json`` dictionary and the files of its run directory.
+
+``Experiment.run`` (in :mod:`.run`) trains; this module only turns what it holds into the run's records, so
+the list of metrics keys and the order the files are written in (metrics.json last: a run directory with it
+is a finished run, see :mod:`alad_kit.core.rundir`) have one place.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+from dataclasses import asdict
+from pathlib import Path
+
+from alad_kit.core import rundir
+from alad_kit.core.io import versions
+from alad_kit.training.trainer import PhaseResult
+
+
+def phase_record(result: PhaseResult, student_passes: float) -> dict:
+    """What metrics.json records of a phase that ran: its cost, precision, learning rates, student passes."""
+    return {"steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 2),
+            "precision": result.precision, "lr": dict(result.lr), "student_passes": round(float(student_passes), 3),
+            "stopped_by": result.stopped_by}
+
+
+def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
+    """``metrics.json`` of the finished :class:`~alad_kit.pipeline.run.Experiment` ``exp``."""
+    cfg = exp.cfg
+    metrics = {
+        "task": cfg.task, "teacher": cfg.teacher, "student": cfg.teacher if cfg.is_teacher_run else cfg.student,
+        "student_layers": list(cfg.student_layers) if cfg.student_layers else None, "mode": cfg.mode,
+        "window": cfg.window if adapter is not None else None, "seed": cfg.seed, "scale": cfg.scale,
+        "scale_config": asdict(exp.scale),
+        "is_teacher": cfg.is_teacher_run, "scores": scores,
+        "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
+        "size_pct": size["size_pct"], "alignment": exp.alignment,
+        "adapter_flops_per_token": adapter.flops_per_token() if adapter is not None else None,
+        "selection": {"metric": exp.task.selection_metric, "best_epoch": exp.phase3_result.best_epoch,
+                      "validation": exp.phase3_result.eval_history},
+        # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
+        "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
+                     "random_adapter": cfg.random_adapter,
+                     "lr_override": ({"all": cfg.lr} if cfg.lr else {}) | {k: v for k, v in cfg.part_lr.items() if v}
+                     if cfg.lr_overridden else None,
+                     "adapter_kind": None if cfg.adapter_kind == "dense" else cfg.adapter_kind},
+        "phase3_lr": exp.phase3_result.lr, "precision": exp.precision, "phases": exp.phases,
+        "truncation": None if exp.truncation is None else {
+            "test_words_cut_pct": exp.truncation["test"]["words_cut_pct"], "by_split": exp.truncation},
+        "data": {name: len(split) for name, split in exp.splits.items()},
+        "cache": exp.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
+        "timings": exp.timings, "versions": versions(), "device": exp.device,
+        "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "extra": cfg.extra,
+    }
+    return metrics
+
+
+def write_run_outputs(exp, metrics: dict, adapter) -> None:
+    """history.json, the tuned teacher (teacher runs), probes, OUT/model/ and, last, metrics.json."""
+    from alad_kit.models.deploy import save_run_model
+
+    rundir.write_history(exp.out, exp.history)
+    if exp.cfg.is_teacher_run:  # the task-fine-tuned M_L, usable as a phase 1-2 teacher (--teacher-finetuned)
+        _save_encoder(exp.model.encoder, exp.student_tok, rundir.teacher_dir(exp.out))
+    if adapter is not None:  # per-token MSE/cosine on the held-out probe text after every stage (explorer)
+        import pandas as pd
+
+        from alad_kit.analysis.probes import save_run_frame
+
+        save_run_frame(pd.concat(exp.probe_frames, ignore_index=True), exp.out, rundir.PROBES_STEM)
+    # OUT/model/: the deployable model (alad predict / evaluate / export)
+    save_run_model(rundir.model_dir(exp.out), exp.model, exp.labels, exp.student_tok, exp.cfg, metrics)
+    rundir.write_metrics(exp.out, metrics)
+
+
+def _save_encoder(encoder, tokenizer, directory: Path) -> None:
+    tmp = directory.with_name(directory.name + ".tmp")
+    shutil.rmtree(tmp, ignore_errors=True)
+    encoder.save_pretrained(tmp)
+    tokenizer.save_pretrained(tmp)
+    shutil.rmtree(directory, ignore_errors=True)
+    os.replace(tmp, directory)

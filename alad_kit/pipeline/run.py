@@ -1,0 +1,401 @@
+"""One ALAd experiment: phases 1-3 for a (task, teacher, student, mode, window, seed, scale).
+
+    phase 1  adapter <- MSE to M_L on plain corpus text         (cached per teacher/student/window/seed)
+    phase 2  adapter <- MSE to M_L on the task's *train* text   (cached per task as well)
+    phase 3  head [+ adapter] [+ M_C | LoRA] <- task loss        (best validation epoch kept, test reported)
+
+Everything a run writes lands in ``cfg.out``: ``metrics.json`` (atomically, last), ``history.json`` (loss
+curves), ``probes.csv`` (per-token alignment error on held-out text, for the notebooks' explorer) and
+``checkpoints/`` for ``--resume``. Phase-1/2 adapters and frozen-encoder embeddings live in a shared cache
+(``cfg.cache_dir``) so that the other modes, windows and seeds reuse them.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shutil
+import time
+from contextlib import contextmanager, nullcontext
+from dataclasses import asdict
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
+from alad_kit.core import rundir
+from alad_kit.core.checkpoint import digest as _digest
+from alad_kit.core.config import (
+    FROZEN_STUDENT_MODES,
+    MODES,
+    RunConfig,
+    alignment_phases,
+    phase3_config,
+    scale_config,
+)
+from alad_kit.core.device import resolve_device
+from alad_kit.core.integrity import file_digests, verified_record
+from alad_kit.core.io import write_json_atomic
+from alad_kit.core.locks import owned
+from alad_kit.core.precision import resolve_precision
+from alad_kit.core.preflight import check_writable
+from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
+from alad_kit.models.model import AladModel, add_lora
+from alad_kit.pipeline.record import phase_record, run_metrics, write_run_outputs
+from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
+from alad_kit.training.cache import EmbeddingCache, model_fingerprint
+from alad_kit.training.phases import (
+    OBJECTIVES,
+    AlignmentData,
+    build_alignment_data,
+    chunk_texts,
+    token_probe_frame,
+)
+from alad_kit.training.tracking import RunTracker
+from alad_kit.training.trainer import PhaseResult, load_finished, phase_digest, train_phase
+
+log = logging.getLogger(__name__)
+
+
+# --------------------------------------------------------------------------------------------------
+ADAPTER_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # what a cached adapter's result.json records digests of
+
+
+# --------------------------------------------------------------------------------------------------
+class Experiment:
+    """Holds the models and data of one run; ``run()`` is the whole pipeline."""
+
+    def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
+        self.cfg, self.resume, self.callbacks = cfg, resume, tuple(callbacks)
+        self.scale = scale_config(cfg.scale)
+        self.device = resolve_device(cfg.device)  # one line for a missing GPU, before any model loads
+        self.out = Path(cfg.out)
+        self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
+        self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
+        self.task = get_task(cfg.task)
+        self.corpus_fallback = corpus_fallback
+        self.timings: dict[str, float] = {}
+        self.history: dict[str, list] = {}
+        self.alignment: dict[str, dict] = {}
+        self._task_data = task_data
+        self.probe_frames: list = []
+        self.precision = resolve_precision(cfg.precision, self.scale.precision, self.device)
+        self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
+        self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
+        self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
+        self.phase_bar = None  # the outer progress bar over the phases, while run() runs
+        from accelerate import PartialState  # under torchrun / accelerate launch: one writer, all wait
+
+        self.dist = PartialState(cpu=self.device == "cpu")
+
+    # ---------------------------------------------------------------------------------------------
+    def load_models(self):
+        from alad_kit.models.zoo import keep_layers, load_encoder
+
+        cfg, t0 = self.cfg, time.perf_counter()
+        self.teacher, self.teacher_tok = load_encoder(cfg.teacher_finetuned or cfg.teacher, device=self.device)
+        if cfg.is_teacher_run:
+            self.student, self.student_tok = load_encoder(cfg.teacher, device=self.device)
+        else:
+            self.student, self.student_tok = load_encoder(cfg.student, device=self.device)
+        if cfg.student_layers and not cfg.is_teacher_run:
+            self.student = keep_layers(self.student, list(cfg.student_layers)).to(self.device)
+        self.teacher.requires_grad_(False)
+        self.timings["load_models"] = time.perf_counter() - t0
+
+    def load_data(self):
+        t0 = time.perf_counter()
+        if self._task_data is not None:
+            self.splits, self.labels = self._task_data
+        else:
+            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale,
+                                                      strict=self.cfg.strict_data)
+        for name, split in self.splits.items():
+            if len(split) == 0:
+                raise ValueError(f"task {self.cfg.task}: the {name} split is empty")
+        self.timings["load_data"] = time.perf_counter() - t0
+
+    # ---------------------------------------------------------------------------------------------
+    def alignment_data(self, texts, desc: str) -> AlignmentData:
+        s = self.scale
+        return build_alignment_data(
+            texts, self.student, self.student_tok, self.teacher, self.teacher_tok,
+            self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
+            self.precision,
+        )
+
+    def adapter_key(self, phase_name: str, parent: str | None, texts_digest: str | None = None) -> str:
+        """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
+        task (phase 2 only), parent adapter and training texts give the same key, so finished phases are re-used."""
+        cfg = self.cfg
+        epochs = {p.name: p.epochs for p in alignment_phases(self.scale, self.precision)}[phase_name]
+        return _digest({
+            "phase": phase_name, "epochs": epochs, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
+            "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
+            "task": cfg.task if phase_name == "phase2" else None, "parent": parent, "texts": texts_digest,
+            # bf16 trains a (slightly) different adapter
+            **({"precision": self.precision} if self.precision != "fp32" else {}),
+            # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
+            # key stays as it was so existing cached adapters remain valid
+            **({} if cfg.use_cache else {"teacher_cache": False}),
+            **({} if cfg.adapter_kind == "dense" else {"kind": cfg.adapter_kind}),  # dense keys stay as they were
+        })
+
+    def phase_texts(self, phase_name: str) -> list:
+        """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
+        if phase_name == "phase1":  # long lines cut into pieces, so that max_length truncates none of them
+            return chunk_texts(load_corpus_texts(self.cfg.corpus_dir or self.cfg.data_dir, self.scale.corpus_texts,
+                                                 self.corpus_fallback), self.scale.corpus_chunk_words)
+        return self.task.texts(self.splits["train"])
+
+    def adapter_dir(self, phase_name: str, key: str) -> Path:
+        """Where the adapter cache keeps the adapter a phase produced under ``key``."""
+        return self.cache_root / "adapters" / f"{phase_name}-{key}"
+
+    def alignment_steps(self):
+        """``(phase, texts, key, adapter directory)`` of each alignment phase the run goes through, in order.
+
+        The one definition of the adapter chain: phase 2's parent is phase 1's key ("none" when phase 1 is
+        skipped), and each key names the exact texts (other task text or the fallback corpus is another key).
+        Texts are read lazily, so phase 2's are only loaded once phase 1 is done.
+        """
+        cfg = self.cfg
+        if not cfg.uses_adapter or cfg.random_adapter:
+            return
+        parent = None
+        for phase, skipped in zip(alignment_phases(self.scale, self.precision), (cfg.skip_phase1, cfg.skip_phase2)):
+            if skipped:
+                continue
+            texts = self.phase_texts(phase.name)
+            key = self.adapter_key(phase.name, None if phase.name == "phase1" else (parent or "none"), _digest(texts))
+            yield phase, texts, key, self.adapter_dir(phase.name, key)
+            parent = key
+
+    def initial_adapter(self) -> AlignmentAdapter:
+        """The adapter before phase 1: drawn from the run's seed, so every reader of the run gets the same."""
+        cfg = self.cfg
+        torch.manual_seed(cfg.seed)
+        student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
+        return AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
+                                kind=cfg.adapter_kind)
+
+    def phase3_model(self, encoder, adapter: AlignmentAdapter | None) -> AladModel:
+        """M_C [+ LoRA] [+ adapter] + a fresh task head (seeded), as phase 3 trains it."""
+        cfg = self.cfg
+        if "lora" in MODES[cfg.mode].trainable:
+            encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
+        dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
+        torch.manual_seed(cfg.seed + 1)
+        return AladModel(encoder, adapter, self.task.make_head(dim, self.labels))
+
+    def align_phase(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> None:
+        """Train (or load from the adapter cache at ``final``) one alignment phase."""
+        # one process owns the .partial folder; an identical run waits here, then loads the finished adapter
+        with owned(final) if self.dist.is_main_process else nullcontext():
+            model = self._train_or_load(phase, texts, final, adapter)
+        self._phase_done(phase.name)
+        self.measure_alignment(f"after_{phase.name}", model)
+
+    def _train_or_load(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> AladModel:
+        model = AladModel(self.student, adapter).to(self.device)
+        # --no-cache is how phase timings without any cache are measured: it never reads a finished adapter
+        saved = verified_record(final, "result.json", ADAPTER_FILES, "cached adapter",
+                                remove=self.dist.is_main_process) if self.cfg.use_cache else None
+        if saved is not None:
+            adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
+            self.history[phase.name] = saved["history"]
+            self.timings[phase.name] = 0.0
+            self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
+            self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True}
+        else:
+            partial = final.with_name(final.name + ".partial")
+            if partial.exists() and not self.resume and self.dist.is_main_process:
+                shutil.rmtree(partial)
+            self.dist.wait_for_everyone()
+            misses = self.embeddings.stats.misses
+            data = self.alignment_data(texts, phase.name)
+            t0 = time.perf_counter()
+            result = train_phase(
+                phase, model, len(data), data.make_batch, OBJECTIVES[phase.objective](self.task),
+                batch_size=self.scale.batch_size, seed=self.cfg.seed, checkpoint_dir=partial, resume=self.resume,
+                callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=final.name,
+            )
+            self.timings[phase.name] = time.perf_counter() - t0
+            self.history[phase.name] = result.history
+            # student and teacher each cost one pass when their cache entry was filled now, none when it was warm
+            passes = min(self.embeddings.stats.misses - misses, 1) if self.cfg.use_cache else result.examples / len(data)
+            self.phases[phase.name] = phase_record(result, passes)
+            if self.dist.is_main_process:
+                adapter.save_pretrained(partial)
+                write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
+                                                              "steps": result.steps, "tokens": result.tokens,
+                                                              "phase": self.phases[phase.name],
+                                                              "digests": file_digests(partial, ADAPTER_FILES)})
+                for ckpt in [*partial.glob("*.ckpt.*"), *partial.glob("*.done.*")]:
+                    ckpt.unlink()
+                if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
+                    shutil.rmtree(final)
+                os.replace(partial, final)
+            self.dist.wait_for_everyone()
+        return model
+
+    def planned_phases(self) -> list[str]:
+        """The phases this run goes through (a cached one counts: it is loaded instead of trained)."""
+        cfg = self.cfg
+        aligned = cfg.uses_adapter and not cfg.random_adapter
+        skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
+        return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
+
+    @contextmanager
+    def phase_progress(self):
+        """The outer progress bar over the phases (closed on errors too, so an error starts a line of its own)."""
+        self.phase_bar = tqdm(total=len(self.planned_phases()), desc=f"{self.cfg.task} {self.cfg.mode}",
+                              unit="phase", leave=True, disable=not self.dist.is_main_process)
+        try:
+            yield self.phase_bar
+        finally:
+            self.phase_bar.close()
+            self.phase_bar = None
+
+    def _phase_done(self, name: str) -> None:
+        record = self.phases.get(name, {})
+        how = "reused from the cache" if record.get("reused") else f"{record.get('steps')} steps, {record.get('seconds')} s"
+        log.info("%s done: %s (%s)", name, how, self.out)
+        if self.phase_bar is not None:
+            self.phase_bar.set_postfix_str(f"{name} done")
+            self.phase_bar.update(1)
+
+    def measure_alignment(self, stage: str, model: AladModel, live_student: bool = False) -> None:
+        """Held-out alignment after ``stage``: the mean MSE/cosine and the per-token rows behind them."""
+        # One pass over the probe text: the summary is the mean of the per-token rows.
+        probe = self.probe
+        if live_student:
+            probe = probe.with_student(model.encoder)  # the fine-tuned M_C: the cache holds the original's states
+        frame = token_probe_frame(model, probe, self.student_tok, stage, self.scale.eval_batch_size, self.device,
+                                  self.precision)
+        self.probe_frames.append(frame)
+        self.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
+                                 "tokens": len(frame)}
+
+    def make_adapter(self) -> AlignmentAdapter | None:
+        cfg = self.cfg
+        if not cfg.uses_adapter:
+            return None
+        adapter = self.initial_adapter()
+        probe_texts = self.task.texts(subsample(self.splits["validation"], self.scale.probe_texts))
+        probe = self.alignment_data(probe_texts, "probe")
+        self.probe = probe
+        self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
+        for phase, texts, _key, final in self.alignment_steps():
+            self.align_phase(phase, texts, final, adapter)
+        return adapter
+
+    # ---------------------------------------------------------------------------------------------
+    def phase3(self, adapter: AlignmentAdapter | None):
+        cfg, scale, task = self.cfg, self.scale, self.task
+        model = self.phase3_model(self.student, adapter).to(self.device)
+        self.model = model
+        batchers = self.phase3_batchers()
+        phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision)
+
+        def evaluate(m, split="validation"):
+            return task.evaluate(m, self.splits[split], batchers[split], scale.eval_batch_size, self.device,
+                                 self.labels, batchers[split].pad_token_id, self.precision)
+
+        ckpt_dir, train = rundir.checkpoints_dir(self.out), batchers["train"]
+        run_digest = _digest({k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "device")})
+        t0 = time.perf_counter()
+        result = None
+        if self.resume:  # a finished phase 3 of another configuration is refused, never reported as this one
+            expected = phase_digest(phase, len(train), scale.batch_size, cfg.seed, run_digest, self.dist.num_processes)
+            result = load_finished(phase.name, ckpt_dir, model, expected)
+        if result is None:
+            result = train_phase(
+                phase, model, len(train), train, OBJECTIVES[phase.objective](task), batch_size=scale.batch_size,
+                seed=cfg.seed, checkpoint_dir=ckpt_dir, resume=self.resume, callbacks=self.callbacks,
+                device=self.device, evaluate=lambda m: evaluate(m)[task.selection_metric], lengths=train.lengths(),
+                config_digest=run_digest,
+            )
+        self.timings["phase3"] = time.perf_counter() - t0
+        self.history["phase3"] = result.history
+        self.phase3_result: PhaseResult = result
+        self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train))
+        if train.hidden is not None:
+            self.phases["phase3"]["student_passes"] = self.phase3_student_fills
+        self._phase_done("phase3")
+        t0 = time.perf_counter()
+        scores = evaluate(model, "test")
+        self.timings["evaluate_test"] = time.perf_counter() - t0
+        return scores
+
+    def phase3_batchers(self) -> dict[str, Batcher]:
+        """Phase-3 features of every split; for a frozen M_C (modes head, frozen) with its hidden states read
+        from the embedding cache: one student pass fills it, none once it is warm."""
+        cfg, scale, task = self.cfg, self.scale, self.task
+        kw = dict(max_length=scale.max_length if cfg.task != "qa" else scale.qa_max_length, doc_stride=scale.qa_doc_stride)
+        pad = self.student_tok.pad_token_id or 0
+        feats = {name: task.features(self.splits[name], self.student_tok, self.labels, **kw) for name in self.splits}
+        if cfg.task != "qa":
+            self.truncation = {name: truncation_stats(f) for name, f in feats.items()}
+        cached = cfg.use_cache and cfg.mode in FROZEN_STUDENT_MODES and not cfg.is_teacher_run
+        batchers, misses = {}, self.embeddings.stats.misses
+        for name, f in feats.items():
+            hidden = None
+            # the test split runs M_C live, once, as the deployed model does (alad evaluate gives the same scores)
+            if cached and name != "test":
+                segments = [x["token_type_ids"] for x in f] if "token_type_ids" in f[0] and cfg.task == "qa" else None
+                hidden = self.embeddings.get(
+                    self.student, [x["input_ids"] for x in f], pad, scale.eval_batch_size, self.device,
+                    f"student {name}", self.precision, token_type_ids=segments,
+                    dtype="float32" if self.precision == "fp32" else "float16",  # fp32: cached == live batches
+                )
+                if name == "train":
+                    self.phase3_student_fills = self.embeddings.stats.misses - misses
+            batchers[name] = Batcher(f, pad, hidden)
+        return batchers
+
+    def size(self) -> dict:
+        head_on_teacher = self.task.make_head(self.teacher.config.hidden_size, self.labels)
+        reference = sum(p.numel() for p in self.teacher.parameters()) + sum(p.numel() for p in head_on_teacher.parameters())
+        deployed = self.model.deployed_parameters()
+        return {"deployed": deployed, "teacher_reference": reference, "size_pct": 100.0 * deployed / reference}
+
+    # ---------------------------------------------------------------------------------------------
+    def run(self) -> dict:
+        cfg, start = self.cfg, time.perf_counter()
+        from transformers import set_seed
+
+        set_seed(cfg.seed)
+        if self.scale.name == "smoke" and self.dist.is_main_process:
+            log.warning("scale smoke: a few dozen examples, so the scores only test the pipeline, not the method")
+        check_writable(self.out)  # a read-only --out must fail now, not after phases 1-2
+        check_writable(self.cache_root, "cache folder")
+        self.load_data()
+        self.load_models()
+        with self.phase_progress():
+            adapter = self.make_adapter()
+            scores = self.phase3(adapter)
+        if adapter is not None:
+            self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
+        size = self.size()
+        self.timings["total"] = time.perf_counter() - start
+        metrics = run_metrics(self, adapter, scores, size)
+        if not self.dist.is_main_process:
+            return metrics
+        write_run_outputs(self, metrics, adapter)
+        return metrics
+
+
+def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:
+    """Run one experiment and return its metrics (also written to ``cfg.out/metrics.json``).
+
+    ``log_with`` (an accelerate tracker, e.g. "tensorboard") writes loss and lr per step and the validation
+    score per epoch under ``cfg.out/logs/`` (see :class:`alad_kit.training.tracking.RunTracker`).
+    """
+    tracker = RunTracker(log_with, cfg.out, asdict(cfg)) if log_with else None
+    try:
+        return Experiment(cfg, resume=resume, callbacks=(*callbacks, *([tracker] if tracker else [])), **kwargs).run()
+    finally:
+        if tracker is not None:
+            tracker.close()

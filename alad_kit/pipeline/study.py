@@ -1,0 +1,230 @@
+"""``alad study``: the grid of rows that tests the paper's claims, every row with several seeds.
+
+    DIR/<row>/seed<k>/        one run (alad_kit.pipeline.run) per row and seed
+    DIR/.alad_cache/          one embedding / adapter cache for the whole study (phases 1-2 are shared
+                              by every frozen, joint and LoRA + ALAd row of the same window and seed)
+    DIR/claims.json, .md      the verdicts of alad_kit.analysis.claims
+    DIR/study.md, .csv, .html the grid in the layout of the paper's Table 1: mean ± std over seeds, Sz, Spd
+
+A run whose metrics.json exists and holds the same configuration is skipped; any other run is started with
+``resume=True``, so a killed one continues from its checkpoints. Run on a finished directory, the command
+trains nothing and rewrites the same claims.json.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, fields
+from pathlib import Path
+
+import pandas as pd
+from tqdm.auto import tqdm
+
+from alad_kit.analysis.claims import bench_spd, claims_json, claims_markdown, compute_claims, load_studies
+from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label, write_formats
+from alad_kit.core import rundir
+from alad_kit.core.config import RunConfig
+from alad_kit.core.io import write_text_atomic
+
+from .experiments import config_key, same_scale_budgets
+
+_RUN_FIELDS = {f.name for f in fields(RunConfig)}
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Row:
+    name: str  # directory under the study (DIR/<name>/seed<k>) and the name claims refer to
+    setting: str  # Table-1 setting it belongs to, with its variant
+    mode: str  # phase-3 mode (config.MODES)
+    window: int | None = None  # adapter window; None for modes without adapter
+    options: tuple = ()  # further RunConfig fields as (name, value) pairs
+    max_seeds: int | None = None  # run only the first k seeds (None: all)
+
+    def __post_init__(self):
+        unknown = [k for k, _ in self.options if k not in _RUN_FIELDS]
+        if unknown:
+            raise ValueError(f"study row {self.name}: unknown RunConfig field(s) {unknown}")
+
+
+_FROZEN, _JOINT = "Frozen + ALAd", "Jointly fine-tuned + ALAd"
+# In the order of the paper's Table 1, each variant next to the row it varies.
+ROWS = (
+    Row("teacher", "Teacher fine-tuned", "finetune", options=(("is_teacher_run", True),), max_seeds=1),
+    Row("finetune", "Student fine-tuned", "finetune"),
+    Row("head", "Frozen student, head only", "head"),
+    Row("frozen-w1", _FROZEN, "frozen", 1),
+    Row("frozen-w3", _FROZEN, "frozen", 3),
+    Row("frozen-w5", _FROZEN, "frozen", 5),
+    Row("frozen-w5-factorised", _FROZEN + ", factorised window", "frozen", 5, (("adapter_kind", "factorised"),)),
+    Row("random-frozen-w5", "Frozen + random adapter (control)", "frozen", 5, (("random_adapter", True),)),
+    Row("frozen-w5-no-phase1", _FROZEN + ", no phase 1", "frozen", 5, (("skip_phase1", True),)),
+    Row("frozen-w5-no-phase2", _FROZEN + ", no phase 2", "frozen", 5, (("skip_phase2", True),)),
+    Row("joint-w1", _JOINT, "joint", 1),
+    Row("joint-w3", _JOINT, "joint", 3),
+    Row("joint-w5", _JOINT, "joint", 5),
+    Row("random-joint-w5", "Jointly fine-tuned + random adapter (control)", "joint", 5, (("random_adapter", True),)),
+    Row("lora", "LoRA", "lora"),
+    Row("lora-alad-w5", "LoRA + ALAd", "lora+alad", 5),
+)
+ROW_NAMES = tuple(r.name for r in ROWS)
+STUDY_STEM = "study"  # DIR/study.md|csv|html
+
+
+def select_rows(names: Sequence[str] | None) -> tuple[Row, ...]:
+    """The rows called ``names`` (in ROWS order); all rows for None."""
+    if not names:
+        return ROWS
+    unknown = [n for n in names if n not in ROW_NAMES]
+    if unknown:
+        raise ValueError(f"unknown study row(s) {unknown}; choose from {', '.join(ROW_NAMES)}")
+    return tuple(r for r in ROWS if r.name in names)
+
+
+def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> list[tuple[Row, RunConfig]]:
+    """One RunConfig per (row, seed), writing to ``out/<row>/seed<k>``; ``base``: the fields every run shares."""
+    if not seeds:
+        raise ValueError("alad study: give at least one seed")
+    runs = []
+    for row in rows:
+        for seed in list(seeds)[: row.max_seeds]:
+            window = {} if row.window is None else {"window": row.window}
+            cfg = RunConfig(**base, mode=row.mode, seed=seed, out=str(Path(out) / row.name / f"seed{seed}"),
+                            **window, **dict(row.options))
+            runs.append((row, cfg))
+    return runs
+
+
+def is_finished(cfg: RunConfig) -> bool:
+    """True when ``cfg.out`` holds this configuration's metrics.json; a different one there is an error."""
+    import json
+
+    path = rundir.metrics_path(cfg.out)
+    if not path.is_file():
+        return False
+    try:
+        metrics = json.loads(path.read_text())
+        saved = metrics.get("config")
+    except (ValueError, AttributeError):
+        raise ValueError(f"{path}: unreadable metrics.json; move it away to rerun this run") from None
+    if not same_scale_budgets(metrics, cfg):
+        raise ValueError(f"{path}: made under other {cfg.scale!r} budgets (an older preset); move it away to rerun it")
+    if not isinstance(saved, dict):
+        raise ValueError(f"{path}: metrics.json has no 'config'; move it away to rerun this run")
+    want, have = config_key(cfg), config_key(saved)
+    if want != have:
+        diff = ", ".join(f"{k}: {have.get(k)!r} != {want.get(k)!r}" for k in want if have.get(k) != want.get(k))
+        raise ValueError(f"{path}: a run of another configuration ({diff}); move it away or use another --out")
+    return True
+
+
+class Progress:
+    """"run k of N ... time left ~" lines; the estimate is the mean time of the runs trained so far."""
+
+    def __init__(self, total: int, to_train: int, log: Callable[[str], None]):
+        self.total, self.to_train, self.log = total, to_train, log
+        self.trained, self.seconds = 0, 0.0
+
+    def start(self, k: int, what: str) -> None:
+        left = self.to_train - self.trained
+        eta = "?" if not self.trained else _duration(self.seconds / self.trained * left)
+        self.log(f"alad study: run {k} of {self.total}: {what} (to train: {left}, time left ~{eta})")
+
+    def done(self, seconds: float) -> None:
+        self.trained += 1
+        self.seconds += seconds
+
+
+def _duration(seconds: float) -> str:
+    minutes = round(seconds / 60)
+    return f"{minutes // 60}h{minutes % 60:02d}m" if minutes >= 60 else f"{minutes}m"
+
+
+def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Sequence[int] = (0, 1, 2),
+              scale: str = "smoke", student_layers: tuple[int, ...] | None = None, rows: Sequence[str] | None = None,
+              data_dir: str | None = None, cache_dir: str | None = None, device: str | None = None,
+              bench: str | Path | None = None, log: Callable[[str], None] | None = None, **run_kwargs) -> dict:
+    """Run (or skip, or resume) every row x seed, then write the claims and the grid table; returns paths.
+
+    ``run_kwargs`` go to :func:`alad_kit.pipeline.run.run` (tests pass tiny ``task_data`` and ``corpus_fallback``).
+    """
+    from .run import run
+
+    log = log or logger.info
+    out = Path(out)
+    base = dict(task=task, teacher=teacher, student=student, student_layers=student_layers, scale=scale,
+                data_dir=data_dir, cache_dir=str(Path(cache_dir) if cache_dir else out / ".alad_cache"), device=device)
+    runs = plan(select_rows(rows), seeds, out, **base)
+    pending = [not is_finished(cfg) for _, cfg in runs]  # checks every finished run before training any
+    progress = Progress(len(runs), sum(pending), log)
+    bar = tqdm(total=len(runs), initial=len(runs) - sum(pending), desc="study", unit="run", leave=True)
+    for k, ((row, cfg), todo) in enumerate(zip(runs, pending), start=1):
+        if not todo:
+            continue
+        progress.start(k, f"{row.name} seed{cfg.seed}")
+        bar.set_postfix_str(f"{row.name} seed{cfg.seed}")
+        t0 = time.perf_counter()
+        run(cfg, resume=True, **run_kwargs)
+        progress.done(time.perf_counter() - t0)
+        bar.update(1)
+    bar.close()
+    log(f"alad study: {len(runs)} run(s), {sum(pending)} trained now, {len(runs) - sum(pending)} already finished")
+    return write_outputs(out, bench)
+
+
+def write_outputs(out: str | Path, bench: str | Path | None = None) -> dict:
+    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json)."""
+    import json
+
+    out = Path(out)
+    entries = compute_claims(out, bench)
+    paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
+             "claims_md": write_text_atomic(out / "claims.md", claims_markdown(entries))}
+    bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
+    table = grid_table(out, bench_data)
+    note = ("Mean ± sample std over seeds (POS/NER x100, QA in %). Sz: deployed size in % of the teacher; "
+            "Spd: speed-up over the teacher from `alad bench` (blank without --bench).")
+    paths.update({f"study_{k}": v for k, v in write_formats(table, out, STUDY_STEM, note, "ALAd study").items()})
+    return paths
+
+
+def grid_table(out: str | Path, bench: dict | None = None) -> pd.DataFrame:
+    """Table-1 layout of every study below ``out``: one line per row, in ROWS order."""
+    lines = []
+    for study in load_studies(out):
+        columns = [(key, label, f) for task, key, label, f in SCORE_COLUMNS if task == study.task]
+        for row in ROWS:
+            seeds = study.runs.get(row.name)
+            if not seeds:
+                continue
+            metrics = [m for _, (_, m) in sorted(seeds.items())]
+            line = {"Model": student_label(study.student), "Row": row.name, "Setting": row.setting,
+                    "W": "" if row.window is None else f"W{row.window}"}
+            for key, label, factor in columns:
+                values = [m["scores"][key] * factor for m in metrics if isinstance(m["scores"].get(key), (int, float))]
+                line[label] = _cell(values)
+            line["Sz"] = f"{sum(m['size_pct'] for m in metrics) / len(metrics):.1f}"
+            line["Spd"] = _speed_cell(bench, study, row, metrics[0])
+            line["Seeds"] = str(len(metrics))
+            lines.append(line)
+    return pd.DataFrame(lines)
+
+
+def _cell(values: list[float]) -> str:
+    if not values:
+        return ""
+    s = pd.Series(values, dtype=float)
+    std = float(s.std(ddof=1)) if len(s) > 1 else 0.0
+    return format_cell(float(s.mean()), std, float(s.min()), float(s.max()), len(s), spread="std")
+
+
+def _speed_cell(bench: dict | None, study, row: Row, metrics: dict) -> str:
+    if bench is None:
+        return ""
+    if row.name == "teacher":
+        return "1.00"
+    kind = dict(row.options).get("adapter_kind", "dense")
+    spd = bench_spd(bench, study.student, metrics.get("window"), kind)
+    return "" if spd is None else f"{spd:.2f}"

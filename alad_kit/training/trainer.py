@@ -1,0 +1,265 @@
+"""One trainer for every phase.
+
+A :class:`~alad_kit.core.config.PhaseConfig` says what trains, at which learning rate per part, in which precision,
+for how long; the caller supplies the examples (as a ``make_batch(indices)`` function) and the loss. The
+trainer never asks which phase it is running.
+
+* Parameter groups: one per trained part (head, adapter, student, LoRA) with the phase's lr for that part,
+  each split in two so that biases and LayerNorm weights (every 1-D parameter) get no weight decay.
+* Precision: ``bf16`` runs forward and loss under autocast; weights, gradients and AdamW stay fp32.
+* Order: epoch e shuffles with ``randperm(n, seed=seed*1000+e)``. With ``lengths`` and
+  ``phase.group_by_length`` the shuffled examples are cut into mega-batches of 50 batches, each sorted by
+  length and split into batches, and the batches are shuffled again with the same generator (as
+  transformers' ``LengthGroupedSampler``): batches carry little padding and the order stays a pure
+  function of (seed, epoch), so resume is exact.
+* Resume: a checkpoint (:mod:`alad_kit.core.checkpoint`, safetensors + JSON) holds the trainable weights, the
+  optimizer, scheduler, torch RNG, position (epoch, batch), history and the digest of the configuration;
+  a run killed at any point and resumed takes exactly the same steps as one that never stopped, and a
+  checkpoint of another configuration is refused.
+
+Data parallel: under ``accelerate launch`` / ``torchrun`` each process takes every world-size-th batch
+and accelerate's DistributedDataParallel averages the gradients; nothing else changes.
+"""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import torch
+from tqdm.auto import tqdm
+
+from alad_kit.core import checkpoint
+from alad_kit.core.config import PhaseConfig
+from alad_kit.core.precision import autocast
+
+from .tracking import StepInfo, current_lr, notify
+
+MEGABATCH = 50  # batches per length-sorted group
+
+
+class TrainingInterrupted(RuntimeError):
+    """Raised by a callback to stop a phase (the last checkpoint stays on disk for --resume)."""
+
+
+@dataclass
+class PhaseResult:
+    name: str
+    steps: int = 0
+    tokens: int = 0
+    examples: int = 0  # training examples consumed (an example seen twice counts twice)
+    seconds: float = 0.0
+    history: list = field(default_factory=list)  # [step, loss] per optimizer step
+    eval_history: list = field(default_factory=list)  # [epoch, score] per epoch when evaluated
+    best_score: float | None = None
+    best_epoch: int | None = None
+    stopped_by: str = "epochs"  # epochs | max_steps | max_tokens | max_seconds
+    lr: dict = field(default_factory=dict)  # {part: peak learning rate}
+    precision: str = "fp32"
+
+
+def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
+    return {n: p.detach().clone().cpu() for n, p in model.named_parameters() if p.requires_grad}
+
+
+def epoch_batches(n: int, batch_size: int, seed: int, epoch: int, lengths: Sequence[int] | None = None) -> list[list[int]]:
+    """The batches of one epoch: a seeded shuffle, optionally grouped by length (see the module docstring)."""
+    generator = torch.Generator().manual_seed(seed * 1000 + epoch)
+    order = torch.randperm(n, generator=generator).tolist()
+    if lengths is None:
+        return [order[i : i + batch_size] for i in range(0, n, batch_size)]
+    batches, chunk = [], batch_size * MEGABATCH
+    for lo in range(0, n, chunk):
+        group = sorted(order[lo : lo + chunk], key=lambda i: -lengths[i])  # stable: ties keep the shuffle
+        batches += [group[i : i + batch_size] for i in range(0, len(group), batch_size)]
+    return [batches[i] for i in torch.randperm(len(batches), generator=generator).tolist()]
+
+
+def parameter_groups(model: torch.nn.Module, phase: PhaseConfig) -> list[dict]:
+    """One AdamW group per trained part and decay class; 1-D parameters (biases, norms) get no weight decay."""
+    parts = model.parts()
+    groups = []
+    for part in phase.trainable:
+        for decay in (True, False):
+            params = [p for p in parts[part] if p.requires_grad and (p.ndim >= 2) == decay]
+            if params:
+                groups.append({"params": params, "lr": phase.lr[part], "part": part,
+                               "weight_decay": phase.weight_decay if decay else 0.0})
+    return groups
+
+
+def train_phase(
+    phase: PhaseConfig,
+    model: torch.nn.Module,
+    n_examples: int,
+    make_batch: Callable[[list[int]], dict],
+    loss_fn: Callable[[torch.nn.Module, dict], torch.Tensor],
+    *,
+    batch_size: int,
+    seed: int,
+    checkpoint_dir: str | Path | None = None,
+    resume: bool = False,
+    evaluate: Callable[[torch.nn.Module], float] | None = None,
+    callbacks: tuple[Callable[..., None], ...] = (),
+    device: str | None = None,
+    lengths: Sequence[int] | None = None,
+    config_digest: str = "",
+) -> PhaseResult:
+    """Train the parts ``phase.trainable`` of ``model`` (an :class:`~alad_kit.models.model.AladModel`).
+
+    ``evaluate(model) -> score`` (higher is better) runs after every epoch; the best epoch's weights are
+    restored at the end. ``callbacks`` are called after every step, as ``cb(phase_name, step)`` or, when they
+    take one argument, ``cb(StepInfo)``, which also hears of each epoch's validation (:mod:`alad_kit.training.tracking`).
+    ``lengths[i]`` (tokens of example i) turns on length-grouped batches. ``config_digest`` names the
+    configuration; ``resume`` refuses a checkpoint written under another one.
+    """
+    from accelerate import Accelerator
+    from transformers import get_linear_schedule_with_warmup
+
+    if n_examples <= 0:
+        raise ValueError(f"{phase.name}: no training examples")
+    accelerator = Accelerator(cpu=(device == "cpu"))
+    params = model.set_trainable(phase.trainable)
+    optimizer = torch.optim.AdamW(parameter_groups(model, phase))
+    world, rank = accelerator.num_processes, accelerator.process_index
+    batches_per_epoch = math.ceil(n_examples / batch_size) // world or 1
+    total = phase.epochs * batches_per_epoch
+    if phase.max_steps:
+        total = min(total, phase.max_steps)
+    scheduler = get_linear_schedule_with_warmup(optimizer, int(phase.warmup_ratio * total), total)
+    model, optimizer = accelerator.prepare(model, optimizer)
+    raw = accelerator.unwrap_model(model)
+    digest = phase_digest(phase, n_examples, batch_size, seed, config_digest, world)
+    grouped = lengths if phase.group_by_length else None
+
+    result = PhaseResult(phase.name, lr=dict(phase.lr), precision=phase.precision)
+    start_epoch, skip, best_state = 0, 0, None
+    ckpt_dir, ckpt_name = (Path(checkpoint_dir) if checkpoint_dir else None), f"{phase.name}.ckpt"
+    if ckpt_dir is not None and resume and checkpoint.exists(ckpt_dir, ckpt_name):
+        result, start_epoch, skip, best_state = _restore(ckpt_dir, ckpt_name, digest, raw, optimizer, scheduler)
+
+    def save(epoch: int, batch: int) -> None:
+        if ckpt_dir is not None and accelerator.is_main_process:
+            _save(ckpt_dir, ckpt_name, digest, raw, optimizer, scheduler, result, epoch, batch, best_state)
+
+    began = time.perf_counter() - result.seconds
+    model.train()
+    bar = tqdm(total=total, initial=result.steps, desc=phase.name, leave=False, disable=not accelerator.is_main_process)
+    for epoch in range(start_epoch, phase.epochs):
+        batches = epoch_batches(n_examples, batch_size, seed, epoch, grouped)
+        if len(batches) < world:  # fewer batches than processes: repeat, or the idle ranks hang DDP's all-reduce
+            batches = (batches * world)[:world]
+        batches = batches[rank::world][:batches_per_epoch]
+        for b in range(skip, len(batches)):
+            if result.stopped_by != "epochs":
+                break
+            batch = {k: v.to(accelerator.device) for k, v in make_batch(batches[b]).items()}
+            with autocast(phase.precision, accelerator.device):
+                loss = loss_fn(model, batch).float()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{phase.name}: loss is {loss.item()} at step {result.steps + 1}; stopping")
+            accelerator.backward(loss)
+            if phase.grad_clip:
+                accelerator.clip_grad_norm_(params, phase.grad_clip)
+            optimizer.step()
+            scheduler.step()
+            optimizer.zero_grad(set_to_none=True)
+            result.steps += 1
+            result.tokens += int(batch["attention_mask"].sum()) * world
+            result.examples += len(batches[b]) * world
+            result.seconds = time.perf_counter() - began
+            result.history.append([result.steps, float(accelerator.reduce(loss.detach(), "mean"))])
+            bar.update(1)
+            bar.set_postfix(loss=f"{result.history[-1][1]:.4f}")
+            result.stopped_by = _budget_hit(phase, result)
+            if result.steps % phase.checkpoint_every == 0:
+                save(epoch, b + 1)
+            notify(callbacks, StepInfo(phase.name, result.steps, result.history[-1][1], current_lr(optimizer),
+                                       epoch=epoch + 1))
+        skip = 0
+        if evaluate is not None:
+            score = evaluate(raw)
+            model.train()
+            result.eval_history.append([epoch + 1, score])
+            if result.best_score is None or score > result.best_score:
+                result.best_score, result.best_epoch, best_state = score, epoch + 1, _trainable_state(raw)
+        save(epoch + 1, 0)
+        if evaluate is not None:  # after the save: a callback that stops here loses nothing of this epoch
+            last_loss = result.history[-1][1] if result.history else math.nan
+            notify(callbacks, StepInfo(phase.name, result.steps, last_loss, current_lr(optimizer),
+                                       {"validation": score}, epoch + 1, "epoch"))
+        if result.stopped_by != "epochs":
+            break
+    bar.close()
+    if best_state is not None:
+        raw.load_state_dict(best_state, strict=False)
+    accelerator.wait_for_everyone()
+    result.seconds = time.perf_counter() - began
+    if ckpt_dir is not None and accelerator.is_main_process:
+        checkpoint.save(ckpt_dir, f"{phase.name}.done", _trainable_state(raw), {"result": asdict(result)}, digest)
+    return result
+
+
+def _save(directory, name, digest, model, optimizer, scheduler, result, epoch, batch, best_state) -> None:
+    optim_tensors, optim_state = checkpoint.pack_optimizer(optimizer)
+    cuda = torch.cuda.get_rng_state_all() if torch.cuda.is_available() else []
+    tensors = {**checkpoint.with_prefix("trainable.", _trainable_state(model)), **optim_tensors,
+               **checkpoint.with_prefix("best.", best_state), "rng.cpu": torch.get_rng_state(),
+               **{f"rng.cuda.{i}": state for i, state in enumerate(cuda)}}
+    state = {"optimizer": optim_state, "scheduler": scheduler.state_dict(), "result": asdict(result),
+             "epoch": epoch, "batch": batch, "has_best": best_state is not None, "cuda_devices": len(cuda)}
+    checkpoint.save(directory, name, tensors, state, digest)
+
+
+def _restore(directory, name, digest, model, optimizer, scheduler):
+    tensors, state = checkpoint.load(directory, name, digest)
+    _load_trainable(model, checkpoint.strip_prefix("trainable.", tensors), Path(directory) / name)
+    optimizer.load_state_dict(checkpoint.unpack_optimizer(tensors, state["optimizer"]))
+    scheduler.load_state_dict(state["scheduler"])
+    torch.set_rng_state(tensors["rng.cpu"])
+    if state["cuda_devices"] and torch.cuda.is_available():  # dropout on GPU draws from here
+        torch.cuda.set_rng_state_all([tensors[f"rng.cuda.{i}"] for i in range(state["cuda_devices"])])
+    best = checkpoint.strip_prefix("best.", tensors) if state["has_best"] else None
+    return PhaseResult(**state["result"]), state["epoch"], state["batch"], best
+
+
+def load_finished(phase_name: str, checkpoint_dir: str | Path, model: torch.nn.Module,
+                  config_digest: str | None = None) -> PhaseResult | None:
+    """If ``phase_name`` already finished in ``checkpoint_dir``, load its final weights and return its result.
+
+    With ``config_digest`` (the ``train_phase`` digest of the phase to run) a finished phase of another
+    configuration is refused with a CheckpointError instead of being reported under the new one.
+    """
+    name = f"{phase_name}.done"
+    if not checkpoint.exists(checkpoint_dir, name):
+        return None
+    tensors, state = checkpoint.load(checkpoint_dir, name, config_digest)
+    _load_trainable(model, tensors, Path(checkpoint_dir) / name)
+    return PhaseResult(**state["result"])
+
+
+def phase_digest(phase: PhaseConfig, n_examples: int, batch_size: int, seed: int, config_digest: str = "",
+                 world: int = 1) -> str:
+    """The digest ``train_phase`` records for these arguments (to check a finished phase before loading it)."""
+    return checkpoint.digest({"phase": asdict(phase), "n": n_examples, "batch": batch_size, "seed": seed,
+                              "world": world, "caller": config_digest})
+
+
+def _load_trainable(model: torch.nn.Module, trainable: dict, source: Path) -> None:
+    # strict=False because only the trained parts are stored; names the model lacks mean a wrong checkpoint.
+    unexpected = model.load_state_dict(trainable, strict=False).unexpected_keys
+    if unexpected:
+        raise ValueError(f"{source} does not fit this model (unknown weights {unexpected[:3]}); delete it")
+
+
+def _budget_hit(phase: PhaseConfig, result: PhaseResult) -> str:
+    if phase.max_steps and result.steps >= phase.max_steps:
+        return "max_steps"
+    if phase.max_tokens and result.tokens >= phase.max_tokens:
+        return "max_tokens"
+    if phase.max_seconds and result.seconds >= phase.max_seconds:
+        return "max_seconds"
+    return "epochs"
