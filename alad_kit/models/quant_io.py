@@ -87,6 +87,23 @@ def _static_wrapper(linear: nn.Linear) -> nn.Module:
     return wrapper
 
 
+def empty_quantized_model(path: Path, marker: dict) -> nn.Module:
+    """The int8 module tree a saved marker describes (weights still to load): dynamic int8 Linear layers, or
+    the statically quantized wrappers at ``marker["quantized_layers"]``."""
+    import transformers
+
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
+    model_class = getattr(transformers, marker.get("model_class", ""), None) or transformers.AutoModel.from_config
+    model = model_class(config).eval()
+    if marker.get("kind") == "dynamic_int8":
+        return dynamic_quantize(model)
+    for name in marker["quantized_layers"]:
+        parent_name, _, attr = name.rpartition(".")
+        parent = model.get_submodule(parent_name) if parent_name else model
+        setattr(parent, attr, _static_wrapper(getattr(parent, attr)))
+    return model
+
+
 def load_quantized(path: str | Path, device: torch.device | str | None = None) -> tuple[nn.Module, object]:
     """``(model, tokenizer)`` from a directory written by :func:`save_quantized` (CPU, eval mode)."""
     import transformers
@@ -109,16 +126,7 @@ def load_quantized(path: str | Path, device: torch.device | str | None = None) -
     else:
         quantized_engine()
 
-    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-    model_class = getattr(transformers, marker.get("model_class", ""), None) or transformers.AutoModel.from_config
-    model = model_class(config).eval()
-    if kind == "dynamic_int8":
-        model = dynamic_quantize(model)
-    else:
-        for name in marker["quantized_layers"]:
-            parent_name, _, attr = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attr, _static_wrapper(getattr(parent, attr)))
+    model = empty_quantized_model(path, marker)
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
     tokenizer = None
     if any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):

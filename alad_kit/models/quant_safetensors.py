@@ -80,10 +80,9 @@ def is_quantized_student(directory: str | Path) -> bool:
 
 def load_quantized_student(directory: str | Path) -> nn.Module:
     """The int8 student of ``directory`` (CPU, eval mode), bit-equal to the one saved."""
-    import transformers
     from safetensors.torch import load_file
 
-    from .quant_io import _static_wrapper, dynamic_quantize
+    from .quant_io import empty_quantized_model
 
     directory = Path(directory)
     marker = json.loads((directory / MARKER).read_text())
@@ -91,15 +90,7 @@ def load_quantized_student(directory: str | Path) -> nn.Module:
         raise ValueError(f"{directory / MARKER}: unknown kind {marker.get('kind')!r}")
     if marker.get("engine") in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = marker["engine"]
-    config = transformers.AutoConfig.from_pretrained(directory, local_files_only=True)
-    model = getattr(transformers, marker["model_class"])(config).eval()
-    if marker["kind"] == "dynamic_int8":
-        model = dynamic_quantize(model)
-    else:
-        for name in marker["quantized_layers"]:
-            parent_name, _, attr = name.rpartition(".")
-            parent = model.get_submodule(parent_name) if parent_name else model
-            setattr(parent, attr, _static_wrapper(getattr(parent, attr)))
+    model = empty_quantized_model(directory, marker)
     model.load_state_dict(_unpacked_state(load_file(str(directory / marker["weights"])), model), strict=True)
     return model.eval()
 
