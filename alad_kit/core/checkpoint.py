@@ -18,6 +18,8 @@ from pathlib import Path
 
 import torch
 
+from .integrity import sha256_file
+
 FORMAT = "alad-checkpoint-1"
 LEGACY_SUFFIXES = (".ckpt.pt", ".ckpt.done")  # torch pickles of alad_kit 0.1: ignored, never unpickled
 
@@ -40,14 +42,6 @@ def remove(directory: str | Path, name: str) -> None:
         p.unlink(missing_ok=True)
 
 
-def _sha256(path: Path) -> str:
-    h = hashlib.sha256()
-    with open(path, "rb") as f:
-        for block in iter(lambda: f.read(1 << 22), b""):
-            h.update(block)
-    return h.hexdigest()
-
-
 def save(directory: str | Path, name: str, tensors: dict[str, torch.Tensor], state: dict, config_digest: str) -> None:
     """Write ``tensors`` and the JSON-serialisable ``state`` atomically (tensor file first, JSON last)."""
     from safetensors.torch import save_file
@@ -57,7 +51,7 @@ def save(directory: str | Path, name: str, tensors: dict[str, torch.Tensor], sta
     tmp_w, tmp_m = weights.with_name(weights.name + ".tmp"), meta.with_name(meta.name + ".tmp")
     try:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp_w))
-        record = {"format": FORMAT, "config_digest": config_digest, "sha256": _sha256(tmp_w), "state": state}
+        record = {"format": FORMAT, "config_digest": config_digest, "sha256": sha256_file(tmp_w), "state": state}
         tmp_m.write_text(json.dumps(record))
         os.replace(tmp_w, weights)
         os.replace(tmp_m, meta)
@@ -83,7 +77,7 @@ def load(directory: str | Path, name: str, config_digest: str | None) -> tuple[d
             f"{meta} was written by another configuration (its digest {record.get('config_digest')!r} is not "
             f"{config_digest!r}); use another --out, or drop --resume to start over"
         )
-    if not weights.is_file() or _sha256(weights) != record.get("sha256"):
+    if not weights.is_file() or sha256_file(weights) != record.get("sha256"):
         raise CheckpointError(f"{weights} is missing or does not match its checksum in {meta.name}; delete both")
     try:
         tensors = load_file(str(weights))
