@@ -20,7 +20,7 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alad_kit.core import rundir
-from alad_kit.core.config import RunConfig, scale_config
+from alad_kit.core.config import RunConfig, phase3_config, scale_config
 
 # Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
 PLACE_FIELDS = ("out", "cache_dir", "device", "use_cache")
@@ -64,10 +64,17 @@ def config_key(cfg: RunConfig | dict) -> dict:
 
 
 def same_scale_budgets(metrics: dict, cfg: RunConfig) -> bool:
-    """False when ``metrics`` was made under other budgets of ``cfg.scale`` (an older preset): such a run is
-    stale. Runs stored before metrics.json recorded the budgets (no ``scale_config``) are taken as they are."""
+    """False when ``metrics`` was made under other budgets than ``cfg`` gets today: another preset of
+    ``cfg.scale``, or other default phase-3 learning rates (e.g. before HEAD_LR moved). Such a run is stale.
+    Runs stored before metrics.json recorded the budgets (no ``scale_config`` / ``phase3_lr``) are taken as
+    they are."""
+    scale = scale_config(cfg.scale)
     saved = metrics.get("scale_config")
-    return saved is None or saved == json.loads(json.dumps(asdict(scale_config(cfg.scale))))
+    if saved is not None and saved != json.loads(json.dumps(asdict(scale))):
+        return False
+    saved_lr = metrics.get("phase3_lr")
+    want_lr = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr).lr
+    return saved_lr is None or saved_lr == want_lr
 
 
 def finished_metrics(cfg: RunConfig) -> dict | None:

@@ -110,7 +110,7 @@ def is_finished(cfg: RunConfig) -> bool:
     except (ValueError, AttributeError):
         raise ValueError(f"{path}: unreadable metrics.json; move it away to rerun this run") from None
     if not same_scale_budgets(metrics, cfg):
-        raise ValueError(f"{path}: made under other {cfg.scale!r} budgets (an older preset); move it away to rerun it")
+        raise ValueError(f"{path}: made under other {cfg.scale!r} budgets (an older preset or phase-3 lr default); move it away to rerun it")
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: metrics.json has no 'config'; move it away to rerun this run")
     want, have = config_key(cfg), config_key(saved)

@@ -3,7 +3,7 @@ from pathlib import Path
 
 import pytest
 
-from alad_kit.core.config import RunConfig
+from alad_kit.core.config import HEAD_LR, RunConfig
 from alad_kit.pipeline import experiments
 
 
@@ -87,6 +87,18 @@ def test_a_run_stored_before_a_field_existed_is_the_default_run(tmp_path):
     old = {k: v for k, v in experiments.config_key(cfg).items() if k != "lr"}  # written before RunConfig.lr
     assert experiments.config_key(old) == experiments.config_key(cfg)
     assert experiments.config_key(old) != experiments.config_key(_cfg(tmp_path, lr=1e-3))
+
+
+def test_a_run_made_with_another_default_lr_is_stale(tmp_path):
+    """A run made before HEAD_LR moved holds the same RunConfig but trained the head at another rate."""
+    cfg = _cfg(tmp_path)
+    _finish(cfg, phase3_lr={"adapter": 1e-4, "head": 2e-3})
+    assert experiments.finished_metrics(cfg) is None
+    _finish(cfg, phase3_lr={"adapter": 1e-4, "head": HEAD_LR})
+    assert experiments.finished_metrics(cfg) is not None
+    explicit = _cfg(tmp_path, head_lr=2e-3)  # the same rate given on the command line is that run
+    _finish(explicit, phase3_lr={"adapter": 1e-4, "head": 2e-3})
+    assert experiments.finished_metrics(explicit) is not None
 
 
 def test_run_or_reuse_reads_back_or_runs(tmp_path, no_run):

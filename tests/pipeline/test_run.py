@@ -4,7 +4,7 @@ import json
 
 import pytest
 
-from alad_kit.core.config import RunConfig
+from alad_kit.core.config import HEAD_LR, RunConfig
 from alad_kit.pipeline.run import run
 from alad_kit.training.trainer import TrainingInterrupted
 
@@ -118,7 +118,7 @@ def test_metrics_record_every_phase_and_the_truncation(frozen_ner, ner_task_data
         assert set(phase) >= {"steps", "tokens", "seconds", "precision", "lr", "student_passes"}, name
         assert phase["steps"] > 0 and phase["tokens"] > 0 and phase["precision"] == "fp32"
     assert m["phases"]["phase1"]["lr"] == {"adapter": 5e-4} and m["phases"]["phase2"]["lr"] == {"adapter": 1e-4}
-    assert m["phases"]["phase3"]["lr"] == {"adapter": 1e-4, "head": 2e-3}
+    assert m["phases"]["phase3"]["lr"] == {"adapter": 1e-4, "head": HEAD_LR}
     # frozen M_C: one student pass fills each cache entry, none once it is warm
     assert [m["phases"][p]["student_passes"] for p in ("phase1", "phase2", "phase3")] == [1, 1, 1]
     again = _run(tmp, ner_task_data, corpus_texts, name="again", task="ner", mode="frozen", window=3)
