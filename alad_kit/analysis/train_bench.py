@@ -29,7 +29,7 @@ from alad_kit.core.config import PhaseConfig
 from alad_kit.core.precision import autocast
 from alad_kit.models.heads import TokenClassificationHead
 from alad_kit.models.model import AladModel
-from alad_kit.training.trainer import parameter_groups
+from alad_kit.training.trainer import make_optimizer
 
 VARIANTS = {  # name: (parts trained, adapter?, student states cached?, objective)
     "align": (("adapter",), True, True, "align"),
@@ -51,7 +51,7 @@ def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dic
     model = AladModel(encoder, adapter, TokenClassificationHead(dim, 9))
     phase = PhaseConfig("bench", objective=objective, lr=1e-4, trainable=trainable, precision=precision)
     model.set_trainable(trainable)
-    optimizer = torch.optim.AdamW(parameter_groups(model, phase))
+    optimizer = make_optimizer(model, phase)
     model.train()
     inputs = dict(batch) if not cached else {k: v for k, v in batch.items() if k != "input_ids"}
     if not cached:

@@ -91,8 +91,11 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
     for row in rows:
         for seed in list(seeds)[: row.max_seeds]:
             window = {} if row.window is None else {"window": row.window}
-            cfg = RunConfig(**base, mode=row.mode, seed=seed, out=str(Path(out) / row.name / f"seed{seed}"),
-                            **window, **dict(row.options))
+            options = dict(row.options)
+            if options.get("is_teacher_run"):  # M_L alone: the same run for every student's study
+                options["student_layers"] = None
+            cfg = RunConfig(**(base | options), mode=row.mode, seed=seed,
+                            out=str(Path(out) / row.name / f"seed{seed}"), **window)
             runs.append((row, cfg))
     return runs
 

@@ -91,6 +91,19 @@ def parameter_groups(model: torch.nn.Module, phase: PhaseConfig) -> list[dict]:
     return groups
 
 
+def make_optimizer(model: torch.nn.Module, phase: PhaseConfig) -> torch.optim.AdamW:
+    """AdamW over :func:`parameter_groups`, fused where every parameter allows it (fp32/bf16 on CPU or CUDA).
+
+    Why fused: the default (foreach) AdamW spends most of a fine-tuning step on a 2-core CPU updating M_C's
+    embedding matrix (MiniLM, 2 layers, batch 32x32, bf16: 150-350 ms per optimizer step against 20-40 ms
+    fused). Both compute the same update; results agree to float rounding, not bit for bit.
+    """
+    groups = parameter_groups(model, phase)
+    params = [p for g in groups for p in g["params"]]
+    fused = all(p.device.type in ("cpu", "cuda") and p.dtype in (torch.float32, torch.bfloat16) for p in params)
+    return torch.optim.AdamW(groups, fused=fused or None)
+
+
 def train_phase(
     phase: PhaseConfig,
     model: torch.nn.Module,
@@ -123,7 +136,7 @@ def train_phase(
         raise ValueError(f"{phase.name}: no training examples")
     accelerator = Accelerator(cpu=(device == "cpu"))
     params = model.set_trainable(phase.trainable)
-    optimizer = torch.optim.AdamW(parameter_groups(model, phase))
+    optimizer = make_optimizer(model, phase)
     world, rank = accelerator.num_processes, accelerator.process_index
     batches_per_epoch = math.ceil(n_examples / batch_size) // world or 1
     total = phase.epochs * batches_per_epoch

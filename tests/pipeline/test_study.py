@@ -29,6 +29,9 @@ def test_plan_places_every_row_and_seed(tmp_path):
     assert by_dir[str(tmp_path / "random-joint-w5" / "seed0")][1].random_adapter
     assert by_dir[str(tmp_path / "teacher" / "seed0")][1].is_teacher_run
     assert str(tmp_path / "teacher" / "seed1") not in by_dir
+    # the teacher run does not depend on the student: every student's study holds the same configuration
+    assert by_dir[str(tmp_path / "teacher" / "seed0")][1].student_layers is None
+    assert by_dir[str(tmp_path / "head" / "seed0")][1].student_layers == BASE["student_layers"]
     assert [r.name for r in select_rows(["lora", "head"])] == ["head", "lora"]  # table order
     with pytest.raises(ValueError, match="unknown study row"):
         select_rows(["frozen-w7"])

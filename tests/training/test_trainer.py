@@ -15,6 +15,7 @@ from alad_kit.training.trainer import (
     TrainingInterrupted,
     epoch_batches,
     load_finished,
+    make_optimizer,
     parameter_groups,
     train_phase,
 )
@@ -234,6 +235,23 @@ def test_parameter_groups_give_each_part_its_lr_and_no_decay_to_biases_and_norms
     assert sum(len(g["params"]) for g in groups) == len(list(model.parameters()))
     result = train(model, replace(phase, epochs=1))
     assert result.lr == {"student": 1e-5, "head": 3e-3}
+
+
+def test_the_optimizer_is_fused_on_cpu_and_steps_like_the_foreach_one():
+    phase = PhaseConfig("p3", objective="task", lr={"student": 1e-3, "head": 3e-3}, trainable=("student", "head"))
+    models = [tiny_model(), tiny_model()]
+    models[1].load_state_dict(models[0].state_dict())
+    for model in models:
+        model.set_trainable(phase.trainable)
+    fused = make_optimizer(models[0], phase)
+    plain = torch.optim.AdamW(parameter_groups(models[1], phase), foreach=True)
+    assert fused.defaults["fused"] and [g["lr"] for g in fused.param_groups] == [g["lr"] for g in plain.param_groups]
+    for model, optimizer in zip(models, (fused, plain)):
+        for p in model.parameters():
+            p.grad = torch.ones_like(p) * 0.1
+        optimizer.step()
+    for a, b in zip(models[0].parameters(), models[1].parameters()):
+        torch.testing.assert_close(a, b, rtol=1e-6, atol=1e-7)
 
 
 def test_bf16_autocast_trains_on_cpu_and_stays_close_to_fp32():
