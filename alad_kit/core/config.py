@@ -166,22 +166,24 @@ FROZEN_STUDENT_MODES = tuple(name for name, m in MODES.items() if not {"student"
 
 
 def phase3_config(mode: str, task: str, scale: ScaleConfig, lr: float | None = None,
-                  part_lr: dict | None = None, precision: str | None = None) -> PhaseConfig:
-    """Phase 3 of ``mode``: what it trains, the scale's epochs for ``task``, the mode's per-part learning rates
-    (``lr`` replaces all of them, then ``part_lr`` = {part: lr} replaces single parts it trains)."""
+                  part_lr: dict | None = None, precision: str | None = None, epochs: int | None = None) -> PhaseConfig:
+    """Phase 3 of ``mode``: what it trains, the scale's epochs for ``task`` (or ``epochs``), the mode's per-part
+    learning rates (``lr`` replaces all of them, then ``part_lr`` = {part: lr} replaces single parts it trains)."""
     _check_choice("mode", mode, tuple(MODES))
     _check_choice("task", task, TASKS)
     rates = {part: (value if lr is None else lr) for part, value in MODES[mode].lr.items()}
     rates |= {part: value for part, value in (part_lr or {}).items() if part in rates and value is not None}
     return PhaseConfig("phase3", objective="task", lr=rates, trainable=MODES[mode].trainable,
-                       epochs=scale.phase3_epochs[task], checkpoint_every=scale.checkpoint_every,
+                       epochs=epochs or scale.phase3_epochs[task], checkpoint_every=scale.checkpoint_every,
                        precision=precision or scale.precision)
 
 
-def alignment_phases(scale: ScaleConfig, precision: str | None = None) -> tuple[PhaseConfig, PhaseConfig]:
-    """Phase 1 and 2 with the scale's epoch budgets (learning rates stay the paper's)."""
+def alignment_phases(scale: ScaleConfig, precision: str | None = None,
+                     phase2_epochs: int | None = None) -> tuple[PhaseConfig, PhaseConfig]:
+    """Phase 1 and 2 with the scale's epoch budgets, or ``phase2_epochs`` (learning rates stay the paper's)."""
     common = dict(checkpoint_every=scale.checkpoint_every, precision=precision or scale.precision)
-    return (replace(PHASE1, epochs=scale.phase1_epochs, **common), replace(PHASE2, epochs=scale.phase2_epochs, **common))
+    return (replace(PHASE1, epochs=scale.phase1_epochs, **common),
+            replace(PHASE2, epochs=phase2_epochs or scale.phase2_epochs, **common))
 
 
 # --------------------------------------------------------------------------------------------------
@@ -215,6 +217,8 @@ class RunConfig:
     student_lr: float | None = None  # phase-3 lr of M_C when fine-tuned (default: the paper's 5e-5)
     lora_lr: float | None = None  # phase-3 lr of the LoRA weights (default: 1e-4)
     precision: str | None = None  # fp32 | bf16 for training and evaluation; None = the scale's default
+    phase2_epochs: int | None = None  # phase-2 epochs instead of the scale's (None: the scale's budget)
+    phase3_epochs: int | None = None  # phase-3 epochs instead of the scale's for the task (None: the scale's)
     is_teacher_run: bool = False  # fine-tune M_L itself (the teacher baseline row of Table 1)
     device: str | None = None  # cpu | cuda (default: cuda when available)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes copied into metrics.json
@@ -234,6 +238,10 @@ class RunConfig:
                 raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
         if self.precision is not None:
             _check_choice("precision", self.precision, PRECISIONS)
+        for name in ("phase2_epochs", "phase3_epochs"):
+            value = getattr(self, name)
+            if value is not None and not (isinstance(value, int) and value >= 1):
+                raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.is_teacher_run and self.mode != "finetune":
             raise ValueError("the teacher baseline (is_teacher_run) is only defined for mode 'finetune'")
 

@@ -129,7 +129,8 @@ class Experiment:
         """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
         task (phase 2 only), parent adapter and training texts give the same key, so finished phases are re-used."""
         cfg = self.cfg
-        epochs = {p.name: p.epochs for p in alignment_phases(self.scale, self.precision)}[phase_name]
+        phases = alignment_phases(self.scale, self.precision, cfg.phase2_epochs)
+        epochs = {p.name: p.epochs for p in phases}[phase_name]
         return _digest({
             "phase": phase_name, "epochs": epochs, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
             "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
@@ -164,7 +165,8 @@ class Experiment:
         if not cfg.uses_adapter or cfg.random_adapter:
             return
         parent = None
-        for phase, skipped in zip(alignment_phases(self.scale, self.precision), (cfg.skip_phase1, cfg.skip_phase2)):
+        phases = alignment_phases(self.scale, self.precision, cfg.phase2_epochs)
+        for phase, skipped in zip(phases, (cfg.skip_phase1, cfg.skip_phase2)):
             if skipped:
                 continue
             texts = self.phase_texts(phase.name)
@@ -297,7 +299,8 @@ class Experiment:
         model = self.phase3_model(self.student, adapter).to(self.device)
         self.model = model
         batchers = self.phase3_batchers()
-        phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision)
+        phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision,
+                              epochs=cfg.phase3_epochs)
 
         def evaluate(m, split="validation"):
             return task.evaluate(m, self.splits[split], batchers[split], scale.eval_batch_size, self.device,

@@ -176,3 +176,17 @@ def test_uses_adapter():
     assert not RunConfig(**RUN, mode="finetune", is_teacher_run=True).uses_adapter
     cfg = RunConfig(**RUN, extra={"note": 1})
     assert cfg == RunConfig(**RUN)  # free-form notes do not make a different run
+
+
+def test_epoch_overrides_replace_the_scale_budget_and_are_checked():
+    from alad_kit.core.config import alignment_phases, phase3_config, scale_config
+
+    cpu = scale_config("cpu")
+    assert phase3_config("frozen", "ner", cpu, epochs=3).epochs == 3
+    assert phase3_config("frozen", "ner", cpu).epochs == cpu.phase3_epochs["ner"]
+    assert [p.epochs for p in alignment_phases(cpu, phase2_epochs=4)] == [cpu.phase1_epochs, 4]
+    cfg = RunConfig(task="ner", teacher="t", student="s", phase2_epochs=5, phase3_epochs=5)
+    assert (cfg.phase2_epochs, cfg.phase3_epochs) == (5, 5)
+    for bad in (0, 2.5, "3"):
+        with pytest.raises(ValueError, match="phase3_epochs must be a whole number"):
+            RunConfig(task="ner", teacher="t", student="s", phase3_epochs=bad)

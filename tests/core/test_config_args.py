@@ -29,7 +29,8 @@ def _other_value(f: dataclasses.Field, hint) -> tuple[list[str], object]:
         return [value], value
     base = typing.get_args(hint)[0] if typing.get_origin(hint) is not None and type(None) in typing.get_args(hint) else hint
     if base is int:
-        return [str(default + 2)], default + 2  # window 5 -> 7 stays odd
+        value = 3 if default is None else default + 2  # window 5 -> 7 stays odd; unset epochs -> 3
+        return [str(value)], value
     if base is float:
         return ["0.0123"], 0.0123
     if typing.get_origin(base) is tuple:
