@@ -262,40 +262,8 @@ def _deploy_parsers(sub) -> None:
     s.set_defaults(fn=_export)
 
 
-def build_parser() -> argparse.ArgumentParser:
-    from alad_kit.core.io import __version__
-
-    p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
-    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
-    loud = p.add_mutually_exclusive_group()
-    loud.add_argument("-v", "--verbose", action="store_true",
-                      help="debug messages, and an error's traceback (before or after the command)")
-    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
-    sub = p.add_subparsers(dest="command", required=True)
-    common = argparse.ArgumentParser(add_help=False)
-    common.add_argument("--data-dir", default=None, help="dataset root (default: $ALAD_DATA_DIR)")
-    common.add_argument("--cache-dir", default=None, help="model/embedding cache root")
-
-    s = sub.add_parser("info", parents=[common], help="versions, device, offline models, datasets")
-    s.add_argument("--json", action="store_true")
-    s.set_defaults(fn=_info)
-
-    s = sub.add_parser("run", help="phases 1-3 for one task/student/mode/window",
-                       description="Every RunConfig field is a flag; --config FILE sets them from JSON/YAML first.")
-    _add_run_arguments(s)
-
-    s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
-    s.add_argument("--out", default="runs/demo")
-    s.add_argument("--scale", default="cpu", choices=list(SCALES))
-    s.set_defaults(fn=_demo)
-
-    s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
-    s.add_argument("method")
-    s.add_argument("--model", default="minilm-l6")
-    s.add_argument("--out", required=True)
-    s.add_argument("--options", default=None, help='JSON of method options, e.g. \'{"threshold": 0.9}\'')
-    s.set_defaults(fn=_compress)
-
+def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
+    """The commands that measure and read results: bench, table, study, report (in --help's order)."""
     s = sub.add_parser("bench", help="size/latency/FLOPs of teacher, students and adapters (JSON)")
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--students", nargs="+", default=["minilm-l6"])
@@ -342,6 +310,43 @@ def build_parser() -> argparse.ArgumentParser:
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")
     s.set_defaults(fn=_report)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from alad_kit.core.io import __version__
+
+    p = argparse.ArgumentParser(prog="alad", description="Alignment Adapters for compressed encoders")
+    p.add_argument("--version", action="version", version=f"%(prog)s {__version__}")
+    loud = p.add_mutually_exclusive_group()
+    loud.add_argument("-v", "--verbose", action="store_true",
+                      help="debug messages, and an error's traceback (before or after the command)")
+    loud.add_argument("-q", "--quiet", action="store_true", help="warnings and errors only")
+    sub = p.add_subparsers(dest="command", required=True)
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--data-dir", default=None, help="dataset root (default: $ALAD_DATA_DIR)")
+    common.add_argument("--cache-dir", default=None, help="model/embedding cache root")
+
+    s = sub.add_parser("info", parents=[common], help="versions, device, offline models, datasets")
+    s.add_argument("--json", action="store_true")
+    s.set_defaults(fn=_info)
+
+    s = sub.add_parser("run", help="phases 1-3 for one task/student/mode/window",
+                       description="Every RunConfig field is a flag; --config FILE sets them from JSON/YAML first.")
+    _add_run_arguments(s)
+
+    s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
+    s.add_argument("--out", default="runs/demo")
+    s.add_argument("--scale", default="cpu", choices=list(SCALES))
+    s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
+    s.add_argument("method")
+    s.add_argument("--model", default="minilm-l6")
+    s.add_argument("--out", required=True)
+    s.add_argument("--options", default=None, help='JSON of method options, e.g. \'{"threshold": 0.9}\'')
+    s.set_defaults(fn=_compress)
+
+    _results_parsers(sub, common)
     _deploy_parsers(sub)
     _add_verbose(sub)
     return p

@@ -89,6 +89,46 @@ def _describe(model: nn.Module, seq_len: int) -> dict:
     }
 
 
+def _bench_devices(devices: Sequence[str] | None) -> list[str]:
+    """The devices to time on (default: CPU, and CUDA when present), each checked to exist here."""
+    from alad_kit.core.device import resolve_device
+
+    if devices is None:
+        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
+    for device in devices:
+        resolve_device(device)
+    return devices
+
+
+def _describe_student(model, variants: dict, teacher: dict, seq_len: int, adapter_hidden: int,
+                      adapter_precision: str) -> tuple[dict, dict]:
+    """A student's sizes and FLOPs, with one entry per adapter variant, and the adapters to time (by label).
+
+    Sizes are relative to the teacher (``teacher``: its _describe entry); adapters are random-initialised
+    (their cost does not depend on their weights) and timed in ``adapter_precision``."""
+    from alad_kit.adapter import AlignmentAdapter
+    from alad_kit.models.adapter_precision import adapter_for_student
+
+    t_params, teacher_dim = teacher["params"], teacher["hidden_size"]
+    info = _describe(model.eval(), seq_len)
+    info["sz_pct"] = 100.0 * info["params"] / t_params
+    info["adapters"], deployed = {}, {}
+    for label, (w, kind) in variants.items():
+        adapter = AlignmentAdapter(int(model.config.hidden_size), teacher_dim, w, adapter_hidden, kind).eval()
+        deployed[label] = adapter_for_student(adapter, model, adapter_precision)
+        a_params = count_params(adapter)
+        info["adapters"][label] = {
+            "window": w, "kind": kind, "params": a_params,
+            "sz_pct": 100.0 * (info["params"] + a_params) / t_params,
+            "flops_per_token": adapter.flops_per_token(),
+            "flops_per_token_measured": adapter_flops_measured(adapter, seq_len),
+            "flops_overhead_pct": 100.0 * adapter.flops_per_token() / info["flops_per_token"],
+            # The speed kept if time were proportional to FLOPs: what the measured value compares to.
+            "flops_speed_kept": info["flops_per_token"] / (info["flops_per_token"] + adapter.flops_per_token()),
+        }
+    return info, deployed
+
+
 def benchmark(
     teacher: tuple[nn.Module, object],
     students: dict[str, tuple[nn.Module, object]],
@@ -112,10 +152,7 @@ def benchmark(
     ``adapter_precision`` (fp32 | int8 | bf16 | follow) is the precision they are timed in (sizes and FLOPs
     are the float adapter's); "follow" times an int8 student with an int8 adapter, as it is deployed.
     """
-    from alad_kit.adapter import AlignmentAdapter
-    from alad_kit.core.device import resolve_device
     from alad_kit.core.preflight import check_seq_len
-    from alad_kit.models.adapter_precision import adapter_for_student
 
     _check_counts(repeats, warmup)
     if batch_size <= 0 or seq_len <= 0:
@@ -124,14 +161,10 @@ def benchmark(
         raise ValueError("benchmark: give at least one student")
     windows = [int(w) for w in windows]
     variants = {adapter_label(w, k): (w, k) for k in kinds for w in windows}
-    if devices is None:
-        devices = ["cpu"] + (["cuda"] if torch.cuda.is_available() else [])
     t_model, t_tok = _unpack(teacher)
     students = {name: _unpack(entry) for name, entry in students.items()}
     check_seq_len(seq_len, {teacher_name: (t_model, t_tok), **students})  # else an IndexError deep in the model
-    for device in devices:
-        resolve_device(device)
-    teacher_dim = int(t_model.config.hidden_size)
+    devices = _bench_devices(devices)
 
     result = {
         "schema": SCHEMA,
@@ -146,38 +179,31 @@ def benchmark(
         "timings": {},
         "rows": [],
     }
-    t_params = result["teacher"]["params"]
     adapters = {}
-    for name, (model, _tok) in students.items():
-        info = _describe(model.eval(), seq_len)
-        info["sz_pct"] = 100.0 * info["params"] / t_params
-        info["adapters"] = {}
-        for label, (w, kind) in variants.items():
-            adapter = AlignmentAdapter(int(model.config.hidden_size), teacher_dim, w, adapter_hidden, kind).eval()
-            adapters[name, label] = adapter_for_student(adapter, model, adapter_precision)
-            a_params = count_params(adapter)
-            info["adapters"][label] = {
-                "window": w, "kind": kind, "params": a_params,
-                "sz_pct": 100.0 * (info["params"] + a_params) / t_params,
-                "flops_per_token": adapter.flops_per_token(),
-                "flops_per_token_measured": adapter_flops_measured(adapter, seq_len),
-                "flops_overhead_pct": 100.0 * adapter.flops_per_token() / info["flops_per_token"],
-                # The speed kept if time were proportional to FLOPs: what the measured value compares to.
-                "flops_speed_kept": info["flops_per_token"] / (info["flops_per_token"] + adapter.flops_per_token()),
-            }
-        result["students"][name] = info
+    for name, (model, _tok) in students.items():  # in order: the adapters' random init draws from torch's RNG
+        result["students"][name], deployed = _describe_student(
+            model, variants, result["teacher"], seq_len, adapter_hidden, adapter_precision
+        )
+        adapters.update({(name, label): adapter for label, adapter in deployed.items()})
 
-    homes = [(m, _device_of(m)) for m in [t_model, *(m for m, _ in students.values())]]
+    result["timings"] = _time_all(devices, (t_model, t_tok), students, adapters, list(variants), batch_size,
+                                  seq_len, repeats, warmup)
+    result["rows"] = _rows(result)
+    return result
+
+
+def _time_all(devices, teacher, students, adapters, labels, batch_size, seq_len, repeats, warmup) -> dict:
+    """{device: timings} for every device in turn; the models go back to where they were, even on errors."""
+    timings = {}
+    homes = [(m, _device_of(m)) for m in [teacher[0], *(m for m, _ in students.values())]]
     try:
         for device in devices:
-            result["timings"][device] = _time_on_device(
-                device, (t_model, t_tok), students, adapters, list(variants), batch_size, seq_len, repeats, warmup
-            )
+            timings[device] = _time_on_device(device, teacher, students, adapters, labels, batch_size, seq_len,
+                                              repeats, warmup)
     finally:  # hand the models back where they were
         for model, home in homes:
             model.to(home)
-    result["rows"] = _rows(result)
-    return result
+    return timings
 
 
 def _time_on_device(device, teacher, students, adapters, labels, batch_size, seq_len, repeats, warmup) -> dict:

@@ -27,7 +27,8 @@ from pathlib import Path
 
 from alad_kit.core import rundir
 
-from .table import SCORE_COLUMNS, _student_name, student_label, to_markdown
+from .formats import to_markdown
+from .table import SCORE_COLUMNS, _student_name, student_label
 
 TESTS = ("greater", "not_worse", "at_most", "at_least")
 VERDICTS = ("confirmed", "refuted", "inconclusive")

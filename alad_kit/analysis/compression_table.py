@@ -27,7 +27,8 @@ import pandas as pd
 
 from alad_kit.compress._io import REPORT_NAME
 
-from .table import collect_runs, drop_ablations, pick_scale, student_label, write_formats
+from .formats import write_formats
+from .table import collect_runs, drop_ablations, pick_scale, student_label
 
 # task -> ((score key, label, display factor), ...): the same two columns Table 1 shows for the task
 TASK_SCORES = {

@@ -16,7 +16,7 @@ import pandas as pd
 
 from alad_kit.core import rundir
 
-from .table import write_formats
+from .formats import write_formats
 
 NOTE = ("Chosen on the best validation score (model selection keeps the best epoch); the test score is "
         "reported for information only.")

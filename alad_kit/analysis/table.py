@@ -27,7 +27,8 @@ import pandas as pd
 
 from alad_kit.core import rundir
 from alad_kit.core.config import SCALES  # smallest to largest
-from alad_kit.core.io import write_text_atomic
+
+from .formats import write_formats
 
 # (task, key in metrics.json["scores"], column label, display factor)
 SCORE_COLUMNS = (
@@ -341,51 +342,6 @@ def results_table(
     return pd.DataFrame([{c: row.get(c, "") for c in columns} for row in rows], columns=columns)
 
 
-# --------------------------------------------------------------------------------------------------
-# Writers
-# --------------------------------------------------------------------------------------------------
-
-
-def to_markdown(table: pd.DataFrame, note: str | None = SPREAD_NOTE) -> str:
-    """GitHub-flavoured markdown table (hand-written: no optional ``tabulate`` dependency)."""
-
-    def cell(value) -> str:
-        return "" if pd.isna(value) else str(value).replace("|", "\\|").replace("\n", " ")
-
-    lines = [
-        "| " + " | ".join(cell(c) for c in table.columns) + " |",
-        "|" + "|".join("---" for _ in table.columns) + "|",
-    ]
-    lines += ["| " + " | ".join(cell(v) for v in row) + " |" for row in table.itertuples(index=False)]
-    if note:
-        lines += ["", note]
-    return "\n".join(lines) + "\n"
-
-
-def to_csv(table: pd.DataFrame) -> str:
-    return table.to_csv(index=False)
-
-
-def to_html(table: pd.DataFrame, note: str | None = SPREAD_NOTE, title: str = "ALAd results") -> str:
-    """Standalone HTML page with the table (escaped) and the units/spread note."""
-    body = table.to_html(index=False, escape=True, border=0, classes="results")
-    note_html = f"<p>{_escape(note)}</p>" if note else ""
-    style = (
-        "body{font-family:sans-serif;margin:2em} table.results{border-collapse:collapse}"
-        " table.results th,table.results td{padding:4px 10px;border-bottom:1px solid #ddd;text-align:left}"
-    )
-    return (
-        f"<!DOCTYPE html>\n<html><head><meta charset='utf-8'><title>{_escape(title)}</title>"
-        f"<style>{style}</style></head>\n<body><h1>{_escape(title)}</h1>\n{body}\n{note_html}</body></html>\n"
-    )
-
-
-def _escape(text: str) -> str:
-    import html
-
-    return html.escape(text)
-
-
 def write_table(
     runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, spread: str = "auto",
     bench: str | os.PathLike | None = None,
@@ -401,15 +357,4 @@ def write_table(
     if bench is not None:
         runs = attach_speed(runs, bench)
     table = results_table(runs, spread=spread)
-    return write_formats(table, Path(out_dir) if out_dir is not None else Path(runs_dir), "results")
-
-
-def write_formats(
-    table: pd.DataFrame, out: Path, stem: str, note: str | None = SPREAD_NOTE, title: str = "ALAd results"
-) -> dict[str, Path]:
-    """``out/stem.md``, ``.csv`` and ``.html`` of ``table``, each written atomically."""
-    return {
-        "md": write_text_atomic(out / f"{stem}.md", to_markdown(table, note)),
-        "csv": write_text_atomic(out / f"{stem}.csv", to_csv(table)),
-        "html": write_text_atomic(out / f"{stem}.html", to_html(table, note, title=title)),
-    }
+    return write_formats(table, Path(out_dir) if out_dir is not None else Path(runs_dir), "results", SPREAD_NOTE)

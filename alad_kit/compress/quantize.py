@@ -193,6 +193,55 @@ def select_by_sensitivity(sensitivity: dict[str, float], weights: dict[str, int]
     return [n for n in weights if n not in keep_float]
 
 
+def _check_static_args(model, texts, target_fraction, sensitivity_texts, gelu_layers):
+    """quantize_static_int8's argument checks; returns the Linear layer names, the GELU-fed ones, the texts."""
+    linears = check_quantizable(model, "quantize_static_int8")
+    texts = check_texts(texts, "quantize_static_int8 (calibration)")
+    if isinstance(target_fraction, bool) or not 0 < target_fraction <= 1:
+        raise ValueError(f"quantize_static_int8: target_fraction must lie in (0, 1], got {target_fraction!r}")
+    if sensitivity_texts <= 0:
+        raise ValueError(f"quantize_static_int8: sensitivity_texts must be positive, got {sensitivity_texts}")
+    names = list(linears)
+    gelu = gelu_input_layers(model, names) if gelu_layers is None else list(gelu_layers)
+    unknown = sorted(set(gelu) - set(names))
+    if unknown:
+        raise ValueError(f"quantize_static_int8: gelu_layers are not Linear layers of the model: {unknown}")
+    return names, gelu, texts
+
+
+def _calibrated_layers(float_model, linears, gelu, engine, tokenizer, texts, batch_size, max_length) -> dict:
+    """1. Calibrate: every Linear wrapped with observers at once, then converted to int8 (by name).
+
+    Observers pass values through unchanged, so each layer sees exactly the inputs it sees in the float
+    model; the wrappers go into a copy, ``float_model`` itself stays float."""
+    calibrated = copy.deepcopy(float_model)
+    wrappers = {n: _prepared_wrapper(layer, engine, n in gelu) for n, layer in linears.items()}
+    for name, wrapper in wrappers.items():
+        _set_module(calibrated, name, wrapper)
+    with torch.no_grad():
+        for batch in batched_inputs(tokenizer, texts, batch_size, max_length, "cpu"):
+            calibrated(**batch)
+    with _quiet():
+        return {n: convert(w, inplace=False) for n, w in wrappers.items()}
+
+
+def _layer_sensitivity(float_model, converted: dict, probe: list) -> tuple[dict, bool]:
+    """2. Sensitivity: the float model with ONLY one layer quantized, against the float model.
+
+    Returns {layer: divergence} and whether the model has logits (KL on logits, else MSE on hidden states)."""
+    reference = _outputs(float_model, probe)
+    with torch.no_grad():
+        has_logits = getattr(float_model(**probe[0]), "logits", None) is not None
+    sensitivity = {}
+    for name, layer in converted.items():
+        original = _set_module(float_model, name, layer)
+        try:
+            sensitivity[name] = _divergence(reference, _outputs(float_model, probe), probe, has_logits)
+        finally:
+            _set_module(float_model, name, original)
+    return sensitivity, has_logits
+
+
 def quantize_static_int8(
     model: nn.Module,
     tokenizer,
@@ -210,46 +259,14 @@ def quantize_static_int8(
     ``texts``: plain corpus text for calibration (not task data); the first ``sensitivity_texts`` of
     them also rank the layers. ``gelu_layers``: Linear layers reading a GELU output (default: detected).
     """
-    linears = check_quantizable(model, "quantize_static_int8")
-    texts = check_texts(texts, "quantize_static_int8 (calibration)")
-    if isinstance(target_fraction, bool) or not 0 < target_fraction <= 1:
-        raise ValueError(f"quantize_static_int8: target_fraction must lie in (0, 1], got {target_fraction!r}")
-    if sensitivity_texts <= 0:
-        raise ValueError(f"quantize_static_int8: sensitivity_texts must be positive, got {sensitivity_texts}")
-    names = list(linears)
-    gelu = gelu_input_layers(model, names) if gelu_layers is None else list(gelu_layers)
-    unknown = sorted(set(gelu) - set(names))
-    if unknown:
-        raise ValueError(f"quantize_static_int8: gelu_layers are not Linear layers of the model: {unknown}")
+    names, gelu, texts = _check_static_args(model, texts, target_fraction, sensitivity_texts, gelu_layers)
     start = time.perf_counter()
     engine = quantized_engine()
     float_model = copy.deepcopy(model).cpu().eval()  # int8 kernels are CPU-only; the caller's model stays put
     linears = {n: float_model.get_submodule(n) for n in names}
-
-    # 1. Calibrate: every Linear wrapped with observers at once (observers pass values through unchanged,
-    #    so each layer sees exactly the inputs it sees in the float model).
-    calibrated = copy.deepcopy(float_model)
-    wrappers = {n: _prepared_wrapper(linears[n], engine, n in gelu) for n in names}
-    for name, wrapper in wrappers.items():
-        _set_module(calibrated, name, wrapper)
-    with torch.no_grad():
-        for batch in batched_inputs(tokenizer, texts, batch_size, max_length, "cpu"):
-            calibrated(**batch)
-    with _quiet():
-        converted = {n: convert(w, inplace=False) for n, w in wrappers.items()}
-
-    # 2. Sensitivity: the float model with ONLY one layer quantized, against the float model.
+    converted = _calibrated_layers(float_model, linears, gelu, engine, tokenizer, texts, batch_size, max_length)
     probe = list(batched_inputs(tokenizer, texts[:sensitivity_texts], batch_size, max_length, "cpu"))
-    reference = _outputs(float_model, probe)
-    with torch.no_grad():
-        has_logits = getattr(float_model(**probe[0]), "logits", None) is not None
-    sensitivity = {}
-    for name in names:
-        original = _set_module(float_model, name, converted[name])
-        try:
-            sensitivity[name] = _divergence(reference, _outputs(float_model, probe), probe, has_logits)
-        finally:
-            _set_module(float_model, name, original)
+    sensitivity, has_logits = _layer_sensitivity(float_model, converted, probe)
 
     # 3. Quantize all but the most sensitive layers that fit in the (1 - target_fraction) float budget.
     weights = {n: linears[n].weight.numel() for n in names}

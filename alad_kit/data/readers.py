@@ -115,6 +115,31 @@ def _conllu_row(file: Path, lineno: int, line: str, n_words: int) -> dict | None
     return token
 
 
+def _header_id(file: Path, lineno: int, line: str) -> str:
+    """The sentence id of a MultiCoNER header ``# id <uuid>\tdomain=en``."""
+    fields = line[5:].split()
+    if not fields:
+        raise _fail(file, lineno, "sentence header '# id' without an id")
+    return fields[0]
+
+
+def _check_conll_row(file: Path, lineno: int, fields: list[str], width: tuple[int, int] | None) -> tuple[int, int]:
+    """Check one CoNLL NER row (its column count against the file's first row, its BIO tag, its token).
+
+    ``width`` is (columns, line) of the first row, None for the first row itself; returns it for the next."""
+    if width is None:
+        if len(fields) < 2:
+            raise _fail(file, lineno, f"NER row needs a token and a tag, found {len(fields)} column(s)")
+        width = (len(fields), lineno)
+    elif len(fields) != width[0]:
+        raise _fail(file, lineno, f"NER row has {len(fields)} columns, expected {width[0]} (as on line {width[1]})")
+    tag = fields[-1]
+    if not _BIO_TAG.fullmatch(tag):
+        raise _fail(file, lineno, f"invalid BIO tag {tag!r} (expected O, B-<type> or I-<type>)")
+    check_token(file, lineno, fields[0])
+    return width
+
+
 def read_conll(file: str | Path, strict: bool = False) -> dict[str, list]:
     """Read a CoNLL NER file into columns ``id``, ``tokens``, ``ner_tags`` (BIO strings).
 
@@ -134,7 +159,7 @@ def read_conll(file: str | Path, strict: bool = False) -> dict[str, list]:
     file = Path(file)
     cols: dict[str, list] = {"id": [], "tokens": [], "ner_tags": []}
     sent_id, tokens, tags, lines = None, [], [], []
-    width = width_line = None
+    width = None  # (columns, line) of the file's first row: every row must match it
     empty = n_sent = 0
     repairs = BioRepairs(file, strict)
 
@@ -153,10 +178,7 @@ def read_conll(file: str | Path, strict: bool = False) -> dict[str, list]:
         line = raw.rstrip("\r\n")
         if line.startswith("# id "):
             flush()
-            fields = line[5:].split()
-            if not fields:
-                raise _fail(file, lineno, "sentence header '# id' without an id")
-            sent_id = fields[0]
+            sent_id = _header_id(file, lineno, line)
             continue
         fields = _CONLL_SEP.split(line.strip(" \t"))
         if fields == [""]:
@@ -165,22 +187,8 @@ def read_conll(file: str | Path, strict: bool = False) -> dict[str, list]:
         if fields[0] == "-DOCSTART-":
             flush()
             continue
-        if width is None:
-            if len(fields) < 2:
-                raise _fail(
-                    file, lineno, f"NER row needs a token and a tag, found {len(fields)} column(s)"
-                )
-            width, width_line = len(fields), lineno
-        elif len(fields) != width:
-            raise _fail(
-                file,
-                lineno,
-                f"NER row has {len(fields)} columns, expected {width} (as on line {width_line})",
-            )
+        width = _check_conll_row(file, lineno, fields, width)
         tag = fields[-1]
-        if not _BIO_TAG.fullmatch(tag):
-            raise _fail(file, lineno, f"invalid BIO tag {tag!r} (expected O, B-<type> or I-<type>)")
-        check_token(file, lineno, fields[0])
         tokens.append(fields[0])
         tags.append(tag)
         lines.append(lineno)

@@ -26,15 +26,29 @@ def label_list(dataset_dict: DatasetDict | Dataset, field: str) -> list[str]:
     return ordered
 
 
+def token_texts(split) -> list[list[str]]:
+    """The words of every sentence of a POS / NER split, as token lists."""
+    return [list(tokens) for tokens in split["tokens"]]
+
+
+def qa_texts(split) -> list[str]:
+    """The text of a QA split: each distinct context once (first-appearance order), then EVERY question.
+
+    Contexts repeat once per question asked about them, so they are deduplicated; questions are kept as they
+    come, repeats included: this is what phase 2 has always aligned on, and its embedding-cache keys and
+    results depend on it (tasks.specs.SpanTask.texts is this function)."""
+    return list(dict.fromkeys(split["context"])) + list(split["question"])
+
+
 def texts_for_alignment(task: str, dataset: Dataset) -> list[list[str]] | list[str]:
-    """The text of ONE split (phase 2 passes the train split): POS/NER -> token lists; QA -> the unique
-    contexts then the unique questions (first-appearance order) as strings; corpus -> its lines."""
+    """The text of ONE split (phase 2 passes the train split): POS/NER -> token lists (`token_texts`);
+    QA -> the unique contexts then every question as strings (`qa_texts`); corpus -> its lines."""
     if isinstance(dataset, dict):
         raise ValueError("texts_for_alignment takes one split (e.g. splits['train']), not a DatasetDict")
     if task in ("pos", "ner"):
-        return [list(tokens) for tokens in dataset["tokens"]]
+        return token_texts(dataset)
     if task == "qa":
-        return list(dict.fromkeys(dataset["context"])) + list(dict.fromkeys(dataset["question"]))
+        return qa_texts(dataset)
     if task == "corpus":
         return list(dataset["text"])
     raise ValueError(f"unknown task {task!r}; expected pos, ner, qa or corpus")

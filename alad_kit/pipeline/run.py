@@ -13,7 +13,6 @@ curves), ``probes.csv`` (per-token alignment error on held-out text, for the not
 from __future__ import annotations
 
 import logging
-import os
 import shutil
 import time
 from contextlib import contextmanager, nullcontext
@@ -23,7 +22,7 @@ from pathlib import Path
 import torch
 from tqdm.auto import tqdm
 
-from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME, AlignmentAdapter
+from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core import rundir
 from alad_kit.core.checkpoint import digest as _digest
 from alad_kit.core.config import (
@@ -35,13 +34,12 @@ from alad_kit.core.config import (
     scale_config,
 )
 from alad_kit.core.device import resolve_device
-from alad_kit.core.integrity import file_digests, verified_record
-from alad_kit.core.io import write_json_atomic
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel, add_lora
+from alad_kit.pipeline import adapter_cache
 from alad_kit.pipeline.record import phase_record, run_metrics, write_run_outputs
 from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
 from alad_kit.training.cache import EmbeddingCache, model_fingerprint
@@ -59,35 +57,44 @@ log = logging.getLogger(__name__)
 
 
 # --------------------------------------------------------------------------------------------------
-ADAPTER_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # what a cached adapter's result.json records digests of
-
-
-# --------------------------------------------------------------------------------------------------
 class Experiment:
     """Holds the models and data of one run; ``run()`` is the whole pipeline."""
 
     def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
+        from accelerate import PartialState
+
+        # What the run is: fixed here, read by every step.
         self.cfg, self.resume, self.callbacks = cfg, resume, tuple(callbacks)
         self.scale = scale_config(cfg.scale)
         self.device = resolve_device(cfg.device)  # one line for a missing GPU, before any model loads
+        self.precision = resolve_precision(cfg.precision, self.scale.precision, self.device)
+        self.task = get_task(cfg.task)
         self.out = Path(cfg.out)
         self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
         self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
-        self.task = get_task(cfg.task)
-        self.corpus_fallback = corpus_fallback
-        self.timings: dict[str, float] = {}
-        self.history: dict[str, list] = {}
-        self.alignment: dict[str, dict] = {}
-        self._task_data = task_data
-        self.probe_frames: list = []
-        self.precision = resolve_precision(cfg.precision, self.scale.precision, self.device)
+        self.corpus_fallback = corpus_fallback  # phase-1 texts when no corpus is found (None: the default)
+        self._task_data = task_data  # (splits, labels) given by the caller instead of loading them
+        self.dist = PartialState(cpu=self.device == "cpu")  # under torchrun / accelerate launch: one writer, all wait
+
+        # Models and data: set by load_models() and load_data().
+        self.teacher = self.teacher_tok = None  # M_L (frozen) and its tokenizer
+        self.student = self.student_tok = None  # M_C (cut to cfg.student_layers) and its tokenizer
+        self.splits: dict | None = None  # the task's splits, train / validation / test
+        self.labels: list[str] | None = None  # label set (None for QA)
+        # Set by make_adapter() and phase3(): what later steps and the run's files need.
+        self.probe: AlignmentData | None = None  # held-out text every alignment measurement reads
+        self.model: AladModel | None = None  # the phase-3 model (the deployed one)
+        self.phase3_result: PhaseResult | None = None  # phase 3's steps, history and best epoch
+
+        # What the run records as it goes (metrics.json, history.json, probes.csv).
+        self.timings: dict[str, float] = {}  # seconds per step, "<phase>_cached_from" for reused adapters
+        self.history: dict[str, list] = {}  # [step, loss] per phase
+        self.alignment: dict[str, dict] = {}  # mean MSE / cosine / tokens per stage (before_phase1, ...)
+        self.probe_frames: list = []  # the per-token rows behind `alignment`
         self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
         self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
         self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
         self.phase_bar = None  # the outer progress bar over the phases, while run() runs
-        from accelerate import PartialState  # under torchrun / accelerate launch: one writer, all wait
-
-        self.dist = PartialState(cpu=self.device == "cpu")
 
     # ---------------------------------------------------------------------------------------------
     def load_models(self):
@@ -126,22 +133,11 @@ class Experiment:
         )
 
     def adapter_key(self, phase_name: str, parent: str | None, texts_digest: str | None = None) -> str:
-        """Cache key of the adapter a phase produces: same teacher/student weights, window, seed, scale,
-        task (phase 2 only), parent adapter and training texts give the same key, so finished phases are re-used."""
-        cfg = self.cfg
-        phases = alignment_phases(self.scale, self.precision, cfg.phase2_epochs)
+        """Cache key of the adapter a phase produces (see ``adapter_cache.adapter_key``)."""
+        phases = alignment_phases(self.scale, self.precision, self.cfg.phase2_epochs)
         epochs = {p.name: p.epochs for p in phases}[phase_name]
-        return _digest({
-            "phase": phase_name, "epochs": epochs, "teacher": model_fingerprint(self.teacher), "student": model_fingerprint(self.student),
-            "window": cfg.window, "hidden": cfg.adapter_hidden, "seed": cfg.seed, "scale": cfg.scale,
-            "task": cfg.task if phase_name == "phase2" else None, "parent": parent, "texts": texts_digest,
-            # bf16 trains a (slightly) different adapter
-            **({"precision": self.precision} if self.precision != "fp32" else {}),
-            # fp32 live teacher outputs train a (slightly) different adapter than the fp16 cache; the default
-            # key stays as it was so existing cached adapters remain valid
-            **({} if cfg.use_cache else {"teacher_cache": False}),
-            **({} if cfg.adapter_kind == "dense" else {"kind": cfg.adapter_kind}),  # dense keys stay as they were
-        })
+        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, model_fingerprint(self.teacher),
+                                         model_fingerprint(self.student), self.precision, parent, texts_digest)
 
     def phase_texts(self, phase_name: str) -> list:
         """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
@@ -202,8 +198,7 @@ class Experiment:
     def _train_or_load(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> AladModel:
         model = AladModel(self.student, adapter).to(self.device)
         # --no-cache is how phase timings without any cache are measured: it never reads a finished adapter
-        saved = verified_record(final, "result.json", ADAPTER_FILES, "cached adapter",
-                                remove=self.dist.is_main_process) if self.cfg.use_cache else None
+        saved = adapter_cache.read_record(final, remove=self.dist.is_main_process) if self.cfg.use_cache else None
         if saved is not None:
             adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
             self.history[phase.name] = saved["history"]
@@ -211,7 +206,7 @@ class Experiment:
             self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
             self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True}
         else:
-            partial = final.with_name(final.name + ".partial")
+            partial = adapter_cache.partial_dir(final)
             if partial.exists() and not self.resume and self.dist.is_main_process:
                 shutil.rmtree(partial)
             self.dist.wait_for_everyone()
@@ -229,16 +224,9 @@ class Experiment:
             passes = min(self.embeddings.stats.misses - misses, 1) if self.cfg.use_cache else result.examples / len(data)
             self.phases[phase.name] = phase_record(result, passes)
             if self.dist.is_main_process:
-                adapter.save_pretrained(partial)
-                write_json_atomic(partial / "result.json", {"history": result.history, "seconds": result.seconds,
-                                                              "steps": result.steps, "tokens": result.tokens,
-                                                              "phase": self.phases[phase.name],
-                                                              "digests": file_digests(partial, ADAPTER_FILES)})
-                for ckpt in [*partial.glob("*.ckpt.*"), *partial.glob("*.done.*")]:
-                    ckpt.unlink()
-                if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
-                    shutil.rmtree(final)
-                os.replace(partial, final)
+                adapter_cache.publish(adapter, final, {"history": result.history, "seconds": result.seconds,
+                                                       "steps": result.steps, "tokens": result.tokens,
+                                                       "phase": self.phases[phase.name]})
             self.dist.wait_for_everyone()
         return model
 
@@ -322,7 +310,7 @@ class Experiment:
             )
         self.timings["phase3"] = time.perf_counter() - t0
         self.history["phase3"] = result.history
-        self.phase3_result: PhaseResult = result
+        self.phase3_result = result
         self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train))
         if train.hidden is not None:
             self.phases["phase3"]["student_passes"] = self.phase3_student_fills

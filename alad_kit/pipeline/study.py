@@ -23,7 +23,8 @@ import pandas as pd
 from tqdm.auto import tqdm
 
 from alad_kit.analysis.claims import bench_spd, claims_json, claims_markdown, compute_claims, load_studies
-from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label, write_formats
+from alad_kit.analysis.formats import write_formats
+from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label
 from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_text_atomic

@@ -212,6 +212,35 @@ def _find_best_thresh(preds, scores, na_probs, qid_to_has_ans) -> tuple[float, f
     return 100.0 * best_score / len(scores), float(best_thresh)
 
 
+def _check_squad_predictions(gold: dict, predictions: Mapping, na_probs: Mapping | None) -> None:
+    """Every gold question needs a string prediction (and an na_prob, when na_probs are given)."""
+    missing = [qid for qid in gold if qid not in predictions]
+    if missing:
+        raise ValueError(f"{len(missing)} of {len(gold)} questions have no prediction, e.g. {missing[:3]}")
+    for qid in gold:
+        if not isinstance(predictions[qid], str):
+            raise ValueError(
+                f"prediction for {qid!r} must be a string, got {type(predictions[qid]).__name__}"
+            )
+    if na_probs is not None:
+        missing = [qid for qid in gold if qid not in na_probs]
+        if missing:
+            raise ValueError(f"{len(missing)} questions have no na_prob, e.g. {missing[:3]}")
+
+
+def _raw_scores(gold: dict, predictions: Mapping) -> tuple[dict, dict]:
+    """Per-question exact match and F1 against the best gold answer, before any no-answer threshold.
+
+    Gold answers that normalise to "" are dropped; a question left without any has gold [""]."""
+    exact_raw, f1_raw = {}, {}
+    for qid, texts in gold.items():
+        gold_answers = [t for t in texts if normalize_answer(t)] or [""]
+        pred = predictions[qid]
+        exact_raw[qid] = max(compute_exact(a, pred) for a in gold_answers)
+        f1_raw[qid] = max(compute_f1(a, pred) for a in gold_answers)
+    return exact_raw, f1_raw
+
+
 def squad_v2_scores(
     dataset_or_examples: Any,
     predictions: Mapping[str, str],
@@ -236,26 +265,9 @@ def squad_v2_scores(
     [""], so only "" scores 1 on them; "has answer" is decided on the raw answer list, as officially.
     """
     gold = _gold_by_id(dataset_or_examples)
-    missing = [qid for qid in gold if qid not in predictions]
-    if missing:
-        raise ValueError(f"{len(missing)} of {len(gold)} questions have no prediction, e.g. {missing[:3]}")
-    for qid in gold:
-        if not isinstance(predictions[qid], str):
-            raise ValueError(
-                f"prediction for {qid!r} must be a string, got {type(predictions[qid]).__name__}"
-            )
-    if na_probs is not None:
-        missing = [qid for qid in gold if qid not in na_probs]
-        if missing:
-            raise ValueError(f"{len(missing)} questions have no na_prob, e.g. {missing[:3]}")
-
+    _check_squad_predictions(gold, predictions, na_probs)
     qid_to_has_ans = {qid: bool(texts) for qid, texts in gold.items()}
-    exact_raw, f1_raw = {}, {}
-    for qid, texts in gold.items():
-        gold_answers = [t for t in texts if normalize_answer(t)] or [""]
-        pred = predictions[qid]
-        exact_raw[qid] = max(compute_exact(a, pred) for a in gold_answers)
-        f1_raw[qid] = max(compute_f1(a, pred) for a in gold_answers)
+    exact_raw, f1_raw = _raw_scores(gold, predictions)
 
     # Without na_probs the official script uses 0.0 for every question, i.e. thresholding never fires.
     # Keep the caller's order: the official best-threshold scan visits ties in na_prob-file order.

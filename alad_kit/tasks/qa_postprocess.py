@@ -87,6 +87,56 @@ def _answer_tokens(offsets, seq_ids, start_char: int, end_char: int) -> tuple[in
     return start, end
 
 
+def _question_budget(tokenizer, max_length: int, doc_stride: int, max_question_length: int) -> int:
+    """The tokens a question may take in a window, after checking the tokenizer and the window sizes.
+
+    A window holds the special tokens, the question and a piece of context that must be longer than
+    ``doc_stride``, or consecutive windows would not advance through the context."""
+    if not getattr(tokenizer, "is_fast", False):
+        raise ValueError("prepare_qa_features needs a fast tokenizer (offset mapping and sequence_ids)")
+    if tokenizer.padding_side != "right":
+        raise ValueError("only right padding is supported: the no-answer token must sit at index 0")
+    if doc_stride < 0 or max_question_length < 1:
+        raise ValueError(
+            f"need doc_stride >= 0 and max_question_length >= 1, got {doc_stride}, {max_question_length}"
+        )
+    n_special = tokenizer.num_special_tokens_to_add(pair=True)
+    budget = min(max_question_length, max_length - n_special - doc_stride - 1)
+    if budget < 1:
+        raise ValueError(
+            f"max_length={max_length} leaves no room for a question: it must exceed doc_stride ({doc_stride}) "
+            f"+ {n_special} special tokens + 1"
+        )
+    return budget
+
+
+def _label_windows(features: dict, enc, raw_offsets, sample_map, cols: dict, contexts: list[str]) -> set:
+    """Append each window's example id, context offsets and (with answers) answer token span to ``features``.
+
+    Returns the ids whose ``answer_start`` does not point at the answer text (labels still follow it)."""
+    has_answers = "answers" in cols
+    bad_starts = set()
+    for i, offsets in enumerate(raw_offsets):
+        seq_ids = enc.sequence_ids(i)
+        if seq_ids[0] is not None:
+            raise ValueError("the tokenizer does not put a special (CLS) token at index 0")
+        row = sample_map[i]
+        features["example_id"].append(cols["id"][row])
+        features["offset_mapping"].append([tuple(o) if s == 1 else None for o, s in zip(offsets, seq_ids)])
+        if not has_answers:
+            continue
+        answer = _first_answer(cols["answers"][row])
+        span = None
+        if answer is not None:
+            text, start_char = answer
+            if contexts[row][start_char : start_char + len(text)] != text:
+                bad_starts.add(cols["id"][row])
+            span = _answer_tokens(offsets, seq_ids, start_char, start_char + len(text))
+        features["start_positions"].append(span[0] if span else 0)
+        features["end_positions"].append(span[1] if span else 0)
+    return bad_starts
+
+
 def prepare_qa_features(
     examples: Any,
     tokenizer,
@@ -117,22 +167,7 @@ def prepare_qa_features(
     entirely inside this window. Only the first gold answer is used for labels, as in HF.
     Drop ``NON_MODEL_COLUMNS`` before calling the model.
     """
-    if not getattr(tokenizer, "is_fast", False):
-        raise ValueError("prepare_qa_features needs a fast tokenizer (offset mapping and sequence_ids)")
-    if tokenizer.padding_side != "right":
-        raise ValueError("only right padding is supported: the no-answer token must sit at index 0")
-    if doc_stride < 0 or max_question_length < 1:
-        raise ValueError(
-            f"need doc_stride >= 0 and max_question_length >= 1, got {doc_stride}, {max_question_length}"
-        )
-    n_special = tokenizer.num_special_tokens_to_add(pair=True)
-    # A window holds n_special + question + context tokens and must advance, i.e. context > doc_stride.
-    budget = min(max_question_length, max_length - n_special - doc_stride - 1)
-    if budget < 1:
-        raise ValueError(
-            f"max_length={max_length} leaves no room for a question: it must exceed doc_stride ({doc_stride}) "
-            f"+ {n_special} special tokens + 1"
-        )
+    budget = _question_budget(tokenizer, max_length, doc_stride, max_question_length)
     cols = _as_columns(examples, ["id", "question", "context"])
     has_answers = "answers" in cols
     questions = _fit_questions([q or "" for q in cols["question"]], tokenizer, budget)
@@ -155,25 +190,7 @@ def prepare_qa_features(
     if has_answers:
         features["start_positions"], features["end_positions"] = [], []
 
-    bad_starts = set()
-    for i, offsets in enumerate(raw_offsets):
-        seq_ids = enc.sequence_ids(i)
-        if seq_ids[0] is not None:
-            raise ValueError("the tokenizer does not put a special (CLS) token at index 0")
-        row = sample_map[i]
-        features["example_id"].append(cols["id"][row])
-        features["offset_mapping"].append([tuple(o) if s == 1 else None for o, s in zip(offsets, seq_ids)])
-        if not has_answers:
-            continue
-        answer = _first_answer(cols["answers"][row])
-        span = None
-        if answer is not None:
-            text, start_char = answer
-            if contexts[row][start_char : start_char + len(text)] != text:
-                bad_starts.add(cols["id"][row])
-            span = _answer_tokens(offsets, seq_ids, start_char, start_char + len(text))
-        features["start_positions"].append(span[0] if span else 0)
-        features["end_positions"].append(span[1] if span else 0)
+    bad_starts = _label_windows(features, enc, raw_offsets, sample_map, cols, contexts)
     if bad_starts:
         warnings.warn(
             f"{len(bad_starts)} answer(s) do not match context[answer_start:], e.g. {sorted(bad_starts)[:3]}; "
@@ -188,6 +205,36 @@ def _sigmoid(x: float) -> float:
         return 1.0 / (1.0 + math.exp(-x))
     z = math.exp(x)
     return z / (1.0 + z)
+
+
+def _best_span(offsets, start_logits, end_logits, context: str, n_best: int, max_answer_length: int,
+               feature: int) -> tuple[float, float, str]:
+    """One feature's null score (CLS start + end), its best valid span's score and text (-inf, "" if none).
+
+    Candidates are the ``n_best`` highest start and end logits among context tokens; of equal scores the
+    first found wins (the caller keeps the first feature's, so ties resolve as in one search over all)."""
+    starts = np.asarray(start_logits, dtype=np.float64)
+    ends = np.asarray(end_logits, dtype=np.float64)
+    if starts.shape[0] < len(offsets) or ends.shape[0] < len(offsets):
+        raise ValueError(f"feature {feature}: {len(offsets)} tokens but {starts.shape[0]}/{ends.shape[0]} logits")
+    null_score = float(starts[0] + ends[0])
+    best_score, best_text = -math.inf, ""
+    ctx = np.array([o is not None for o in offsets])
+    if not ctx.any():
+        return null_score, best_score, best_text
+    masked_s = np.where(ctx, starts[: len(offsets)], -np.inf)
+    masked_e = np.where(ctx, ends[: len(offsets)], -np.inf)
+    top_s = [int(i) for i in np.argsort(masked_s)[::-1][:n_best] if ctx[i]]
+    top_e = [int(i) for i in np.argsort(masked_e)[::-1][:n_best] if ctx[i]]
+    for s in top_s:
+        for e in top_e:
+            if e < s or e - s + 1 > max_answer_length:
+                continue
+            span_score = float(starts[s] + ends[e])
+            if span_score > best_score:
+                best_score = span_score
+                best_text = context[offsets[s][0] : offsets[e][1]]
+    return null_score, best_score, best_text
 
 
 def postprocess_qa_predictions(
@@ -242,29 +289,11 @@ def postprocess_qa_predictions(
         null_score = math.inf
         best_score, best_text = -math.inf, ""
         for f in by_example[qid]:
-            offsets = feats["offset_mapping"][f]
-            starts = np.asarray(start_logits[f], dtype=np.float64)
-            ends = np.asarray(end_logits[f], dtype=np.float64)
-            if starts.shape[0] < len(offsets) or ends.shape[0] < len(offsets):
-                raise ValueError(
-                    f"feature {f}: {len(offsets)} tokens but {starts.shape[0]}/{ends.shape[0]} logits"
-                )
-            null_score = min(null_score, float(starts[0] + ends[0]))
-            ctx = np.array([o is not None for o in offsets])
-            if not ctx.any():
-                continue
-            masked_s = np.where(ctx, starts[: len(offsets)], -np.inf)
-            masked_e = np.where(ctx, ends[: len(offsets)], -np.inf)
-            top_s = [int(i) for i in np.argsort(masked_s)[::-1][:n_best] if ctx[i]]
-            top_e = [int(i) for i in np.argsort(masked_e)[::-1][:n_best] if ctx[i]]
-            for s in top_s:
-                for e in top_e:
-                    if e < s or e - s + 1 > max_answer_length:
-                        continue
-                    span_score = float(starts[s] + ends[e])
-                    if span_score > best_score:
-                        best_score = span_score
-                        best_text = context[offsets[s][0] : offsets[e][1]]
+            null, score, text = _best_span(feats["offset_mapping"][f], start_logits[f], end_logits[f], context,
+                                           n_best, max_answer_length, f)
+            null_score = min(null_score, null)
+            if score > best_score:
+                best_score, best_text = score, text
         if best_score == -math.inf:
             predictions[qid], na_probs[qid] = "", 1.0
             continue

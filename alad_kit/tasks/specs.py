@@ -21,6 +21,7 @@ from torch import nn
 from tqdm.auto import tqdm
 
 from alad_kit.core.precision import autocast
+from alad_kit.data.summary import qa_texts, token_texts
 from alad_kit.models.heads import SpanHead, TokenClassificationHead
 from alad_kit.tasks import metrics
 
@@ -105,7 +106,8 @@ class TokenTask:
         return TokenClassificationHead(dim, len(labels))
 
     def texts(self, split) -> list[list[str]]:
-        return [list(t) for t in split["tokens"]]
+        """Task text for phase 2 (and the words the features tokenize): data.summary.token_texts."""
+        return token_texts(split)
 
     def features(self, split, tokenizer, labels: list[str], max_length: int, **_) -> list[dict]:
         label_id = {label: i for i, label in enumerate(labels)}
@@ -159,8 +161,8 @@ class SpanTask:
         return SpanHead(dim)
 
     def texts(self, split) -> list[str]:
-        """Task text for phase 2: each distinct context once, and every question."""
-        return list(dict.fromkeys(split["context"])) + list(split["question"])
+        """Task text for phase 2: each distinct context once, and every question (data.summary.qa_texts)."""
+        return qa_texts(split)
 
     def features(self, split, tokenizer, labels=None, max_length=384, doc_stride=128, **_) -> list[dict]:
         from .qa_postprocess import prepare_qa_features

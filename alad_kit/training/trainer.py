@@ -28,6 +28,7 @@ import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import torch
 from tqdm.auto import tqdm
@@ -129,91 +130,149 @@ def train_phase(
     ``lengths[i]`` (tokens of example i) turns on length-grouped batches. ``config_digest`` names the
     configuration; ``resume`` refuses a checkpoint written under another one.
     """
-    from accelerate import Accelerator
-    from transformers import get_linear_schedule_with_warmup
-
     if n_examples <= 0:
         raise ValueError(f"{phase.name}: no training examples")
-    accelerator = Accelerator(cpu=(device == "cpu"))
-    params = model.set_trainable(phase.trainable)
-    optimizer = make_optimizer(model, phase)
-    world, rank = accelerator.num_processes, accelerator.process_index
-    batches_per_epoch = math.ceil(n_examples / batch_size) // world or 1
-    total = phase.epochs * batches_per_epoch
-    if phase.max_steps:
-        total = min(total, phase.max_steps)
-    scheduler = get_linear_schedule_with_warmup(optimizer, int(phase.warmup_ratio * total), total)
-    model, optimizer = accelerator.prepare(model, optimizer)
-    raw = accelerator.unwrap_model(model)
-    digest = phase_digest(phase, n_examples, batch_size, seed, config_digest, world)
-    grouped = lengths if phase.group_by_length else None
-
-    result = PhaseResult(phase.name, lr=dict(phase.lr), precision=phase.precision)
-    start_epoch, skip, best_state = 0, 0, None
-    ckpt_dir, ckpt_name = (Path(checkpoint_dir) if checkpoint_dir else None), f"{phase.name}.ckpt"
-    if ckpt_dir is not None and resume and checkpoint.exists(ckpt_dir, ckpt_name):
-        result, start_epoch, skip, best_state = _restore(ckpt_dir, ckpt_name, digest, raw, optimizer, scheduler)
-
-    def save(epoch: int, batch: int) -> None:
-        if ckpt_dir is not None and accelerator.is_main_process:
-            _save(ckpt_dir, ckpt_name, digest, raw, optimizer, scheduler, result, epoch, batch, best_state)
-
-    began = time.perf_counter() - result.seconds
-    model.train()
-    bar = tqdm(total=total, initial=result.steps, desc=phase.name, leave=False, disable=not accelerator.is_main_process)
+    run = _PhaseRun.start(phase, model, n_examples, batch_size, seed, checkpoint_dir, device, config_digest)
+    start_epoch, skip = run.resume() if resume else (0, 0)
+    result, grouped = run.result, (lengths if phase.group_by_length else None)
+    run.began = time.perf_counter() - result.seconds  # a resumed phase keeps counting its earlier seconds
+    run.model.train()
+    bar = tqdm(total=run.total, initial=result.steps, desc=phase.name, leave=False,
+               disable=not run.accelerator.is_main_process)
     for epoch in range(start_epoch, phase.epochs):
-        batches = epoch_batches(n_examples, batch_size, seed, epoch, grouped)
-        if len(batches) < world:  # fewer batches than processes: repeat, or the idle ranks hang DDP's all-reduce
-            batches = (batches * world)[:world]
-        batches = batches[rank::world][:batches_per_epoch]
-        for b in range(skip, len(batches)):
+        batches = run.rank_batches(n_examples, batch_size, seed, epoch, grouped)
+        for b in range(skip, len(batches)):  # a resumed epoch starts after the checkpointed batch
             if result.stopped_by != "epochs":
                 break
-            batch = {k: v.to(accelerator.device) for k, v in make_batch(batches[b]).items()}
-            with autocast(phase.precision, accelerator.device):
-                loss = loss_fn(model, batch).float()
-            if not torch.isfinite(loss):
-                raise FloatingPointError(f"{phase.name}: loss is {loss.item()} at step {result.steps + 1}; stopping")
-            accelerator.backward(loss)
-            if phase.grad_clip:
-                accelerator.clip_grad_norm_(params, phase.grad_clip)
-            optimizer.step()
-            scheduler.step()
-            optimizer.zero_grad(set_to_none=True)
-            result.steps += 1
-            result.tokens += int(batch["attention_mask"].sum()) * world
-            result.examples += len(batches[b]) * world
-            result.seconds = time.perf_counter() - began
-            result.history.append([result.steps, float(accelerator.reduce(loss.detach(), "mean"))])
+            loss = run.step(batches[b], make_batch, loss_fn)
             bar.update(1)
-            bar.set_postfix(loss=f"{result.history[-1][1]:.4f}")
+            bar.set_postfix(loss=f"{loss:.4f}")
             result.stopped_by = _budget_hit(phase, result)
             if result.steps % phase.checkpoint_every == 0:
-                save(epoch, b + 1)
-            notify(callbacks, StepInfo(phase.name, result.steps, result.history[-1][1], current_lr(optimizer),
-                                       epoch=epoch + 1))
+                run.save(epoch, b + 1)
+            notify(callbacks, StepInfo(phase.name, result.steps, loss, current_lr(run.optimizer), epoch=epoch + 1))
         skip = 0
-        if evaluate is not None:
-            score = evaluate(raw)
-            model.train()
-            result.eval_history.append([epoch + 1, score])
-            if result.best_score is None or score > result.best_score:
-                result.best_score, result.best_epoch, best_state = score, epoch + 1, _trainable_state(raw)
-        save(epoch + 1, 0)
-        if evaluate is not None:  # after the save: a callback that stops here loses nothing of this epoch
-            last_loss = result.history[-1][1] if result.history else math.nan
-            notify(callbacks, StepInfo(phase.name, result.steps, last_loss, current_lr(optimizer),
-                                       {"validation": score}, epoch + 1, "epoch"))
+        run.end_epoch(epoch, evaluate, callbacks)
         if result.stopped_by != "epochs":
             break
     bar.close()
-    if best_state is not None:
-        raw.load_state_dict(best_state, strict=False)
-    accelerator.wait_for_everyone()
-    result.seconds = time.perf_counter() - began
-    if ckpt_dir is not None and accelerator.is_main_process:
-        checkpoint.save(ckpt_dir, f"{phase.name}.done", _trainable_state(raw), {"result": asdict(result)}, digest)
-    return result
+    return run.finish()
+
+
+@dataclass
+class _PhaseRun:
+    """What one ``train_phase`` call trains with, where it checkpoints and how far it got.
+
+    The loop itself stays in ``train_phase``, readable top to bottom; this holds its state and the steps
+    that would otherwise make it a page long (set-up, resume, one optimizer step, the end of an epoch)."""
+
+    phase: PhaseConfig
+    accelerator: Any  # accelerate.Accelerator: device placement, data parallel, reductions
+    model: torch.nn.Module  # as accelerate prepared it (DDP-wrapped under a launcher): forward and backward
+    raw: torch.nn.Module  # the unwrapped model: evaluation, checkpoints, best weights
+    params: list  # the trained parameters (for gradient clipping)
+    optimizer: torch.optim.Optimizer
+    scheduler: Any  # linear warm-up and decay over `total` steps
+    total: int  # the optimizer steps planned (schedule and progress bar)
+    batches_per_epoch: int  # per process
+    digest: str  # names the configuration; a checkpoint of another one is refused
+    ckpt_dir: Path | None  # None: no checkpoints
+    result: PhaseResult
+    best_state: dict | None = None  # trainable weights of the best epoch so far (with `evaluate`)
+    began: float = 0.0  # perf_counter() at the start, less the seconds a resumed run had already spent
+
+    @classmethod
+    def start(cls, phase, model, n_examples, batch_size, seed, checkpoint_dir, device, config_digest) -> _PhaseRun:
+        from accelerate import Accelerator
+        from transformers import get_linear_schedule_with_warmup
+
+        accelerator = Accelerator(cpu=(device == "cpu"))
+        params = model.set_trainable(phase.trainable)
+        optimizer = make_optimizer(model, phase)
+        world = accelerator.num_processes
+        batches_per_epoch = math.ceil(n_examples / batch_size) // world or 1
+        total = phase.epochs * batches_per_epoch
+        if phase.max_steps:
+            total = min(total, phase.max_steps)
+        scheduler = get_linear_schedule_with_warmup(optimizer, int(phase.warmup_ratio * total), total)
+        model, optimizer = accelerator.prepare(model, optimizer)
+        return cls(phase, accelerator, model, accelerator.unwrap_model(model), params, optimizer, scheduler, total,
+                   batches_per_epoch, phase_digest(phase, n_examples, batch_size, seed, config_digest, world),
+                   Path(checkpoint_dir) if checkpoint_dir else None,
+                   PhaseResult(phase.name, lr=dict(phase.lr), precision=phase.precision))
+
+    @property
+    def ckpt_name(self) -> str:
+        return f"{self.phase.name}.ckpt"
+
+    def resume(self) -> tuple[int, int]:
+        """Load the phase's checkpoint, if any; returns where to go on: (epoch, batch within it)."""
+        if self.ckpt_dir is None or not checkpoint.exists(self.ckpt_dir, self.ckpt_name):
+            return 0, 0
+        self.result, epoch, batch, self.best_state = _restore(self.ckpt_dir, self.ckpt_name, self.digest, self.raw,
+                                                              self.optimizer, self.scheduler)
+        return epoch, batch
+
+    def save(self, epoch: int, batch: int) -> None:
+        """Checkpoint the position (epoch, next batch); only the main process writes."""
+        if self.ckpt_dir is not None and self.accelerator.is_main_process:
+            _save(self.ckpt_dir, self.ckpt_name, self.digest, self.raw, self.optimizer, self.scheduler, self.result,
+                  epoch, batch, self.best_state)
+
+    def rank_batches(self, n_examples, batch_size, seed, epoch, lengths) -> list[list[int]]:
+        """This process's batches of ``epoch``: every world-size-th batch of the seeded order."""
+        world, rank = self.accelerator.num_processes, self.accelerator.process_index
+        batches = epoch_batches(n_examples, batch_size, seed, epoch, lengths)
+        if len(batches) < world:  # fewer batches than processes: repeat, or the idle ranks hang DDP's all-reduce
+            batches = (batches * world)[:world]
+        return batches[rank::world][: self.batches_per_epoch]
+
+    def step(self, indices: list[int], make_batch, loss_fn) -> float:
+        """One optimizer step on the examples ``indices``; records it in ``result`` and returns the mean loss."""
+        phase, result, world = self.phase, self.result, self.accelerator.num_processes
+        batch = {k: v.to(self.accelerator.device) for k, v in make_batch(indices).items()}
+        with autocast(phase.precision, self.accelerator.device):
+            loss = loss_fn(self.model, batch).float()
+        if not torch.isfinite(loss):
+            raise FloatingPointError(f"{phase.name}: loss is {loss.item()} at step {result.steps + 1}; stopping")
+        self.accelerator.backward(loss)
+        if phase.grad_clip:
+            self.accelerator.clip_grad_norm_(self.params, phase.grad_clip)
+        self.optimizer.step()
+        self.scheduler.step()
+        self.optimizer.zero_grad(set_to_none=True)
+        result.steps += 1
+        result.tokens += int(batch["attention_mask"].sum()) * world
+        result.examples += len(indices) * world
+        result.seconds = time.perf_counter() - self.began
+        result.history.append([result.steps, float(self.accelerator.reduce(loss.detach(), "mean"))])
+        return result.history[-1][1]
+
+    def end_epoch(self, epoch: int, evaluate, callbacks) -> None:
+        """Validate (keeping the best epoch's weights), checkpoint the finished epoch, tell the callbacks."""
+        result = self.result
+        if evaluate is not None:
+            score = evaluate(self.raw)
+            self.model.train()
+            result.eval_history.append([epoch + 1, score])
+            if result.best_score is None or score > result.best_score:
+                result.best_score, result.best_epoch, self.best_state = score, epoch + 1, _trainable_state(self.raw)
+        self.save(epoch + 1, 0)
+        if evaluate is not None:  # after the save: a callback that stops here loses nothing of this epoch
+            last_loss = result.history[-1][1] if result.history else math.nan
+            notify(callbacks, StepInfo(self.phase.name, result.steps, last_loss, current_lr(self.optimizer),
+                                       {"validation": score}, epoch + 1, "epoch"))
+
+    def finish(self) -> PhaseResult:
+        """Restore the best epoch's weights, record the finished phase and return its result."""
+        if self.best_state is not None:
+            self.raw.load_state_dict(self.best_state, strict=False)
+        self.accelerator.wait_for_everyone()
+        self.result.seconds = time.perf_counter() - self.began
+        if self.ckpt_dir is not None and self.accelerator.is_main_process:
+            checkpoint.save(self.ckpt_dir, f"{self.phase.name}.done", _trainable_state(self.raw),
+                            {"result": asdict(self.result)}, self.digest)
+        return self.result
 
 
 def _save(directory, name, digest, model, optimizer, scheduler, result, epoch, batch, best_state) -> None:

@@ -97,11 +97,10 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
 
 
 def _cached_adapter(directory: Path, adapter_cls):
-    from alad_kit.core.integrity import verified_record
-    from alad_kit.pipeline.run import ADAPTER_FILES
+    from alad_kit.pipeline import adapter_cache
 
     # remove=False: this only reads; the run that owns the cache rebuilds a damaged adapter
-    if verified_record(directory, "result.json", ADAPTER_FILES, "cached adapter", remove=False) is None:
+    if adapter_cache.read_record(directory, remove=False) is None:
         raise FileNotFoundError(
             f"load_phase_models: the cached adapter {directory} is missing (cache deleted or another cache_dir); "
             "rerun the run with experiments.run_or_reuse(cfg, rerun=True)"

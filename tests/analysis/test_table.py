@@ -129,12 +129,6 @@ def test_several_teachers_get_a_teacher_column(tmp_path):
     assert t.columns[0] == "Teacher" and t["Teacher"].tolist() == ["t1", "t2"]
 
 
-def test_to_markdown_escapes_and_has_one_line_per_row():
-    t = pd.DataFrame({"Model": ["a|b", "c"], "Acc": ["1.00", ""]})
-    md = table.to_markdown(t, note=None).splitlines()
-    assert md == ["| Model | Acc |", "|---|---|", "| a\\|b | 1.00 |", "| c |  |"]
-
-
 def test_write_table_writes_three_files(runs, tmp_path):
     paths = table.write_table(runs, tmp_path / "out")
     assert {k: p.name for k, p in paths.items()} == {

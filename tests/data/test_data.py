@@ -534,8 +534,11 @@ def test_label_list_and_alignment_texts(data_layout):
     assert texts_for_alignment("ner", ner["test"]) == [["paris"]]
     qa = load_qa(data_layout / "qa_squad2")
     texts = texts_for_alignment("qa", qa["train"])
-    contexts, questions = set(qa["train"]["context"]), set(qa["train"]["question"])
-    assert len(texts) == len(contexts) + len(questions) and set(texts) == contexts | questions
+    contexts, questions = set(qa["train"]["context"]), list(qa["train"]["question"])
+    # the one definition phase 2 uses (tasks.specs.SpanTask.texts): contexts once, every question
+    assert len(texts) == len(contexts) + len(questions) and set(texts) == contexts | set(questions)
+    repeated = Dataset.from_dict({"context": ["c1", "c1", "c2"], "question": ["q", "q", "r"]})
+    assert texts_for_alignment("qa", repeated) == ["c1", "c2", "q", "q", "r"]  # a repeated question stays
     with pytest.raises(ValueError, match="one split"):
         texts_for_alignment("qa", qa)
 

@@ -319,7 +319,7 @@ def test_an_unreadable_corpus_is_an_error_and_only_a_missing_one_falls_back(tmp_
 
 
 def test_log_with_tensorboard_writes_loss_lr_and_validation_under_out_logs(tmp_path, ner_task_data):
-    from test_tracking import scalars
+    from _tracking_events import scalars
 
     cfg = RunConfig(task="ner", mode="head", out=str(tmp_path / "run"), cache_dir=str(tmp_path / "cache"), **BASE)
     infos = []

@@ -4,6 +4,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from alad_kit.data.summary import texts_for_alignment
 from alad_kit.tasks.specs import IGNORE, SpanTask, collate, get_task
 
 LABELS = ["ADJ", "NOUN", "PUNCT", "VERB"]
@@ -97,3 +98,8 @@ def test_task_registry_and_qa_texts():
         get_task("sentiment")
     split = Dataset.from_dict({"context": ["C1", "C2", "C1"], "question": ["Q1", "Q2", "Q3"]})
     assert SpanTask().texts(split) == ["C1", "C2", "Q1", "Q2", "Q3"]  # each context once
+    # phase 2's text is data.summary's one definition: a repeated question is kept
+    repeated = Dataset.from_dict({"context": ["C1", "C1"], "question": ["Q1", "Q1"]})
+    assert SpanTask().texts(repeated) == texts_for_alignment("qa", repeated) == ["C1", "Q1", "Q1"]
+    words = Dataset.from_dict({"tokens": [["a", "b"], ["c"]]})
+    assert get_task("ner").texts(words) == texts_for_alignment("ner", words) == [["a", "b"], ["c"]]

@@ -1,17 +1,9 @@
 """Callback forms and the accelerate tracker callback (alad_kit.training.tracking)."""
 
 import pytest
+from _tracking_events import scalars
 
-from alad_kit.training.tracking import LOGS_DIR, TRACKER_RUN, RunTracker, StepInfo, notify, takes_step_info
-
-
-def scalars(run_dir) -> dict[str, list[tuple[int, float]]]:
-    """{tag: [(step, value), ...]} of the TensorBoard event files of a run's tracker."""
-    from tensorboard.backend.event_processing.event_accumulator import EventAccumulator
-
-    acc = EventAccumulator(str(run_dir / LOGS_DIR / TRACKER_RUN))
-    acc.Reload()
-    return {tag: [(e.step, e.value) for e in acc.Scalars(tag)] for tag in acc.Tags()["scalars"]}
+from alad_kit.training.tracking import RunTracker, StepInfo, notify, takes_step_info
 
 
 def test_callback_forms():

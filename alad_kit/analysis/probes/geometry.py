@@ -119,6 +119,16 @@ def _sentence_ids(value, n: int) -> np.ndarray:
 # --------------------------------------------------------------------------------------------------
 
 
+def _umap_maps(arrays: Mapping[str, np.ndarray]) -> list[list[str]]:
+    """The sources fitted together, map by map: the teacher-space ones (SHARED_SPACE) share one map, every
+    other source gets its own (see umap_projection). Sources sharing a map must have one width."""
+    shared = [s for s in arrays if s in SHARED_SPACE]
+    widths = {arrays[s].shape[1] for s in shared}
+    if len(widths) > 1:
+        raise ValueError(f"umap_projection: sources {shared} share the teacher space but have widths {widths}")
+    return ([shared] if shared else []) + [[s] for s in arrays if s not in SHARED_SPACE]
+
+
 def umap_projection(
     embeddings: Mapping[str, object],
     tokens: Sequence | None = None,
@@ -154,32 +164,14 @@ def umap_projection(
     token_list, tag_list = _flatten(tokens, n, "tokens"), _flatten(tags, n, "tags")
     sentences = _sentence_ids(first, n)
 
-    shared = [s for s in arrays if s in SHARED_SPACE]
-    groups = ([shared] if shared else []) + [[s] for s in arrays if s not in SHARED_SPACE]
     frames = []
-    for group in groups:
-        widths = {arrays[s].shape[1] for s in group}
-        if len(widths) > 1:
-            raise ValueError(
-                f"umap_projection: sources {group} share the teacher space but have widths {widths}"
-            )
+    for group in _umap_maps(arrays):
         coords = fit_umap(np.concatenate([arrays[s] for s in group]), n_neighbors, seed, min_dist, metric)
         for k, source in enumerate(group):
             xy = coords[k * n : (k + 1) * n]
-            frames.append(
-                pd.DataFrame(
-                    {
-                        "x": xy[:, 0],
-                        "y": xy[:, 1],
-                        "source": source,
-                        "space": "+".join(group),
-                        "token": token_list,
-                        "tag": tag_list,
-                        "sentence": sentences,
-                        "index": np.arange(n),
-                    }
-                )
-            )
+            frames.append(pd.DataFrame({"x": xy[:, 0], "y": xy[:, 1], "source": source, "space": "+".join(group),
+                                        "token": token_list, "tag": tag_list, "sentence": sentences,
+                                        "index": np.arange(n)}))
     return pd.concat(frames, ignore_index=True)
 
 

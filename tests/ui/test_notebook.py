@@ -1,0 +1,94 @@
+"""notebook_setup: the notebooks' parameters (scale, models, data, runs folder) read from the environment."""
+
+import dataclasses
+from pathlib import Path
+
+import pytest
+
+from alad_kit.core.config import RunConfig
+from alad_kit.ui.notebook import NotebookSetup, notebook_setup
+
+
+@pytest.fixture
+def env(monkeypatch):
+    for name in ("ALAD_SCALE", "ALAD_DATA_DIR", "ALAD_RUNS_DIR"):
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
+def test_defaults_are_the_smoke_scale_on_wnut16(env):
+    setup = notebook_setup()
+    assert (setup.scale, setup.task, setup.data_dir, setup.seed) == ("smoke", "ner", "wnut16", 0)
+    assert (setup.teacher, setup.student, setup.student_layers) == ("minilm-l6", "minilm-l6", (0,))
+    assert setup.smoke
+    assert setup.runs == Path("../runs/nb") / "smoke-ner"  # relative to notebooks/, shared by all notebooks
+
+
+@pytest.mark.parametrize("scale", ["cpu", "full"])
+def test_larger_scales_distil_mpnet_into_the_whole_minilm(env, scale):
+    env.setenv("ALAD_SCALE", scale)
+    setup = notebook_setup(task="pos")
+    assert (setup.scale, setup.teacher, setup.student, setup.student_layers) == (scale, "mpnet-base", "minilm-l6", None)
+    assert not setup.smoke
+    assert setup.runs == Path("../runs/nb") / f"{scale}-pos"
+
+
+def test_unknown_scale_is_refused(env):
+    env.setenv("ALAD_SCALE", "huge")
+    with pytest.raises(ValueError, match="scale"):
+        notebook_setup()
+
+
+def test_unknown_task_is_refused(env):
+    with pytest.raises(ValueError, match="task"):
+        notebook_setup(task="sentiment")
+
+
+def test_data_and_runs_folders_come_from_the_environment(env, tmp_path):
+    (tmp_path / "data").mkdir()
+    env.setenv("ALAD_DATA_DIR", str(tmp_path / "data"))
+    env.setenv("ALAD_RUNS_DIR", str(tmp_path / "runs"))
+    setup = notebook_setup(task="qa", seed=3)
+    assert setup.data_dir == str(tmp_path / "data")
+    assert setup.runs == tmp_path / "runs" / "smoke-qa"
+    assert setup.seed == 3
+
+
+def test_relative_data_dir_is_found_from_notebooks(env, tmp_path):
+    (tmp_path / "shared" / "data").mkdir(parents=True)
+    (tmp_path / "notebooks").mkdir()
+    env.chdir(tmp_path / "notebooks")  # as a notebook kernel sees it; CI exports paths from the repo root
+    env.setenv("ALAD_DATA_DIR", "shared/data")
+    assert notebook_setup().data_dir == str((tmp_path / "shared" / "data").resolve())
+
+
+def test_missing_data_dir_is_an_error(env, tmp_path):
+    env.setenv("ALAD_DATA_DIR", str(tmp_path / "nowhere"))
+    with pytest.raises(FileNotFoundError):
+        notebook_setup()
+
+
+def test_common_kwargs_and_run_config(env):
+    setup = notebook_setup()
+    assert setup.common() == dict(task="ner", teacher="minilm-l6", student="minilm-l6", student_layers=(0,),
+                                  scale="smoke", data_dir="wnut16", seed=0,
+                                  cache_dir=str(Path("../runs/nb") / "smoke-ner" / ".alad_cache"))
+    cfg = setup.run_config("frozen_w3", mode="frozen", window=3)
+    assert cfg == RunConfig(mode="frozen", window=3, out=str(setup.runs / "frozen_w3"), **setup.common())
+    # overrides replace the shared values (notebook 06 trains compressed students with all their layers)
+    other = setup.run_config("compress/asc/head", student="students/asc", student_layers=None, mode="head")
+    assert (other.student, other.student_layers, other.out) == ("students/asc", None,
+                                                                  str(setup.runs / "compress" / "asc" / "head"))
+
+
+def test_setup_is_frozen_and_validated(env):
+    setup = notebook_setup()
+    with pytest.raises(dataclasses.FrozenInstanceError):
+        setup.scale = "cpu"
+    with pytest.raises(ValueError, match="scale"):
+        dataclasses.replace(setup, scale="huge")
+    with pytest.raises(ValueError, match="teacher"):
+        dataclasses.replace(setup, teacher="")
+    with pytest.raises(ValueError, match="seed"):
+        dataclasses.replace(setup, seed="0")
+    assert isinstance(setup, NotebookSetup)
