@@ -140,8 +140,15 @@ def _table(args) -> int:
 
 
 def _study(args) -> int:
-    from alad_kit.pipeline.study import run_study
+    from alad_kit.pipeline.study import run_study, write_outputs
 
+    if args.report_only:  # every study below --out, from the metrics.json files already there
+        paths = write_outputs(args.out, args.bench)
+        print(Path(paths["claims_md"]).read_text())
+        print("\n".join(f"wrote {p}" for p in paths.values()))
+        return 0
+    if args.task is None:
+        raise ValueError("alad study: --task is required (unless --report-only)")
     paths = run_study(task=args.task, teacher=args.teacher, student=args.student, out=args.out, seeds=args.seeds,
                       scale=args.scale, student_layers=args.student_layers, rows=args.rows, data_dir=args.data_dir,
                       cache_dir=args.cache_dir, device=args.device, bench=args.bench)
@@ -295,7 +302,7 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.set_defaults(fn=_table)
 
     s = sub.add_parser("study", parents=[common], help="the claims study: every row x seed, claims.md/json, table")
-    s.add_argument("--task", required=True, choices=list(TASKS))
+    s.add_argument("--task", default=None, choices=list(TASKS), help="the task (required unless --report-only)")
     s.add_argument("--teacher", default="mpnet-base")
     s.add_argument("--student", default="minilm-l6")
     s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
@@ -305,6 +312,8 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--rows", nargs="+", default=None, help="only these rows (default: all; see alad_kit.pipeline.study.ROWS)")
     s.add_argument("--bench", default=None, help="alad bench JSON: Spd column and the speed part of C9")
     s.add_argument("--device", default=None)
+    s.add_argument("--report-only", action="store_true",
+                   help="train nothing: rewrite claims and tables from the runs already below --out")
     s.set_defaults(fn=_study)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")

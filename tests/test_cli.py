@@ -126,6 +126,21 @@ def test_study_on_finished_runs_only_writes_the_claims(tmp_path, capsys):
     assert "| C1 |" in capsys.readouterr().out
 
 
+def test_study_report_only_rewrites_the_claims_of_the_runs_present(tmp_path, capsys):
+    from alad_kit.core.io import write_json_atomic
+
+    for row, seed, score in [("frozen-w3", 0, 0.8), ("frozen-w3", 1, 0.82), ("frozen-w1", 0, 0.6), ("frozen-w1", 1, 0.61)]:
+        write_json_atomic(tmp_path / "pos-2l" / row / f"seed{seed}" / "metrics.json", {
+            "task": "pos", "student": "minilm-l6", "student_layers": [0, 1], "mode": "frozen", "window": int(row[-1]),
+            "seed": seed, "scores": {"f1": score}, "size_pct": 20.0, "config": {"data_dir": "/elsewhere"}})
+    assert main(["study", "--out", str(tmp_path), "--report-only"]) == 0  # no --task, nothing trained or checked
+    [entry] = json.loads((tmp_path / "claims.json").read_text())
+    assert (entry["id"], entry["a"], entry["b"], entry["n_seeds"]) == ("C1", "frozen-w3", "frozen-w1", 2)
+    assert entry["delta_mean"] == pytest.approx(0.205)
+    assert main(["study", "--out", str(tmp_path)]) == 2  # training needs --task
+    assert "--task is required" in capsys.readouterr().err
+
+
 # ------------------------------------------------------------------------------------------ robustness
 @pytest.mark.parametrize("error, shown", [
     (TypeError("__init__() got an unexpected keyword argument 'x'"), "TypeError: __init__() got an unexpected"),
