@@ -42,6 +42,7 @@ SCORE_COLUMNS = (
 # (row group label, mode, is_teacher, uses a window) in table order
 GROUPS = (
     ("Teacher fine-tuned", "finetune", True, False),
+    ("Teacher frozen, head only", "head", True, False),
     ("Student fine-tuned", "finetune", False, False),
     ("Frozen student, head only", "head", False, False),
     ("Frozen + ALAd", "frozen", False, True),

@@ -159,6 +159,9 @@ MODES = {
     "lora": ModeConfig("lora", use_adapter=False, lr={"lora": 1e-4, "head": HEAD_LR}),
     "lora+alad": ModeConfig("lora+alad", use_adapter=True, lr={"lora": 1e-4, "adapter": 1e-4, "head": HEAD_LR}),
 }
+# Modes M_L itself can run in (is_teacher_run): fine-tuned (the paper's upper reference), and frozen with a head
+# only: the ceiling of a frozen student + ALAd that imitated M_L perfectly.
+TEACHER_MODES = ("finetune", "head")
 # Modes whose phase 3 leaves M_C untouched: its hidden states come from the embedding cache, not a pass per step.
 # The parts phase 3 can train (keys of ModeConfig.lr), in the order tables show them.
 TRAINABLE_PARTS = ("head", "adapter", "student", "lora")
@@ -219,7 +222,7 @@ class RunConfig:
     precision: str | None = None  # fp32 | bf16 for training and evaluation; None = the scale's default
     phase2_epochs: int | None = None  # phase-2 epochs instead of the scale's (None: the scale's budget)
     phase3_epochs: int | None = None  # phase-3 epochs instead of the scale's for the task (None: the scale's)
-    is_teacher_run: bool = False  # fine-tune M_L itself (the teacher baseline row of Table 1)
+    is_teacher_run: bool = False  # train M_L itself (finetune: the teacher row of Table 1; head: frozen M_L)
     device: str | None = None  # cpu | cuda (default: cuda when available)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes copied into metrics.json
 
@@ -242,8 +245,9 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
-        if self.is_teacher_run and self.mode != "finetune":
-            raise ValueError("the teacher baseline (is_teacher_run) is only defined for mode 'finetune'")
+        if self.is_teacher_run and self.mode not in TEACHER_MODES:
+            raise ValueError(f"the teacher baseline (is_teacher_run) is defined for modes {', '.join(TEACHER_MODES)}, "
+                             f"not {self.mode!r}")
 
     @property
     def uses_adapter(self) -> bool:

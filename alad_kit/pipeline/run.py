@@ -329,7 +329,7 @@ class Experiment:
         feats = {name: task.features(self.splits[name], self.student_tok, self.labels, **kw) for name in self.splits}
         if cfg.task != "qa":
             self.truncation = {name: truncation_stats(f) for name, f in feats.items()}
-        cached = cfg.use_cache and cfg.mode in FROZEN_STUDENT_MODES and not cfg.is_teacher_run
+        cached = cfg.use_cache and cfg.mode in FROZEN_STUDENT_MODES  # M_L frozen in a teacher head run too
         batchers, misses = {}, self.embeddings.stats.misses
         for name, f in feats.items():
             hidden = None

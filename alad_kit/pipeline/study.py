@@ -54,6 +54,8 @@ _FROZEN, _JOINT = "Frozen + ALAd", "Jointly fine-tuned + ALAd"
 # In the order of the paper's Table 1, each variant next to the row it varies.
 ROWS = (
     Row("teacher", "Teacher fine-tuned", "finetune", options=(("is_teacher_run", True),), max_seeds=1),
+    # frozen M_L + head: what a frozen student + ALAd that imitated M_L perfectly could reach (not in the paper)
+    Row("teacher-head", "Teacher frozen, head only", "head", options=(("is_teacher_run", True),)),
     Row("finetune", "Student fine-tuned", "finetune"),
     Row("head", "Frozen student, head only", "head"),
     Row("frozen-w1", _FROZEN, "frozen", 1),

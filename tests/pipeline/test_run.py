@@ -193,6 +193,17 @@ def test_bad_run_configs():
         RunConfig(task="ner", window=4, **BASE)
     with pytest.raises(ValueError, match="teacher baseline"):
         RunConfig(task="ner", mode="frozen", is_teacher_run=True, **BASE)
+    assert RunConfig(task="ner", mode="head", is_teacher_run=True, **BASE).is_teacher_run
+
+
+def test_the_frozen_teacher_with_a_head_reads_its_states_from_the_cache(tmp_path, ner_task_data, corpus_texts):
+    """is_teacher_run + mode head: M_L frozen with a head, the ceiling of a student that imitates it."""
+    m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="head", is_teacher_run=True,
+             teacher="minilm-l6", student_layers=None)
+    assert m["is_teacher"] and m["mode"] == "head" and m["window"] is None
+    # one pass fills the cold cache; the live path would make one per epoch (2 at smoke scale)
+    assert m["phases"]["phase3"]["student_passes"] == 1 and len(m["selection"]["validation"]) == 2
+    assert m["phases"]["phase3"]["lr"] == {"head": HEAD_LR}
 
 
 def test_unknown_teacher_is_a_clear_error(tmp_path, ner_task_data, corpus_texts):
