@@ -11,6 +11,7 @@ Variants (one real batch of ``batch_size`` x ``seq_len`` tokens, NER-style token
 * ``head_live``    the same with M_C run at every step (what phase 3 did before the feature cache)
 * ``frozen_cached`` / ``frozen_live``  phase 3, mode frozen: adapter + head, M_C cached / live
 * ``finetune``     phase 3, mode finetune: M_C and head trained
+* ``finetune_foreach``  the same with the default (foreach) AdamW instead of the fused one the trainer uses
 
 each in fp32 and bf16 autocast.
 """
@@ -29,7 +30,7 @@ from alad_kit.core.config import PhaseConfig
 from alad_kit.core.precision import autocast
 from alad_kit.models.heads import TokenClassificationHead
 from alad_kit.models.model import AladModel
-from alad_kit.training.trainer import make_optimizer
+from alad_kit.training.trainer import make_optimizer, parameter_groups
 
 VARIANTS = {  # name: (parts trained, adapter?, student states cached?, objective)
     "align": (("adapter",), True, True, "align"),
@@ -38,7 +39,9 @@ VARIANTS = {  # name: (parts trained, adapter?, student states cached?, objectiv
     "frozen_cached": (("adapter", "head"), True, True, "task"),
     "frozen_live": (("adapter", "head"), True, False, "task"),
     "finetune": (("student", "head"), False, False, "task"),
+    "finetune_foreach": (("student", "head"), False, False, "task"),
 }
+FOREACH = "_foreach"  # variants timed with the unfused AdamW: the ratio shows what the fused kernel gains
 
 
 def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dict, window: int) -> Callable[[], None]:
@@ -51,7 +54,10 @@ def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dic
     model = AladModel(encoder, adapter, TokenClassificationHead(dim, 9))
     phase = PhaseConfig("bench", objective=objective, lr=1e-4, trainable=trainable, precision=precision)
     model.set_trainable(trainable)
-    optimizer = make_optimizer(model, phase)
+    if variant.endswith(FOREACH):
+        optimizer = torch.optim.AdamW(parameter_groups(model, phase), foreach=True)
+    else:
+        optimizer = make_optimizer(model, phase)
     model.train()
     inputs = dict(batch) if not cached else {k: v for k, v in batch.items() if k != "input_ids"}
     if not cached:
@@ -121,4 +127,7 @@ def _ratios(rows: list[dict]) -> dict:
         if variant.endswith("_cached") and (variant.replace("_cached", "_live"), precision) in speed:
             ratios[f"cached_over_live/{variant.removesuffix('_cached')}/{precision}"] = (
                 value / speed[(variant.replace("_cached", "_live"), precision)])
+        if variant.endswith(FOREACH) and (variant.removesuffix(FOREACH), precision) in speed:
+            ratios[f"fused_over_foreach/{variant.removesuffix(FOREACH)}/{precision}"] = (
+                speed[(variant.removesuffix(FOREACH), precision)] / value)
     return ratios

@@ -25,13 +25,15 @@ def test_training_bench_times_every_variant_in_both_precisions(tiny_student):
         assert row["tokens_per_s"] == pytest.approx(16 * row["steps_per_s"])
         assert row["spread_s"][0] <= row["median_s_per_step"] <= row["spread_s"][1]
     assert set(result["ratios"]) == {f"bf16_over_fp32/{v}" for v in VARIANTS} | {
-        f"cached_over_live/{m}/{p}" for m in ("head", "frozen") for p in ("fp32", "bf16")}
+        f"cached_over_live/{m}/{p}" for m in ("head", "frozen") for p in ("fp32", "bf16")} | {
+        f"fused_over_foreach/finetune/{p}" for p in ("fp32", "bf16")}
     json.dumps(result, allow_nan=False)  # what alad bench writes
 
 
 def test_ratios_are_the_quotients_of_the_rows():
     rows = [{"variant": v, "precision": p, "steps_per_s": s} for v, p, s in [
         ("head_cached", "fp32", 10.0), ("head_live", "fp32", 2.0), ("head_cached", "bf16", 12.0),
-        ("head_live", "bf16", 4.0), ("finetune", "fp32", 1.0)]]
+        ("head_live", "bf16", 4.0), ("finetune", "fp32", 1.0), ("finetune_foreach", "fp32", 0.25)]]
     assert _ratios(rows) == {"cached_over_live/head/fp32": 5.0, "cached_over_live/head/bf16": 3.0,
-                             "bf16_over_fp32/head_cached": 1.2, "bf16_over_fp32/head_live": 2.0}
+                             "bf16_over_fp32/head_cached": 1.2, "bf16_over_fp32/head_live": 2.0,
+                             "fused_over_foreach/finetune/fp32": 4.0}
