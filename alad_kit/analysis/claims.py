@@ -110,7 +110,9 @@ def load_studies(root: str | Path) -> list[Study]:
 def _study(path: Path, runs: dict) -> Study:
     every = [m for seeds in runs.values() for _, m in seeds.values()]
     tasks = {m.get("task") for m in every}
-    students = {_student_name(m) for row, seeds in runs.items() if row != TEACHER_ROW for _, m in seeds.values()}
+    # runs of M_L itself (the teacher rows) are the same for every student's study
+    students = {_student_name(m) for row, seeds in runs.items() if row != TEACHER_ROW for _, m in seeds.values()
+                if not m.get("is_teacher")}
     if len(tasks) != 1 or len(students) > 1:
         raise ValueError(f"{path}: one study holds one task and one student, found tasks {sorted(map(str, tasks))} "
                          f"and students {sorted(map(str, students))}")

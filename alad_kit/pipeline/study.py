@@ -206,7 +206,8 @@ def grid_table(out: str | Path, bench: dict | None = None) -> pd.DataFrame:
             if not seeds:
                 continue
             metrics = [m for _, (_, m) in sorted(seeds.items())]
-            line = {"Model": student_label(study.student), "Row": row.name, "Setting": row.setting,
+            model = metrics[0].get("teacher", "?") if metrics[0].get("is_teacher") else student_label(study.student)
+            line = {"Model": model, "Row": row.name, "Setting": row.setting,
                     "W": "" if row.window is None else f"W{row.window}"}
             for key, label, factor in columns:
                 values = [m["scores"][key] * factor for m in metrics if isinstance(m["scores"].get(key), (int, float))]
@@ -229,7 +230,7 @@ def _cell(values: list[float]) -> str:
 def _speed_cell(bench: dict | None, study, row: Row, metrics: dict) -> str:
     if bench is None:
         return ""
-    if row.name == "teacher":
+    if metrics.get("is_teacher"):  # M_L itself: the reference speed
         return "1.00"
     kind = dict(row.options).get("adapter_kind", "dense")
     spd = bench_spd(bench, study.student, metrics.get("window"), kind)

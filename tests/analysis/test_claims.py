@@ -12,6 +12,7 @@ from alad_kit.analysis.claims import (
     claims_markdown,
     compute_claims,
     decide,
+    load_studies,
     paired_stats,
 )
 
@@ -180,3 +181,11 @@ def test_one_study_holds_one_student(tmp_path):
     write_run(tmp_path, "frozen-w1", 0, 0.1, window=1, layers=(0,))
     with pytest.raises(ValueError, match="one task and one student"):
         compute_claims(tmp_path)
+
+
+def test_runs_of_the_teacher_in_any_row_do_not_count_as_another_student(tmp_path):
+    write_run(tmp_path, "frozen-w5", 0, 0.4, window=5)
+    write_run(tmp_path, "teacher-head", 0, 0.3, teacher=True)  # frozen M_L + head: a teacher run, not "teacher"
+    write_run(tmp_path, "teacher", 0, 0.6, teacher=True)
+    [study] = load_studies(tmp_path)
+    assert study.student == "minilm-l6:0,1" and set(study.runs) == {"frozen-w5", "teacher-head", "teacher"}
