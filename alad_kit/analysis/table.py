@@ -121,12 +121,28 @@ def _run_row(path: Path) -> dict:
         "is_teacher": bool(metrics.get("is_teacher", False)),
         "size_pct": _number(metrics.get("size_pct")),
         "spd": _number(speed.get("spd") if isinstance(speed, dict) else None),
-        "ablation": any(bool(v) for v in (metrics.get("ablation") or {}).values()),
+        "ablation": any(bool(v) for v in (metrics.get("ablation") or {}).values()) or _other_lr(metrics),
+        "kind": (metrics.get("config") or {}).get("adapter_kind") or "dense",
     }
     for name, value in metrics["scores"].items():
         if isinstance(value, (int, float)) and not isinstance(value, bool):
             row[f"score.{name}"] = float(value)
     return row
+
+
+def _other_lr(metrics: dict) -> bool:
+    """True when the run's phase-3 learning rates differ from today's defaults of its mode (a run made before
+    a default moved, e.g. HEAD_LR): such a run is a variant, kept out of Table 1 like an lr override."""
+    from alad_kit.core.config import MODES, TASKS, phase3_config, scale_config
+
+    saved, mode, task = metrics.get("phase3_lr"), metrics.get("mode"), metrics.get("task")
+    if not isinstance(saved, dict) or mode not in MODES or task not in TASKS:
+        return False
+    try:
+        default = phase3_config(mode, task, scale_config(metrics.get("scale") or "smoke")).lr
+    except ValueError:
+        return False
+    return saved != default and not (metrics.get("ablation") or {}).get("lr_override")
 
 
 def _student_name(metrics: dict) -> str | None:
@@ -150,14 +166,16 @@ def attach_speed(runs: pd.DataFrame, bench: dict | str | os.PathLike, device: st
     for row in bench.get("rows", []):
         if row.get("device") == device:
             window = None if row.get("window") is None else int(row["window"])
-            spd[(row["model"], window)] = row["spd"]
+            kind = None if window is None else (row.get("kind") or "dense")  # rows without a kind are dense
+            spd[(row["model"], window, kind)] = row["spd"]
     runs = runs.copy()
     for i, run in runs.iterrows():
         if not math.isnan(run["spd"]):
             continue
         model = run["teacher"] if run["is_teacher"] else run["student"]
         window = None if pd.isna(run["window"]) else int(run["window"])
-        runs.loc[i, "spd"] = spd.get((model, window), math.nan)
+        kind = None if window is None else (run.get("kind") or "dense")
+        runs.loc[i, "spd"] = spd.get((model, window, kind), math.nan)
     return runs
 
 

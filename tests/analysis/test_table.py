@@ -170,6 +170,10 @@ def test_attach_speed_from_bench(tmp_path):
     out = attach_speed(runs, bench)
     assert out["spd"].tolist()[:3] == [6.2, 22.0, 1.0]
     assert math.isnan(out["spd"].iloc[3])
+    # a factorised adapter's row never stands in for the dense one of the same window, nor the other way
+    bench["rows"].append({"device": "cpu", "model": "minilm-l6", "window": 5, "kind": "factorised", "spd": 6.6})
+    both = pd.concat([runs.iloc[:1].assign(kind="dense"), runs.iloc[:1].assign(kind="factorised")], ignore_index=True)
+    assert attach_speed(both, bench)["spd"].tolist() == [6.2, 6.6]
 
 
 def test_ablation_runs_never_replace_main_rows(tmp_path):
@@ -193,3 +197,14 @@ def test_students_given_by_path_show_their_directory_name(tmp_path):
     write_run(tmp_path / "runs", "asc", student="/students/asc_mpnet4", mode="head", window=None)
     shown = table.results_table(table.collect_runs(tmp_path / "runs"))
     assert shown["Model"].tolist() == ["asc_mpnet4"]
+
+
+def test_a_run_made_under_another_default_lr_is_kept_out_of_table_1(tmp_path):
+    from alad_kit.analysis.table import collect_runs
+    from alad_kit.core.config import HEAD_LR
+
+    write_run(tmp_path, "now", phase3_lr={"adapter": 1e-4, "head": HEAD_LR})
+    write_run(tmp_path, "before", phase3_lr={"adapter": 1e-4, "head": HEAD_LR / 2})  # before the default moved
+    write_run(tmp_path, "unrecorded")  # older runs without phase3_lr are taken as they are
+    runs = collect_runs(tmp_path).set_index(collect_runs(tmp_path)["run_dir"].map(lambda p: p.split("/")[-1]))
+    assert runs["ablation"].to_dict() == {"before": True, "now": False, "unrecorded": False}
