@@ -26,7 +26,13 @@ import numpy as np
 import pandas as pd
 
 from alad_kit.core import rundir
-from alad_kit.core.config import SCALES  # smallest to largest
+from alad_kit.core.config import (  # SCALES: smallest to largest
+    MODES,
+    SCALES,
+    TASKS,
+    phase3_config,
+    scale_config,
+)
 
 from .formats import write_formats
 
@@ -133,8 +139,6 @@ def _run_row(path: Path) -> dict:
 def _other_lr(metrics: dict) -> bool:
     """True when the run's phase-3 learning rates differ from today's defaults of its mode (a run made before
     a default moved, e.g. HEAD_LR): such a run is a variant, kept out of Table 1 like an lr override."""
-    from alad_kit.core.config import MODES, TASKS, phase3_config, scale_config
-
     saved, mode, task = metrics.get("phase3_lr"), metrics.get("mode"), metrics.get("task")
     if not isinstance(saved, dict) or mode not in MODES or task not in TASKS:
         return False
