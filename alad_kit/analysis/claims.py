@@ -150,10 +150,15 @@ def paired_stats(a: dict[int, float], b: dict[int, float], ratio: bool = False) 
     return seeds, mean, math.sqrt(var / len(diffs))
 
 
-def metric_name(check: Check, task: str) -> str:
+def selection_metric(task: str) -> str:
+    """The score a task selects epochs by and the claims compare (NER f1_overall, POS/QA f1)."""
     from alad_kit.tasks.specs import get_task
 
-    return check.metric or get_task(task).selection_metric
+    return get_task(task).selection_metric
+
+
+def metric_name(check: Check, task: str) -> str:
+    return check.metric or selection_metric(task)
 
 
 def _values(study: Study, row: str, metric: str) -> dict[int, float]:

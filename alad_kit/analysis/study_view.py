@@ -14,14 +14,8 @@ from pathlib import Path
 import pandas as pd
 import plotly.graph_objects as go
 
-from .claims import load_studies
+from .claims import load_studies, selection_metric
 from .table import SCORE_COLUMNS, student_label
-
-
-def _selection_metric(task: str) -> str:
-    from alad_kit.tasks.specs import get_task
-
-    return get_task(task).selection_metric
 
 
 def seed_scores(root: str | Path) -> pd.DataFrame:
@@ -30,7 +24,7 @@ def seed_scores(root: str | Path) -> pd.DataFrame:
     factor = {(task, key): f for task, key, _, f in SCORE_COLUMNS}
     lines = []
     for study in load_studies(root):
-        metric = _selection_metric(study.task)
+        metric = selection_metric(study.task)
         for row, seeds in study.runs.items():
             for seed, (rel, metrics) in sorted(seeds.items()):
                 value = metrics["scores"].get(metric)
