@@ -43,6 +43,7 @@ class Row:
     window: int | None = None  # adapter window; None for modes without adapter
     options: tuple = ()  # further RunConfig fields as (name, value) pairs
     max_seeds: int | None = None  # run only the first k seeds (None: all)
+    tuned_teacher: bool = False  # phases 1-2 align to the study's task-fine-tuned teacher (DIR/teacher/seed0)
 
     def __post_init__(self):
         unknown = [k for k, _ in self.options if k not in _RUN_FIELDS]
@@ -62,6 +63,8 @@ ROWS = (
     Row("frozen-w3", _FROZEN, "frozen", 3),
     Row("frozen-w5", _FROZEN, "frozen", 5),
     Row("frozen-w5-factorised", _FROZEN + ", factorised window", "frozen", 5, (("adapter_kind", "factorised"),)),
+    # the authors' code aligns to the task-fine-tuned M_L; the paper's text, and the rows above, to the pre-trained one
+    Row("frozen-w5-tuned-teacher", _FROZEN + ", aligned to the fine-tuned teacher", "frozen", 5, tuned_teacher=True),
     Row("random-frozen-w5", "Frozen + random adapter (control)", "frozen", 5, (("random_adapter", True),)),
     Row("frozen-w5-no-phase1", _FROZEN + ", no phase 1", "frozen", 5, (("skip_phase1", True),)),
     Row("frozen-w5-no-phase2", _FROZEN + ", no phase 2", "frozen", 5, (("skip_phase2", True),)),
@@ -74,6 +77,12 @@ ROWS = (
 )
 ROW_NAMES = tuple(r.name for r in ROWS)
 STUDY_STEM = "study"  # DIR/study.md|csv|html
+TEACHER_RUN = "teacher"  # the row whose fine-tuned M_L the tuned_teacher rows align to (its seed 0)
+
+
+def tuned_teacher_path(out: str | Path) -> Path:
+    """Where a study's fine-tuned teacher is: the M_L saved by its teacher run."""
+    return rundir.teacher_dir(Path(out) / TEACHER_RUN / "seed0")
 
 
 def select_rows(names: Sequence[str] | None) -> tuple[Row, ...]:
@@ -97,6 +106,8 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
             options = dict(row.options)
             if options.get("is_teacher_run"):  # M_L alone: the same run for every student's study
                 options["student_layers"] = None
+            if row.tuned_teacher:
+                options["teacher_finetuned"] = str(tuned_teacher_path(out))
             cfg = RunConfig(**(base | options), mode=row.mode, seed=seed,
                             out=str(Path(out) / row.name / f"seed{seed}"), **window)
             runs.append((row, cfg))
@@ -124,6 +135,16 @@ def is_finished(cfg: RunConfig) -> bool:
         diff = ", ".join(f"{k}: {have.get(k)!r} != {want.get(k)!r}" for k in want if have.get(k) != want.get(k))
         raise ValueError(f"{path}: a run of another configuration ({diff}); move it away or use another --out")
     return True
+
+
+def _check_tuned_teacher(runs: list[tuple[Row, RunConfig]], pending: list[bool], out: Path) -> None:
+    """A tuned_teacher row to train needs the fine-tuned teacher on disk, or the teacher run in this plan."""
+    needs = [row.name for (row, _), todo in zip(runs, pending) if todo and row.tuned_teacher]
+    path = tuned_teacher_path(out)
+    teacher_planned = any(row.name == TEACHER_RUN for row, _ in runs)
+    if needs and not path.is_dir() and not teacher_planned:
+        raise ValueError(f"{path}: no fine-tuned teacher for row(s) {', '.join(sorted(set(needs)))}; "
+                         f"run the {TEACHER_RUN!r} row first (alad study --rows {TEACHER_RUN} ...)")
 
 
 class Progress:
@@ -164,6 +185,7 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
                 data_dir=data_dir, cache_dir=str(Path(cache_dir) if cache_dir else out / ".alad_cache"), device=device)
     runs = plan(select_rows(rows), seeds, out, **base)
     pending = [not is_finished(cfg) for _, cfg in runs]  # checks every finished run before training any
+    _check_tuned_teacher(runs, pending, out)
     progress = Progress(len(runs), sum(pending), log)
     bar = tqdm(total=len(runs), initial=len(runs) - sum(pending), desc="study", unit="run", leave=True)
     for k, ((row, cfg), todo) in enumerate(zip(runs, pending), start=1):

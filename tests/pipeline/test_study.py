@@ -12,7 +12,7 @@ from alad_kit.pipeline.study import ROW_NAMES, Progress, is_finished, plan, run_
 from alad_kit.training.trainer import TrainingInterrupted
 
 BASE = dict(task="ner", teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
-E2E_ROWS = ["teacher", "finetune", "head", "frozen-w5", "frozen-w5-factorised", "joint-w5"]
+E2E_ROWS = ["teacher", "finetune", "head", "frozen-w5", "frozen-w5-factorised", "frozen-w5-tuned-teacher", "joint-w5"]
 
 
 def test_every_claim_names_study_rows():
@@ -32,6 +32,10 @@ def test_plan_places_every_row_and_seed(tmp_path):
     # the teacher run does not depend on the student: every student's study holds the same configuration
     assert by_dir[str(tmp_path / "teacher" / "seed0")][1].student_layers is None
     assert by_dir[str(tmp_path / "head" / "seed0")][1].student_layers == BASE["student_layers"]
+    # the tuned-teacher row aligns to the M_L that this study's teacher run fine-tuned, the others to M_L
+    tuned = tmp_path / "teacher" / "seed0" / "teacher_finetuned"
+    assert by_dir[str(tmp_path / "frozen-w5-tuned-teacher" / "seed1")][1].teacher_finetuned == str(tuned)
+    assert by_dir[str(tmp_path / "frozen-w5" / "seed1")][1].teacher_finetuned is None
     assert [r.name for r in select_rows(["lora", "head"])] == ["head", "lora"]  # table order
     with pytest.raises(ValueError, match="unknown study row"):
         select_rows(["frozen-w7"])
@@ -69,21 +73,31 @@ def test_study_end_to_end_and_rerun_trains_nothing(tmp_path, monkeypatch, ner_ta
         for seed in (0,) if row == "teacher" else (0, 1):
             assert (tmp_path / row / f"seed{seed}" / "metrics.json").is_file()
     entries = json.loads(paths["claims_json"].read_text())
-    assert {e["id"] for e in entries} == {"C2", "C4", "C5", "C9", "C10"}
+    assert {e["id"] for e in entries} == {"C2", "C4", "C5", "C9", "C10", "C11"}
     assert all(e["n_seeds"] == 2 for e in entries if e["metric"] != "speed_kept")
     assert [e["verdict"] for e in entries if e["metric"] == "adapter_flops_ratio"] == ["confirmed"]
     assert all(e["student"] == "minilm-l6:0" for e in entries)
     table = paths["study_md"].read_text()
     assert "| minilm-l6:0 | frozen-w5-factorised | Frozen + ALAd, factorised window | W5 |" in table
     assert "Teacher fine-tuned" in table and " ± " in table
-    # one shared cache: W5 and factorised W5 train phase 1 once per seed, joint W5 reuses frozen W5's
-    assert len(list((tmp_path / ".alad_cache" / "adapters").glob("phase1-*[!k]"))) == 2 * 2  # not the .lock files
+    # one shared cache: W5, factorised W5 and W5 aligned to the tuned teacher train phase 1 once per seed,
+    # joint W5 reuses frozen W5's
+    assert len(list((tmp_path / ".alad_cache" / "adapters").glob("phase1-*[!k]"))) == 3 * 2  # not the .lock files
+    tuned = json.loads((tmp_path / "frozen-w5-tuned-teacher" / "seed0" / "metrics.json").read_text())["config"]
+    assert tuned["teacher_finetuned"] == str(tmp_path / "teacher" / "seed0" / "teacher_finetuned")
     assert json.loads((tmp_path / "joint-w5" / "seed1" / "metrics.json").read_text())["timings"]["phase1"] == 0.0
 
     before = {name: path.read_bytes() for name, path in paths.items()}
     monkeypatch.setattr(alad_kit.pipeline.run, "run", _no_training)
     again = _study(tmp_path, ner_task_data, corpus_texts, E2E_ROWS)
     assert {name: path.read_bytes() for name, path in again.items()} == before
+
+
+def test_a_tuned_teacher_row_without_its_teacher_stops_before_training(tmp_path, monkeypatch):
+    monkeypatch.setattr(alad_kit.pipeline.run, "run", _no_training)
+    with pytest.raises(ValueError, match=r"teacher/seed0/teacher_finetuned: no fine-tuned teacher for row\(s\) "
+                                         r"frozen-w5-tuned-teacher; run the 'teacher' row first"):
+        _study(tmp_path, None, None, ["head", "frozen-w5-tuned-teacher"])
 
 
 def _no_training(*args, **kwargs):
