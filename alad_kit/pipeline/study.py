@@ -130,11 +130,20 @@ def is_finished(cfg: RunConfig) -> bool:
         raise ValueError(f"{path}: made under other {cfg.scale!r} budgets (an older preset or phase-3 lr default); move it away to rerun it")
     if not isinstance(saved, dict):
         raise ValueError(f"{path}: metrics.json has no 'config'; move it away to rerun this run")
-    want, have = config_key(cfg), config_key(saved)
+    want, have = _study_key(cfg), _study_key(saved)
     if want != have:
         diff = ", ".join(f"{k}: {have.get(k)!r} != {want.get(k)!r}" for k in want if have.get(k) != want.get(k))
         raise ValueError(f"{path}: a run of another configuration ({diff}); move it away or use another --out")
     return True
+
+
+def _study_key(cfg: RunConfig | dict) -> dict:
+    """``config_key``, with the study's own fine-tuned teacher named relative to the study, which may move."""
+    key = config_key(cfg)
+    out = Path(cfg.out if isinstance(cfg, RunConfig) else cfg.get("out") or "")
+    if len(out.parents) > 1 and key.get("teacher_finetuned") == str(tuned_teacher_path(out.parents[1])):
+        key["teacher_finetuned"] = str(tuned_teacher_path("<study>"))
+    return key
 
 
 def _check_tuned_teacher(runs: list[tuple[Row, RunConfig]], pending: list[bool], out: Path) -> None:

@@ -47,6 +47,17 @@ def test_finished_runs_are_recognised_and_a_foreign_one_is_an_error(tmp_path):
     moved = RunConfig(mode="head", out="/elsewhere/head/seed0", cache_dir="/other", **BASE)
     write_json_atomic(tmp_path / "head" / "seed0" / "metrics.json", {"config": moved.__dict__, "scores": {}})
     assert is_finished(cfg)  # where a run was written does not make it another run
+    # a moved study: its tuned-teacher row still names the study's own fine-tuned teacher
+    row = "frozen-w5-tuned-teacher"
+    [(_, tuned)] = [(r, c) for r, c in plan(select_rows([row]), [0], tmp_path, **BASE)]
+    old = RunConfig(mode="frozen", window=5, out=f"/elsewhere/{row}/seed0",
+                    teacher_finetuned="/elsewhere/teacher/seed0/teacher_finetuned", **BASE)
+    write_json_atomic(tmp_path / row / "seed0" / "metrics.json", {"config": old.__dict__, "scores": {}})
+    assert is_finished(tuned)
+    foreign = RunConfig(mode="frozen", window=5, out=f"/elsewhere/{row}/seed0", teacher_finetuned="/models/t", **BASE)
+    write_json_atomic(tmp_path / row / "seed0" / "metrics.json", {"config": foreign.__dict__, "scores": {}})
+    with pytest.raises(ValueError, match="teacher_finetuned: '/models/t' != "):
+        is_finished(tuned)
     other = RunConfig(mode="frozen", out=cfg.out, **BASE)
     with pytest.raises(ValueError, match=r"head/seed0/metrics.json: a run of another configuration \(mode"):
         is_finished(other)
