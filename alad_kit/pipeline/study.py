@@ -22,7 +22,14 @@ from pathlib import Path
 import pandas as pd
 from tqdm.auto import tqdm
 
-from alad_kit.analysis.claims import bench_spd, claims_json, claims_markdown, compute_claims, load_studies
+from alad_kit.analysis.claims import (
+    TEACHER_ROW,
+    bench_spd,
+    claims_json,
+    claims_markdown,
+    compute_claims,
+    load_studies,
+)
 from alad_kit.analysis.formats import write_formats
 from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label
 from alad_kit.core import rundir
@@ -77,12 +84,11 @@ ROWS = (
 )
 ROW_NAMES = tuple(r.name for r in ROWS)
 STUDY_STEM = "study"  # DIR/study.md|csv|html
-TEACHER_RUN = "teacher"  # the row whose fine-tuned M_L the tuned_teacher rows align to (its seed 0)
 
 
 def tuned_teacher_path(out: str | Path) -> Path:
-    """Where a study's fine-tuned teacher is: the M_L saved by its teacher run."""
-    return rundir.teacher_dir(Path(out) / TEACHER_RUN / "seed0")
+    """Where a study's fine-tuned teacher is: the M_L saved by its teacher run (row TEACHER_ROW, seed 0)."""
+    return rundir.teacher_dir(Path(out) / TEACHER_ROW / "seed0")
 
 
 def select_rows(names: Sequence[str] | None) -> tuple[Row, ...]:
@@ -150,10 +156,10 @@ def _check_tuned_teacher(runs: list[tuple[Row, RunConfig]], pending: list[bool],
     """A tuned_teacher row to train needs the fine-tuned teacher on disk, or the teacher run in this plan."""
     needs = [row.name for (row, _), todo in zip(runs, pending) if todo and row.tuned_teacher]
     path = tuned_teacher_path(out)
-    teacher_planned = any(row.name == TEACHER_RUN for row, _ in runs)
+    teacher_planned = any(row.name == TEACHER_ROW for row, _ in runs)
     if needs and not path.is_dir() and not teacher_planned:
         raise ValueError(f"{path}: no fine-tuned teacher for row(s) {', '.join(sorted(set(needs)))}; "
-                         f"run the {TEACHER_RUN!r} row first (alad study --rows {TEACHER_RUN} ...)")
+                         f"run the {TEACHER_ROW!r} row first (alad study --rows {TEACHER_ROW} ...)")
 
 
 class Progress:
