@@ -183,6 +183,8 @@ def test_load_finished_restores_final_weights(tmp_path):
     result = train(model, replace(PHASE, epochs=1), checkpoint_dir=tmp_path)
     fresh = tiny_model(seed=5)
     loaded = load_finished("p3", tmp_path, fresh)
+    assert not checkpoint.exists(tmp_path, "p3.ckpt"), "a finished phase keeps no resume state"
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["p3.done.json", "p3.done.safetensors"]
     assert loaded.steps == result.steps and loaded.history == result.history
     assert_same(state(fresh), state(model))
     other = AladModel(tiny_model().encoder, head=torch.nn.Linear(16, 3))  # a different head layout
