@@ -273,7 +273,7 @@ class _PhaseRun:
             checkpoint.save(self.ckpt_dir, f"{self.phase.name}.done", _trainable_state(self.raw),
                             {"result": asdict(self.result)}, self.digest)
             # the mid-phase state (optimizer moments, best epoch) is never read once .done exists: for a
-            # jointly tuned MPNet it is ~1.3 GB a run, so a study or a notebook run would keep gigabytes of it
+            # fine-tuned MPNet it is over a gigabyte a run, so a study or a notebook run would keep gigabytes of it
             checkpoint.remove(self.ckpt_dir, self.ckpt_name)
         return self.result
 
