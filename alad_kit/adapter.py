@@ -140,13 +140,14 @@ class AlignmentAdapter(nn.Module):
     # ----------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
         """Write ``alad_adapter_config.json`` + ``alad_adapter.safetensors`` (atomically: temp files, then rename)."""
-        from safetensors.torch import save_file
+        from safetensors.torch import save
 
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
         tmp_w, tmp_c = directory / (WEIGHTS_NAME + ".tmp"), directory / (CONFIG_NAME + ".tmp")
-        save_file(state, str(tmp_w), metadata={"format": "pt"})
+        # Bytes through Python's open, not save_file: safetensors creates its files 0600 whatever the umask.
+        tmp_w.write_bytes(save(state, metadata={"format": "pt"}))
         tmp_c.write_text(json.dumps(asdict(self.config), indent=2))
         tmp_w.replace(directory / WEIGHTS_NAME)
         tmp_c.replace(directory / CONFIG_NAME)
@@ -154,28 +155,68 @@ class AlignmentAdapter(nn.Module):
 
     @classmethod
     def from_pretrained(cls, directory: str | Path, map_location: str | torch.device = "cpu") -> AlignmentAdapter:
-        from safetensors import SafetensorError
+        """The adapter saved in ``directory``; its config is checked against the tensor shapes before any weight
+        is allocated (ValueError naming the file and the tensor)."""
         from safetensors.torch import load_file
 
-        directory = Path(directory)
-        config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
-        if not config_path.is_file() and all((directory / name).is_file() for name in LEGACY_NAMES):
-            config_path, weights_path = (directory / name for name in LEGACY_NAMES)
-        for p in (config_path, weights_path):
-            if not p.is_file():
-                raise FileNotFoundError(f"AlignmentAdapter.from_pretrained: missing {p}")
-        adapter = cls(**_read_config(config_path))
-        try:
-            state = load_file(str(weights_path), device=str(map_location))
-        except SafetensorError as error:  # neither an OSError nor a ValueError: give it the file name
-            raise ValueError(f"{weights_path}: not a readable safetensors file ({error})") from None
-        expected = adapter.state_dict()
-        wrong = sorted(k for k in expected.keys() | state.keys()
-                       if k not in state or k not in expected or state[k].shape != expected[k].shape)
-        if wrong:
-            raise ValueError(f"{weights_path}: tensors do not match {config_path.name} (first: {wrong[0]!r})")
-        adapter.load_state_dict(state)
+        _, weights_path = adapter_files(directory)
+        adapter = cls(**asdict(checked_adapter_config(directory)))
+        adapter.load_state_dict(load_file(str(weights_path), device=str(map_location)))
         return adapter.to(map_location)
+
+
+def adapter_files(directory: str | Path) -> tuple[Path, Path]:
+    """``(config, weights)`` of the adapter in ``directory`` (the legacy names for folders written before the
+    rename); FileNotFoundError naming the missing one."""
+    directory = Path(directory)
+    config_path, weights_path = directory / CONFIG_NAME, directory / WEIGHTS_NAME
+    if not config_path.is_file() and all((directory / name).is_file() for name in LEGACY_NAMES):
+        config_path, weights_path = (directory / name for name in LEGACY_NAMES)
+    for p in (config_path, weights_path):
+        if not p.is_file():
+            raise FileNotFoundError(f"AlignmentAdapter.from_pretrained: missing {p}")
+    return config_path, weights_path
+
+
+def checked_adapter_config(directory: str | Path) -> AdapterConfig:
+    """The adapter config of ``directory``, once the weights file holds exactly the tensors it describes.
+    Only the safetensors header is read and the template is built on the meta device: no memory is allocated
+    for a config that claims huge sizes."""
+    config_path, weights_path = adapter_files(directory)
+    config = AdapterConfig(**_read_config(config_path))
+    with torch.device("meta"):
+        template = AlignmentAdapter(**asdict(config))
+    expected = {name: tuple(t.shape) for name, t in template.state_dict().items()}
+    check_tensor_shapes(weights_path, expected, config_path.name)
+    return config
+
+
+# The lowest floor of the package: alad_kit.models' folder checks read student and head files with these too.
+def safetensors_shapes(path: str | Path) -> dict[str, tuple[int, ...]]:
+    """Tensor names and shapes of a safetensors file, from its header alone (no tensor data is read)."""
+    from safetensors import SafetensorError, safe_open
+
+    try:
+        with safe_open(str(path), framework="pt") as f:
+            return {name: tuple(f.get_slice(name).get_shape()) for name in f.keys()}
+    except (SafetensorError, OSError) as error:  # SafetensorError is neither: give it the file name
+        raise ValueError(f"{path}: not a readable safetensors file ({' '.join(str(error).split())})") from None
+
+
+def check_tensor_shapes(path: str | Path, expected: dict[str, tuple[int, ...]], described_by: str,
+                        found: dict[str, tuple[int, ...]] | None = None) -> None:
+    """ValueError naming ``path`` and the first missing, unexpected or mis-shaped tensor, when the file's tensors
+    (``found``, else its header) are not exactly ``expected`` (the shapes ``described_by`` says)."""
+    found = safetensors_shapes(path) if found is None else found
+    missing = sorted(expected.keys() - found.keys())
+    unexpected = sorted(found.keys() - expected.keys())
+    wrong = sorted(name for name in expected.keys() & found.keys() if tuple(found[name]) != tuple(expected[name]))
+    problems = [f"{len(names)} {what} (first {names[0]!r})" for names, what in (
+        (missing, f"tensor(s) missing that {described_by} describes"), (unexpected, "unexpected tensor(s)")) if names]
+    problems += [f"tensor {name!r} has shape {list(found[name])}, {described_by} says {list(expected[name])}"
+                 for name in wrong[:1]]
+    if problems:
+        raise ValueError(f"{path}: " + "; ".join(problems))
 
 
 def _read_config(path: Path) -> dict:

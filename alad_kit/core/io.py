@@ -38,11 +38,24 @@ def atomic_path(path: str | os.PathLike) -> Iterator[Path]:
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
     os.close(fd)
     try:
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; outputs are as readable as any other file
         yield Path(tmp)
+        # mkstemp makes 0600 (and safetensors replaces the file with another 0600 one): outputs are as readable
+        # as any other file the user writes, so set the mode only once the content is there.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     finally:
         Path(tmp).unlink(missing_ok=True)
+
+
+def chmod_as_umask(*paths: str | os.PathLike) -> None:
+    """Give every file under ``paths`` mode 0666 and every folder 0777, less the umask, as a plain ``open`` and
+    ``mkdir`` would: for trees written by libraries that make their files private (safetensors writes 0600),
+    so that a model saved on a group folder loads for a colleague when the umask says so."""
+    mask = _umask()
+    for root in map(Path, paths):
+        for path in [root, *root.rglob("*")] if root.is_dir() else [root]:
+            if not path.is_symlink():
+                os.chmod(path, (0o777 if path.is_dir() else 0o666) & ~mask)
 
 
 def write_text_atomic(path: str | os.PathLike, text: str) -> Path:

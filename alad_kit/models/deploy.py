@@ -28,19 +28,17 @@ from pathlib import Path
 import torch
 from torch import nn
 
-from alad_kit.adapter import CONFIG_NAME as ADAPTER_CONFIG
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core.config import ADAPTER_PRECISIONS
-from alad_kit.core.io import atomic_path, write_json_atomic, write_text_atomic
+from alad_kit.core.io import atomic_path, chmod_as_umask, write_json_atomic, write_text_atomic
 
+from . import folder_checks as checks
 from .adapter_precision import adapter_in
 from .cost import packed_params
-from .heads import SpanHead, TokenClassificationHead
-from .zoo import _looks_like_path, _no_weight_loading_bar
+from .folder_checks import CONFIG_NAME, HEAD_NAME, LORA_DIR, STUDENT_DIR
+from .heads import SpanHead
+from .zoo import _no_weight_loading_bar, local_path
 
-CONFIG_NAME = "config.json"
-HEAD_NAME = "head.safetensors"
-STUDENT_DIR, LORA_DIR = "student", "lora"
 PRECISIONS = ("fp32", "bf16")
 
 
@@ -78,10 +76,34 @@ class DeployConfig:
                              f"got {self.adapter_precision!r}")
         if self.precision not in PRECISIONS:
             raise ValueError(f"DeployConfig: precision must be one of {PRECISIONS}, got {self.precision!r}")
-        if self.window is not None and (self.window < 1 or self.window % 2 == 0):
+        for name in ("max_length", "eval_batch_size", "window", "doc_stride", "test_examples", "data_seed"):
+            value = getattr(self, name)
+            optional = name in ("window", "doc_stride", "test_examples")
+            if not (value is None and optional) and not (_is_int(value) and value >= (0 if name == "data_seed" else 1)):
+                raise ValueError(f"DeployConfig: {name} must be a {'non-negative' if name == 'data_seed' else 'positive'}"
+                                 f" integer{' or null' if optional else ''}, got {value!r}")
+        if self.window is not None and self.window % 2 == 0:
             raise ValueError(f"DeployConfig: window must be odd and >= 1, got {self.window}")
-        if self.max_length < 1 or self.eval_batch_size < 1:
-            raise ValueError("DeployConfig: max_length and eval_batch_size must be positive")
+        self._check_against_each_other()
+
+    def _check_against_each_other(self) -> None:
+        """Fields that only make sense together: the mode's adapter and LoRA, the task's labels and windows."""
+        from alad_kit.core.config import MODES
+
+        mode = MODES[self.mode]
+        if (self.window is not None) != mode.use_adapter:
+            raise ValueError(f"DeployConfig: mode {self.mode} {'needs an adapter window' if mode.use_adapter else 'has no adapter'}"
+                             f", got window {self.window!r}")
+        if self.lora is not ("lora" in mode.trainable):
+            raise ValueError(f"DeployConfig: lora {self.lora!r} does not fit mode {self.mode}")
+        if self.task == "qa" and (self.doc_stride is None or self.doc_stride >= self.max_length):
+            raise ValueError(f"DeployConfig: a QA model needs doc_stride below max_length {self.max_length}, "
+                             f"got {self.doc_stride!r}")
+        if self.student_layers is not None and (not self.student_layers or len(set(self.student_layers)) != len(
+                self.student_layers) or not all(_is_int(i) and i >= 0 for i in self.student_layers)):
+            raise ValueError(f"DeployConfig: student_layers must be distinct layer indices, got {self.student_layers}")
+        if self.labels is not None:
+            _check_labels(self.task, self.labels)
 
     def to_json(self) -> dict:
         data = asdict(self)
@@ -98,12 +120,34 @@ class DeployConfig:
             raise ValueError(f"{source}: not an alad_kit model config (missing {', '.join(missing)})")
         kept = {k: v for k, v in data.items() if k in names}
         for key in ("labels", "student_layers"):
-            if kept.get(key) is not None:
+            if isinstance(kept.get(key), list):
                 kept[key] = tuple(kept[key])
         try:
-            return cls(**kept)
+            config = cls(**kept)
         except (TypeError, ValueError) as err:
             raise ValueError(f"{source}: {err}") from err
+        written = config.to_json()  # the label maps are written from labels: any other map is a different model
+        for key in ("id2label", "label2id"):
+            if key in data and data[key] != json.loads(json.dumps(written.get(key))):
+                raise ValueError(f"{source}: {key} does not match labels {list(config.labels or [])}")
+        return config
+
+
+def _is_int(value) -> bool:
+    return isinstance(value, int) and not isinstance(value, bool)
+
+
+def _check_labels(task: str, labels: tuple) -> None:
+    """Distinct non-empty names; NER's in the BIO scheme its decoding (seqeval) reads: O, B-type, I-type."""
+    if not isinstance(labels, tuple) or not labels or not all(isinstance(label, str) and label for label in labels):
+        raise ValueError(f"DeployConfig: labels must be non-empty strings, got {list(labels)}")
+    if len(set(labels)) != len(labels):
+        raise ValueError(f"DeployConfig: labels repeat: {sorted({x for x in labels if labels.count(x) > 1})}")
+    if task == "ner":
+        outside = [label for label in labels if label != "O" and not (label[:2] in ("B-", "I-") and label[2:])]
+        if "O" not in labels or outside:
+            raise ValueError(f"DeployConfig: NER labels must be a BIO scheme (O, B-type, I-type), got "
+                             f"{outside[0] if outside else 'no O'!r}")
 
 
 # --------------------------------------------------------------------------------------------------
@@ -230,6 +274,7 @@ def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
     else:
         base.save_pretrained(staged[STUDENT_DIR])
     tokenizer.save_pretrained(staged[STUDENT_DIR])
+    chmod_as_umask(*(path for path in staged.values() if path.exists()))  # safetensors writes 0600
     for name, path in targets.items():
         shutil.rmtree(path, ignore_errors=True)
         if staged[name].exists():
@@ -238,12 +283,11 @@ def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
 
 # --------------------------------------------------------------------------------------------------
 def resolve_folder(name_or_id: str | os.PathLike, **hub_kwargs) -> Path:
-    """A local model folder, or the hub repo ``name_or_id`` downloaded into the hub cache."""
-    local = Path(name_or_id).expanduser()
-    if local.is_dir():
+    """A local model folder, or the hub repo ``name_or_id`` downloaded into the hub cache. A name that is a path
+    (see ``zoo.local_path``) is never sent to the hub."""
+    local = local_path(name_or_id)
+    if local is not None:
         return local
-    if _looks_like_path(str(name_or_id)):
-        raise FileNotFoundError(f"no model folder at {name_or_id} (and it is not a hub id)")
     from huggingface_hub import snapshot_download
 
     keep = ("revision", "cache_dir", "force_download", "local_files_only", "token")
@@ -265,43 +309,58 @@ def load_folder(model_id: str | os.PathLike, model_cls: type[nn.Module], device:
                 merge_lora: bool = False, adapter_precision: str | None = None, **hub_kwargs) -> nn.Module:
     """``AladModel._from_pretrained``: rebuild the ``model_cls`` (AladModel) of a folder (or hub id) in eval mode
     on ``device``; this module never imports the model class, whose methods call it;
-    ``adapter_precision`` overrides the folder's (fp32 gives back exactly the adapter the run evaluated)."""
+    ``adapter_precision`` overrides the folder's (fp32 gives back exactly the adapter the run evaluated).
+    The folder loads whole or not at all, and never runs code (``folder_checks``: refused before any weight is
+    read, with one line naming the file)."""
     from safetensors.torch import load_file
-    from transformers import AutoModel, AutoTokenizer
+    from transformers import AutoTokenizer
 
     folder = resolve_folder(model_id, **hub_kwargs)
+    checks.refuse_code(folder)
     config = read_config(folder)
+    checks.check_folder(folder, config)
     student_dir = folder / STUDENT_DIR
-    if not (student_dir / "config.json").is_file():
-        raise FileNotFoundError(f"{folder}: missing {STUDENT_DIR}/config.json")
-    from .quant_safetensors import is_quantized_student, load_quantized_student
-
-    if is_quantized_student(student_dir):
-        encoder = load_quantized_student(student_dir)
-    else:
-        with _no_weight_loading_bar(True):
-            encoder = AutoModel.from_pretrained(student_dir, local_files_only=True)
+    encoder = _load_student(student_dir)
     if config.lora:
-        from peft import PeftModel
-
-        encoder = PeftModel.from_pretrained(encoder, folder / LORA_DIR)
-        encoder = encoder.merge_and_unload() if merge_lora else encoder
-    adapter = AlignmentAdapter.from_pretrained(folder) if (folder / ADAPTER_CONFIG).is_file() or config.window else None
-    head_path = folder / HEAD_NAME
-    if not head_path.is_file():
-        raise FileNotFoundError(f"{folder}: missing {HEAD_NAME}")
-    state = load_file(str(head_path))
+        encoder = _load_lora(encoder, folder / LORA_DIR, merge_lora)
+    adapter = AlignmentAdapter.from_pretrained(folder) if config.window is not None else None
     dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
-    head = SpanHead(dim) if config.task == "qa" else TokenClassificationHead(dim, len(config.labels))
-    try:
-        head.load_state_dict(state)
-    except RuntimeError as err:
-        raise ValueError(f"{head_path} does not fit a {config.task} head of width {dim}: {err}") from err
+    head = checks.task_head(config.task, dim, config.labels)
+    head.load_state_dict(load_file(str(folder / HEAD_NAME)))  # names and shapes checked by check_folder
     if adapter is not None:
         adapter = adapter_in(adapter, adapter_precision or config.adapter_precision)
     model = model_cls(encoder, adapter, head)
-    attach(model, AutoTokenizer.from_pretrained(student_dir, local_files_only=True), config)
+    tokenizer = AutoTokenizer.from_pretrained(student_dir, local_files_only=True, trust_remote_code=False)
+    checks.check_tokenizer_fits(tokenizer, student_dir, encoder.config.vocab_size)
+    attach(model, tokenizer, config)
     return model.to(device).eval()
+
+
+def _load_student(student_dir: Path) -> nn.Module:
+    """The student exactly as saved: refused when transformers reports a key missing, unexpected or resized."""
+    from transformers import AutoModel
+
+    from .quant_safetensors import is_quantized_student, load_quantized_student
+
+    if is_quantized_student(student_dir):
+        return load_quantized_student(student_dir)
+    with _no_weight_loading_bar(True):
+        encoder, info = AutoModel.from_pretrained(student_dir, local_files_only=True, trust_remote_code=False,
+                                                  output_loading_info=True)
+    checks.check_loading_info(student_dir / checks.STUDENT_WEIGHTS, info)
+    return encoder
+
+
+def _load_lora(encoder: nn.Module, lora_dir: Path, merge: bool) -> nn.Module:
+    """peft's LoRA folder on ``encoder``, whole (peft itself skips missing and unexpected keys)."""
+    from peft import PeftModel
+
+    try:
+        encoder = PeftModel.from_pretrained(encoder, lora_dir)
+    except RuntimeError as err:  # torch's size mismatch, raised inside peft without the file name
+        raise ValueError(f"{lora_dir / checks.LORA_WEIGHTS}: {' '.join(str(err).split())}") from None
+    checks.check_lora_loaded(encoder, lora_dir)
+    return encoder.merge_and_unload() if merge else encoder
 
 
 def model_output(model: nn.Module, inputs: dict):

@@ -87,14 +87,27 @@ def _static_wrapper(linear: nn.Linear) -> nn.Module:
     return wrapper
 
 
+def marker_model_class(marker: dict, path: Path):
+    """The transformers model class a marker names (``AutoModel.from_config`` when it names none); a name that
+    is not a transformers model class is refused, since whatever it names is called with the config."""
+    import transformers
+
+    name = marker.get("model_class")
+    if not name:
+        return transformers.AutoModel.from_config
+    found = getattr(transformers, name, None) if isinstance(name, str) else None
+    if not (isinstance(found, type) and issubclass(found, transformers.PreTrainedModel)):
+        raise ValueError(f"{path}: model_class {name!r} of its int8 marker is not a transformers model class")
+    return found
+
+
 def empty_quantized_model(path: Path, marker: dict) -> nn.Module:
     """The int8 module tree a saved marker describes (weights still to load): dynamic int8 Linear layers, or
     the statically quantized wrappers at ``marker["quantized_layers"]``."""
     import transformers
 
-    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True)
-    model_class = getattr(transformers, marker.get("model_class", ""), None) or transformers.AutoModel.from_config
-    model = model_class(config).eval()
+    config = transformers.AutoConfig.from_pretrained(path, local_files_only=True, trust_remote_code=False)
+    model = marker_model_class(marker, path)(config).eval()
     if marker.get("kind") == "dynamic_int8":
         return dynamic_quantize(model)
     for name in marker["quantized_layers"]:
@@ -130,7 +143,7 @@ def load_quantized(path: str | Path, device: torch.device | str | None = None) -
     model.load_state_dict(torch.load(weights, map_location="cpu", weights_only=True), strict=True)
     tokenizer = None
     if any((path / f).is_file() for f in ("tokenizer.json", "vocab.txt", "tokenizer_config.json")):
-        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True)
+        tokenizer = transformers.AutoTokenizer.from_pretrained(path, local_files_only=True, trust_remote_code=False)
     return model.eval(), tokenizer
 
 

@@ -91,7 +91,13 @@ def load_quantized_student(directory: str | Path) -> nn.Module:
     if marker.get("engine") in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = marker["engine"]
     model = empty_quantized_model(directory, marker)
-    model.load_state_dict(_unpacked_state(load_file(str(directory / marker["weights"])), model), strict=True)
+    weights = directory / marker["weights"]
+    try:
+        model.load_state_dict(_unpacked_state(load_file(str(weights)), model), strict=True)
+    except KeyError as err:  # a packed layer's int8 values, scales or zero points are not in the file
+        raise ValueError(f"{weights}: missing tensor {err.args[0]!r}") from None
+    except RuntimeError as err:  # load_state_dict: keys missing, unexpected or resized
+        raise ValueError(f"{weights}: {' '.join(str(err).split())}") from None
     return model.eval()
 
 

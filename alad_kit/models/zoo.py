@@ -7,7 +7,8 @@
   ``mpnet-base``;
 * a local directory written by ``save_pretrained`` -- including compressed students, which carry an
   ``alad_student.json`` marker; its ``kind`` may have a special loader registered with ``register_loader``;
-* anything else is a hub id (``bert-base-uncased``, ``prajjwal1/bert-mini``) handed to ``AutoModel``.
+* anything else is a hub id (``bert-base-uncased``, ``prajjwal1/bert-mini``) handed to ``AutoModel``; a name
+  that is a path by :func:`is_path` (``runs/x`` when ``runs/`` exists, ``./x``, ``~/x``) never goes to the hub.
 """
 
 from __future__ import annotations
@@ -84,9 +85,25 @@ def read_student_marker(path: str | os.PathLike) -> dict | None:
     return data
 
 
-def _looks_like_path(name: str) -> bool:
-    # Hub ids are "name" or "owner/name"; anything else that is not a directory is a mistyped path.
-    return os.path.isabs(name) or name.startswith((".", "~")) or name.count("/") > 1 or os.path.exists(name)
+def is_path(name: str) -> bool:
+    """The rule for names: a path, never a hub id, when it is absolute or starts with ``.``, ``/`` or ``~``, has
+    more than one ``/`` (hub ids are ``name`` or ``owner/name``), or its first segment exists on disk
+    (``runs/modle`` when ``runs/`` exists)."""
+    if not name or name.startswith((".", "/", "~")) or os.path.isabs(name) or name.count("/") > 1:
+        return True
+    return os.path.lexists(name.split("/", 1)[0])
+
+
+def local_path(name: str | os.PathLike) -> Path | None:
+    """The folder ``name`` names, or None for a hub id (see :func:`is_path`); FileNotFoundError for a path that
+    is not a folder, so a typo never becomes a hub request."""
+    text = os.fspath(name)
+    if not is_path(text):
+        return None
+    folder = Path(text).expanduser()
+    if not folder.is_dir():
+        raise FileNotFoundError(f"no such folder: {text} (a local path, so it is not looked up on the hub)")
+    return folder
 
 
 @contextlib.contextmanager
@@ -116,14 +133,9 @@ def load_encoder(
     name = os.fspath(name)
     if name in OFFLINE_MODELS:
         source, local = offline_model_dir(name, cache_dir), True
-    elif Path(name).expanduser().is_dir():
-        source, local = Path(name).expanduser(), True
-    elif _looks_like_path(name):
-        raise FileNotFoundError(
-            f"no model directory at {name!r} (and it is not a hub id or an offline alias)"
-        )
     else:
-        source, local = name, False
+        folder = local_path(name)
+        source, local = (name, False) if folder is None else (folder, True)
 
     marker = read_student_marker(source) if local else None
     if marker is not None and marker["kind"] not in _LOADERS:
@@ -132,9 +144,9 @@ def load_encoder(
         model, tokenizer = _LOADERS[marker["kind"]](Path(source), device)
         return model.eval(), tokenizer
 
-    with _no_weight_loading_bar(local):
-        model = AutoModel.from_pretrained(source, local_files_only=local)
-    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local)
+    with _no_weight_loading_bar(local):  # never custom code, even if the user answers "y" to transformers
+        model = AutoModel.from_pretrained(source, local_files_only=local, trust_remote_code=False)
+    tokenizer = AutoTokenizer.from_pretrained(source, local_files_only=local, trust_remote_code=False)
     # transformers 5 loads in the checkpoint's dtype by default; ALAd trains and compares in float32.
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
         model = model.float()
