@@ -66,7 +66,7 @@ def test_missing_model_is_exit_2_and_names_it(capsys, tmp_path):
                  "--out", str(tmp_path / "out"), "--device", "cpu"])
     assert code == 2
     last, lines = _error_line(capsys)
-    assert lines == [last] and last.startswith("alad run: error:") and "no model directory" in last
+    assert lines == [last] and last.startswith("alad run: error:") and "no such folder" in last
     assert not (tmp_path / "out" / "metrics.json").exists()
 
 

@@ -356,7 +356,9 @@ def _load_lora(encoder: nn.Module, lora_dir: Path, merge: bool) -> nn.Module:
     from peft import PeftModel
 
     try:
-        encoder = PeftModel.from_pretrained(encoder, lora_dir)
+        with warnings.catch_warnings():  # check_lora_loaded below names the file and the key instead
+            warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            encoder = PeftModel.from_pretrained(encoder, lora_dir)
     except RuntimeError as err:  # torch's size mismatch, raised inside peft without the file name
         raise ValueError(f"{lora_dir / checks.LORA_WEIGHTS}: {' '.join(str(err).split())}") from None
     checks.check_lora_loaded(encoder, lora_dir)

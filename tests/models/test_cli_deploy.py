@@ -52,4 +52,4 @@ def test_export_onnx_reports_parity_and_latency(deployed, capsys, tmp_path):
 def test_missing_model_folder_is_one_line(capsys, tmp_path):
     assert main(["predict", str(tmp_path / "none"), "x"]) == 2
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 1 and "no model folder" in err[0]
+    assert len(err) == 1 and "no such folder" in err[0]

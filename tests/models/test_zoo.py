@@ -98,7 +98,7 @@ def test_local_load_draws_no_weight_bar_and_restores_the_setting(tiny_dir, capfd
 
 
 def test_mistyped_path_is_not_sent_to_the_hub(tmp_path):
-    with pytest.raises(FileNotFoundError, match="no model directory"):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
         zoo.load_encoder(str(tmp_path / "does-not-exist"))
     with pytest.raises(FileNotFoundError):
         zoo.load_encoder("./relative/missing")

@@ -207,7 +207,7 @@ def test_the_frozen_teacher_with_a_head_reads_its_states_from_the_cache(tmp_path
 
 
 def test_unknown_teacher_is_a_clear_error(tmp_path, ner_task_data, corpus_texts):
-    with pytest.raises(FileNotFoundError, match="no model directory"):
+    with pytest.raises(FileNotFoundError, match="no such folder"):
         _run(tmp_path, ner_task_data, corpus_texts, task="ner", teacher=str(tmp_path / "nope"))
 
 
