@@ -230,3 +230,18 @@ def test_log_lines_reach_stderr_in_a_real_process(tmp_path):
             "configure_logging(); log.info('shown'); configure_logging(quiet=True); log.info('hidden')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr.strip().splitlines() == ["alad: INFO: shown"]
+
+
+def test_a_mistyped_relative_model_path_is_no_such_folder_not_a_hub_request(capsys, tmp_path, monkeypatch):
+    import huggingface_hub
+
+    def hub(*args, **kwargs):
+        raise AssertionError(f"sent to the hub: {args} {kwargs}")
+
+    monkeypatch.setattr(huggingface_hub, "snapshot_download", hub)
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "runs").mkdir()
+    for argv in (["predict", "runs/modle", "x"], ["evaluate", "runs/modle", "--data", "runs"]):
+        assert main(argv) == 2
+        last, lines = _error_line(capsys)
+        assert lines == [last] and last.startswith(f"alad {argv[0]}: error: no such folder: runs/modle ")

@@ -320,3 +320,13 @@ def test_model_files_honour_the_umask(saved, tmp_path, umask):
     assert modes["m/student/model.safetensors"] == modes["m/alad_adapter.safetensors"] == 0o666 & ~umask
     assert {mode for name, mode in modes.items() if (tmp_path / name).is_file()} == {0o666 & ~umask}, modes
     assert {mode for name, mode in modes.items() if (tmp_path / name).is_dir()} == {0o777 & ~umask}, modes
+
+
+def test_the_cli_prints_a_refusal_as_one_line_naming_file_and_field(folder, capsys):
+    from alad_kit.cli import main
+
+    _edit_json(folder / "config.json", window=5)
+    assert main(["predict", str(folder), "Angela Merkel visited Paris ."]) == 2
+    err = capsys.readouterr().err.strip().splitlines()
+    assert err == [f"alad predict: error: {folder}/config.json: window 5, but alad_adapter_config.json and its "
+                   f"weights have window 3"]
