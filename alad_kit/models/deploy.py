@@ -358,6 +358,8 @@ def _load_lora(encoder: nn.Module, lora_dir: Path, merge: bool) -> nn.Module:
     try:
         with warnings.catch_warnings():  # check_lora_loaded below names the file and the key instead
             warnings.filterwarnings("ignore", message="Found missing adapter keys")
+            # peft asks transformers 5 a deprecated question on every load: library noise, not the user's business
+            warnings.filterwarnings("ignore", message=".*is_gradient_checkpointing.* is deprecated", category=FutureWarning)
             encoder = PeftModel.from_pretrained(encoder, lora_dir)
     except RuntimeError as err:  # torch's size mismatch, raised inside peft without the file name
         raise ValueError(f"{lora_dir / checks.LORA_WEIGHTS}: {' '.join(str(err).split())}") from None

@@ -64,13 +64,14 @@ def test_hub_ids_may_use_the_network_local_dirs_may_not(tiny_dir, monkeypatch):
     zoo.load_encoder("prajjwal1/bert-tiny")
     zoo.load_encoder(str(tiny_dir))
 
+    never_code = {"trust_remote_code": False}  # whatever a config's auto_map or stdin says
     assert models.calls == [
-        ("prajjwal1/bert-tiny", {"local_files_only": False}),
-        (tiny_dir, {"local_files_only": True}),
+        ("prajjwal1/bert-tiny", {"local_files_only": False, **never_code}),
+        (tiny_dir, {"local_files_only": True, **never_code}),
     ]
     assert [kwargs for _, kwargs in tokenizers.calls] == [
-        {"local_files_only": False},
-        {"local_files_only": True},
+        {"local_files_only": False, **never_code},
+        {"local_files_only": True, **never_code},
     ]
 
 
