@@ -16,6 +16,7 @@ with ``strict=True``, so a mismatch fails loudly instead of leaving random weigh
 
 from __future__ import annotations
 
+import functools
 import json
 from pathlib import Path
 
@@ -94,7 +95,7 @@ def marker_model_class(marker: dict, path: Path):
 
     name = marker.get("model_class")
     if not name:
-        return transformers.AutoModel.from_config
+        return functools.partial(transformers.AutoModel.from_config, trust_remote_code=False)
     found = getattr(transformers, name, None) if isinstance(name, str) else None
     if not (isinstance(found, type) and issubclass(found, transformers.PreTrainedModel)):
         raise ValueError(f"{path}: model_class {name!r} of its int8 marker is not a transformers model class")

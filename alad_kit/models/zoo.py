@@ -101,7 +101,7 @@ def local_path(name: str | os.PathLike) -> Path | None:
     if not is_path(text):
         return None
     folder = Path(text).expanduser()
-    if not folder.is_dir():
+    if not text or not folder.is_dir():  # Path("") would be the current folder
         raise FileNotFoundError(f"no such folder: {text} (a local path, so it is not looked up on the hub)")
     return folder
 
