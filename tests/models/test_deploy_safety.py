@@ -330,3 +330,13 @@ def test_the_cli_prints_a_refusal_as_one_line_naming_file_and_field(folder, caps
     err = capsys.readouterr().err.strip().splitlines()
     assert err == [f"alad predict: error: {folder}/config.json: window 5, but alad_adapter_config.json and its "
                    f"weights have window 3"]
+
+
+def test_a_tokenizer_with_ids_beyond_the_embeddings_is_refused(folder):
+    path = folder / "student" / "tokenizer.json"
+    data = json.loads(path.read_text())
+    data["added_tokens"].append({**data["added_tokens"][0], "id": 30522, "content": "[EXTRA]"})
+    path.write_text(json.dumps(data))
+    with pytest.raises(ValueError, match=rf"^{re.escape(str(folder))}/student: the tokenizer has 30523 tokens, "
+                                         r"config.json vocab_size is 30522"):
+        AladModel.from_pretrained(folder)
