@@ -316,8 +316,8 @@ def load_folder(model_id: str | os.PathLike, model_cls: type[nn.Module], device:
     from transformers import AutoTokenizer
 
     folder = resolve_folder(model_id, **hub_kwargs)
+    config = read_config(folder)  # JSON only; first, so that a folder that is no model folder is named as such
     checks.refuse_code(folder)
-    config = read_config(folder)
     checks.check_folder(folder, config)
     student_dir = folder / STUDENT_DIR
     encoder = _load_student(student_dir)
