@@ -81,7 +81,7 @@ def check_folder(folder: Path, config) -> None:
     _check_tokenizer_files(student)
     _check_student_weights(student, student_config)
     layers = student_config.get("num_hidden_layers")
-    if config.student_layers is not None and len(config.student_layers) != layers:
+    if config.student_layers is not None and layers is not None and len(config.student_layers) != layers:
         raise ValueError(f"{folder / CONFIG_NAME}: student_layers {list(config.student_layers)} are "
                          f"{len(config.student_layers)} layers, {STUDENT_DIR}/{CONFIG_NAME} has num_hidden_layers {layers}")
     width = _check_adapter(folder, config, student_config["hidden_size"])
