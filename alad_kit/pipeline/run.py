@@ -36,8 +36,8 @@ from alad_kit.core.config import (
 from alad_kit.core.device import resolve_device
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import resolve_precision
-from alad_kit.core.timing import BUCKETS
 from alad_kit.core.preflight import check_writable
+from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel, add_lora
 from alad_kit.pipeline import adapter_cache
