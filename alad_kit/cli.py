@@ -111,9 +111,12 @@ def _bench_training(args) -> int:
     from alad_kit.analysis.train_bench import training_bench
     from alad_kit.models.zoo import load_encoder
 
+    if args.device and "," in args.device:
+        args.error("bench --training times one device: --device cpu or --device cuda[:N], not a list")
     teacher_dim = load_encoder(args.teacher)[0].config.hidden_size
     result = training_bench(_load_student(args.students[0]), teacher_dim=teacher_dim, batch_size=args.batch_size,
-                            seq_len=args.seq_len, repeats=args.repeats, window=max(args.windows))
+                            seq_len=args.seq_len, repeats=args.repeats, window=max(args.windows),
+                            device=args.device)
     result |= {"teacher": args.teacher, "student": args.students[0]}
     write_bench_json(result, args.out)
     print(json.dumps({k: round(v, 2) for k, v in result["ratios"].items()}, indent=2))
@@ -279,13 +282,15 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--seq-len", type=int, default=128)
     s.add_argument("--repeats", type=int, default=10)
-    s.add_argument("--device", default=None)
+    s.add_argument("--device", default=None,
+                   help="cpu, cuda, or cpu,cuda (default: CPU, and CUDA when present); --training: one device "
+                        "(default: CUDA when present, else CPU)")
     s.add_argument("--out", default="bench.json")
     s.add_argument("--training", action="store_true",
                    help="training steps/s instead: fp32 vs bf16, cached vs live frozen student (first student)")
     s.add_argument("--adapter-precision", default="fp32", choices=[*ADAPTER_PRECISIONS, "follow"],
                    help="precision the adapters are timed in; follow: int8 next to an int8 student (as deployed)")
-    s.set_defaults(fn=_bench)
+    s.set_defaults(fn=_bench, error=s.error)
 
     s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")
     s.add_argument("runs_dir")

@@ -230,3 +230,10 @@ def test_log_lines_reach_stderr_in_a_real_process(tmp_path):
             "configure_logging(); log.info('shown'); configure_logging(quiet=True); log.info('hidden')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr.strip().splitlines() == ["alad: INFO: shown"]
+
+
+def test_bench_training_times_one_device_not_a_list(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["bench", "--training", "--device", "cpu,cuda", "--out", str(tmp_path / "b.json")])
+    assert "bench --training times one device" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()
