@@ -106,7 +106,7 @@ def test_prefetched_pinned_batches_train_as_inline_ones_on_the_device():
     from dataclasses import replace
 
     from alad_kit.training.trainer import train_phase
-    from tests.training.test_trainer import N, PHASE, loss_fn, make_batch, state, tiny_model
+    from tests.training.test_trainer import PHASE, N, loss_fn, make_batch, state, tiny_model
 
     results = []
     for prefetch in (False, True):
