@@ -1,4 +1,4 @@
-"""The ``alad`` command: info, run, demo, compress, bench, table, study, report, predict, evaluate, export."""
+"""The ``alad`` command: info, run, demo, check-gpu, compress, bench, table, study, report, predict, evaluate, export."""
 
 from __future__ import annotations
 
@@ -83,6 +83,19 @@ def _demo(args) -> int:
 
     run_demo(out=args.out, scale=args.scale, data_dir=args.data_dir)
     return 0
+
+
+def _check_gpu(args) -> int:
+    from alad_kit.pipeline.gpu_check import check_gpu
+
+    report = check_gpu(args.out, dry_run=args.dry_run, data_dir=args.data_dir, work_dir=args.work_dir,
+                       run_tests=not args.no_tests)
+    run = report["run"]
+    print(json.dumps({"ok": report["ok"], "device": report["device"], "tests": {
+        k: report["tests"].get(k) for k in ("passed", "failed", "errors", "skipped", "error") if k in report["tests"]},
+        "run_wall_seconds": run.get("wall_seconds"), "run_error": run.get("error"),
+        "wall_seconds": report["wall_seconds"], "out": str(args.out)}, indent=2))
+    return 0 if report["ok"] else 1
 
 
 def _compress(args) -> int:
@@ -352,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/demo")
     s.add_argument("--scale", default="cpu", choices=list(SCALES))
     s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("check-gpu", parents=[common], help="CUDA tests + a timed full-scale run, one JSON (no network)")
+    s.add_argument("--out", default="gpu_check.json")
+    s.add_argument("--dry-run", action="store_true",
+                   help="on the CPU at smoke scale (what CI runs): checks the command, not the GPU")
+    s.add_argument("--work-dir", default=None, help="keep the run and its cache here (default: a temporary folder)")
+    s.add_argument("--no-tests", action="store_true", help="only the timed run")
+    s.set_defaults(fn=_check_gpu)
 
     s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
     s.add_argument("method")
