@@ -1,4 +1,4 @@
-"""The ``alad`` command: info, run, demo, compress, bench, table, study, report, predict, evaluate, export."""
+"""The ``alad`` command: info, run, demo, check-gpu, compress, bench, table, study, report, predict, evaluate, export."""
 
 from __future__ import annotations
 
@@ -85,6 +85,19 @@ def _demo(args) -> int:
     return 0
 
 
+def _check_gpu(args) -> int:
+    from alad_kit.pipeline.gpu_check import check_gpu
+
+    report = check_gpu(args.out, dry_run=args.dry_run, data_dir=args.data_dir, work_dir=args.work_dir,
+                       run_tests=not args.no_tests)
+    run = report["run"]
+    print(json.dumps({"ok": report["ok"], "device": report["device"], "tests": {
+        k: report["tests"].get(k) for k in ("passed", "failed", "errors", "skipped", "error") if k in report["tests"]},
+        "run_wall_seconds": run.get("wall_seconds"), "run_error": run.get("error"),
+        "wall_seconds": report["wall_seconds"], "out": str(args.out)}, indent=2))
+    return 0 if report["ok"] else 1
+
+
 def _compress(args) -> int:
     from alad_kit.compress import compress
 
@@ -111,9 +124,12 @@ def _bench_training(args) -> int:
     from alad_kit.analysis.train_bench import training_bench
     from alad_kit.models.zoo import load_encoder
 
+    if args.device and "," in args.device:
+        args.error("bench --training times one device: --device cpu or --device cuda[:N], not a list")
     teacher_dim = load_encoder(args.teacher)[0].config.hidden_size
     result = training_bench(_load_student(args.students[0]), teacher_dim=teacher_dim, batch_size=args.batch_size,
-                            seq_len=args.seq_len, repeats=args.repeats, window=max(args.windows))
+                            seq_len=args.seq_len, repeats=args.repeats, window=max(args.windows),
+                            device=args.device)
     result |= {"teacher": args.teacher, "student": args.students[0]}
     write_bench_json(result, args.out)
     print(json.dumps({k: round(v, 2) for k, v in result["ratios"].items()}, indent=2))
@@ -279,13 +295,15 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--batch-size", type=int, default=8)
     s.add_argument("--seq-len", type=int, default=128)
     s.add_argument("--repeats", type=int, default=10)
-    s.add_argument("--device", default=None)
+    s.add_argument("--device", default=None,
+                   help="cpu, cuda, or cpu,cuda (default: CPU, and CUDA when present); --training: one device "
+                        "(default: CUDA when present, else CPU)")
     s.add_argument("--out", default="bench.json")
     s.add_argument("--training", action="store_true",
                    help="training steps/s instead: fp32 vs bf16, cached vs live frozen student (first student)")
     s.add_argument("--adapter-precision", default="fp32", choices=[*ADAPTER_PRECISIONS, "follow"],
                    help="precision the adapters are timed in; follow: int8 next to an int8 student (as deployed)")
-    s.set_defaults(fn=_bench)
+    s.set_defaults(fn=_bench, error=s.error)
 
     s = sub.add_parser("table", help="collect metrics.json files into the paper's Table 1 layout")
     s.add_argument("runs_dir")
@@ -347,6 +365,14 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--out", default="runs/demo")
     s.add_argument("--scale", default="cpu", choices=list(SCALES))
     s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("check-gpu", parents=[common], help="CUDA tests + a timed full-scale run, one JSON (no network)")
+    s.add_argument("--out", default="gpu_check.json")
+    s.add_argument("--dry-run", action="store_true",
+                   help="on the CPU at smoke scale (what CI runs): checks the command, not the GPU")
+    s.add_argument("--work-dir", default=None, help="keep the run and its cache here (default: a temporary folder)")
+    s.add_argument("--no-tests", action="store_true", help="only the timed run")
+    s.set_defaults(fn=_check_gpu)
 
     s = sub.add_parser("compress", help="make a compressed student (asc, keep-layers, l1, dynamic-int8, ...)")
     s.add_argument("method")

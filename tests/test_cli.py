@@ -245,3 +245,10 @@ def test_a_mistyped_relative_model_path_is_no_such_folder_not_a_hub_request(caps
         assert main(argv) == 2
         last, lines = _error_line(capsys)
         assert lines == [last] and last.startswith(f"alad {argv[0]}: error: no such folder: runs/modle ")
+
+
+def test_bench_training_times_one_device_not_a_list(capsys, tmp_path):
+    with pytest.raises(SystemExit):
+        main(["bench", "--training", "--device", "cpu,cuda", "--out", str(tmp_path / "b.json")])
+    assert "bench --training times one device" in capsys.readouterr().err
+    assert not (tmp_path / "b.json").exists()

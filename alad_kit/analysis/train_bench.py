@@ -13,7 +13,8 @@ Variants (one real batch of ``batch_size`` x ``seq_len`` tokens, NER-style token
 * ``finetune``     phase 3, mode finetune: M_C and head trained
 * ``finetune_foreach``  the same with the default (foreach) AdamW instead of the fused one the trainer uses
 
-each in fp32 and bf16 autocast.
+each in fp32 and bf16 autocast, on the CPU or a GPU (``device``; each timed repeat is synchronised on CUDA,
+so queued kernels are counted in the step that queued them).
 """
 
 from __future__ import annotations
@@ -27,7 +28,10 @@ from torch.nn import functional as F
 
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core.config import PhaseConfig
+from alad_kit.core.device import resolve_device
 from alad_kit.core.precision import autocast
+from alad_kit.core.timing import synchronize
+from alad_kit.models.cost import _device_of
 from alad_kit.models.heads import TokenClassificationHead
 from alad_kit.models.model import AladModel
 from alad_kit.training.trainer import make_optimizer, parameter_groups
@@ -44,14 +48,15 @@ VARIANTS = {  # name: (parts trained, adapter?, student states cached?, objectiv
 FOREACH = "_foreach"  # variants timed with the unfused AdamW: the ratio shows what the fused kernel gains
 
 
-def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dict, window: int) -> Callable[[], None]:
+def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dict, window: int,
+             device: str = "cpu") -> Callable[[], None]:
     import copy
 
     trainable, use_adapter, cached, objective = VARIANTS[variant]
     encoder = copy.deepcopy(student) if "student" in trainable else student
     dim = teacher_dim if use_adapter else encoder.config.hidden_size
     adapter = AlignmentAdapter(encoder.config.hidden_size, teacher_dim, window=window) if use_adapter else None
-    model = AladModel(encoder, adapter, TokenClassificationHead(dim, 9))
+    model = AladModel(encoder, adapter, TokenClassificationHead(dim, 9)).to(device)
     phase = PhaseConfig("bench", objective=objective, lr=1e-4, trainable=trainable, precision=precision)
     model.set_trainable(trainable)
     if variant.endswith(FOREACH):
@@ -64,7 +69,7 @@ def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dic
         inputs.pop("student_hidden")
 
     def step() -> None:
-        with autocast(precision, "cpu"):
+        with autocast(precision, device):
             if objective == "align":
                 out = model(inputs, use_head=False)
                 loss = F.mse_loss(out.float(), inputs["target"])
@@ -77,37 +82,36 @@ def _step_fn(student, teacher_dim: int, variant: str, precision: str, batch: dic
     return step
 
 
-def _batch(student, tokenizer, teacher_dim: int, batch_size: int, seq_len: int) -> dict:
+def _batch(student, tokenizer, teacher_dim: int, batch_size: int, seq_len: int, device: str = "cpu") -> dict:
     from .bench import _fixed_batch
 
-    batch = {k: v for k, v in _fixed_batch(tokenizer, batch_size, seq_len, "cpu").items() if k != "token_type_ids"}
+    batch = {k: v for k, v in _fixed_batch(tokenizer, batch_size, seq_len, device).items() if k != "token_type_ids"}
     with torch.no_grad():
         student.eval()
         batch["student_hidden"] = student(**batch).last_hidden_state  # (B, T, D_C), what the cache holds
     g = torch.Generator().manual_seed(0)
-    batch["target"] = torch.randn(batch_size, seq_len, teacher_dim, generator=g)  # (B, T, D_L)
-    batch["labels"] = torch.randint(0, 9, (batch_size, seq_len), generator=g)
+    batch["target"] = torch.randn(batch_size, seq_len, teacher_dim, generator=g).to(device)  # (B, T, D_L)
+    batch["labels"] = torch.randint(0, 9, (batch_size, seq_len), generator=g).to(device)
     return batch
 
 
 def training_bench(student: tuple, teacher_dim: int = 768, batch_size: int = 32, seq_len: int = 32,
                    repeats: int = 5, steps: int = 3, window: int = 5, variants=tuple(VARIANTS),
-                   precisions=("fp32", "bf16")) -> dict:
-    """Steps/s and tokens/s of every (variant, precision), interleaved; ratios bf16/fp32 and cached/live."""
+                   precisions=("fp32", "bf16"), device: str = "cpu") -> dict:
+    """Steps/s and tokens/s of every (variant, precision) on ``device``, interleaved; ratios bf16/fp32 and
+    cached/live. The student is moved to ``device`` for the bench and back afterwards."""
     from .bench import environment
 
+    device = resolve_device(device)  # a missing GPU is one line, before any model moves
     model, tokenizer = student
-    batch = _batch(model, tokenizer, teacher_dim, batch_size, seq_len)
-    fns = {(v, p): _step_fn(model, teacher_dim, v, p, batch, window) for v in variants for p in precisions}
-    for fn in fns.values():  # warm-up: first calls allocate and pick kernels
-        fn()
-    seconds: dict[tuple, list[float]] = {key: [] for key in fns}
-    for _ in range(repeats):
-        for key, fn in fns.items():
-            t0 = time.perf_counter()
-            for _ in range(steps):
-                fn()
-            seconds[key].append((time.perf_counter() - t0) / steps)
+    home = _device_of(model)
+    try:
+        model.to(device)
+        batch = _batch(model, tokenizer, teacher_dim, batch_size, seq_len, device)
+        fns = {(v, p): _step_fn(model, teacher_dim, v, p, batch, window, device) for v in variants for p in precisions}
+        seconds = _time_interleaved(fns, repeats, steps, device)
+    finally:
+        model.to(home)
     rows = []
     for (variant, precision), times in seconds.items():
         median = statistics.median(times)
@@ -115,7 +119,23 @@ def training_bench(student: tuple, teacher_dim: int = 768, batch_size: int = 32,
                      "steps_per_s": 1 / median, "tokens_per_s": batch_size * seq_len / median,
                      "spread_s": [min(times), max(times)]})
     return {"batch_size": batch_size, "seq_len": seq_len, "repeats": repeats, "steps_per_repeat": steps,
-            "window": window, "environment": environment(), "rows": rows, "ratios": _ratios(rows)}
+            "window": window, "device": device, "environment": environment(), "rows": rows, "ratios": _ratios(rows)}
+
+
+def _time_interleaved(fns: dict, repeats: int, steps: int, device: str) -> dict[tuple, list[float]]:
+    """Seconds per step of every function, ``repeats`` rounds of ``steps`` calls each, after one warm-up call."""
+    for fn in fns.values():  # warm-up: first calls allocate and pick kernels
+        fn()
+    seconds: dict[tuple, list[float]] = {key: [] for key in fns}
+    for _ in range(repeats):
+        for key, fn in fns.items():
+            synchronize(device)
+            t0 = time.perf_counter()
+            for _ in range(steps):
+                fn()
+            synchronize(device)
+            seconds[key].append((time.perf_counter() - t0) / steps)
+    return seconds
 
 
 def _ratios(rows: list[dict]) -> dict:

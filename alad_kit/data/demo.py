@@ -44,3 +44,40 @@ def python_docs_corpus(min_words: int = 8) -> list[str]:
         " ".join(p.split()) for p in paragraphs
         if len(p.split()) >= min_words and p[:1].isupper() and not p.startswith(">>>")
     ]
+
+
+# Words of the synthetic NER set: entity words carry their type, the rest are plain English.
+_SYNTHETIC = {
+    "PER": ["Ada", "Alan", "Grace", "Linus", "Marie", "Niels", "Emmy", "Kurt"],
+    "LOC": ["Paris", "Berlin", "Lagos", "Lima", "Oslo", "Kyoto", "Quebec", "Cairo"],
+    "O": "the a report says that met in at from visited praised wrote about yesterday today new old city".split(),
+}
+
+
+def synthetic_ner(n: int = 96, seed: int = 0):
+    """A generated NER set (PER and LOC entities in template sentences) as train/validation/test, with its labels.
+
+    For checks that must run with no network and no data (``alad check-gpu`` when neither ALAD_DATA_DIR nor
+    the WNUT-16 wheel is there, the CUDA tests): it exercises every code path, its scores mean nothing.
+    """
+    import random
+
+    from datasets import Dataset
+
+    rng = random.Random(seed)
+    rows = {"id": [], "tokens": [], "ner_tags": []}
+    for k in range(n):
+        tokens, tags = [], []
+        for _ in range(rng.randint(4, 14)):
+            kind = rng.choice(["O", "O", "O", "PER", "LOC"])
+            words = [rng.choice(_SYNTHETIC[kind]) for _ in range(1 if kind == "O" else rng.randint(1, 2))]
+            tokens += words
+            tags += ["O"] * len(words) if kind == "O" else [f"B-{kind}"] + [f"I-{kind}"] * (len(words) - 1)
+        rows["id"].append(f"synthetic-{k}")
+        rows["tokens"].append(tokens)
+        rows["ner_tags"].append(tags)
+    data = Dataset.from_dict(rows)
+    cut = (n * 8 // 10, n * 9 // 10)
+    splits = {"train": data.select(range(cut[0])), "validation": data.select(range(*cut)),
+              "test": data.select(range(cut[1], n))}
+    return splits, ["O", "B-LOC", "B-PER", "I-LOC", "I-PER"]

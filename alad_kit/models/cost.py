@@ -17,6 +17,8 @@ from pathlib import Path
 import torch
 from torch import nn
 
+from alad_kit.core.timing import synchronize
+
 
 # --------------------------------------------------------------------------------------------- size
 def _quantized_linears(model: nn.Module) -> list[nn.Module]:
@@ -77,16 +79,11 @@ def summarize_times(seconds: Sequence[float], items_per_call: int = 1) -> dict:
     }
 
 
-def _sync(device: torch.device | str | None) -> None:
-    if device is not None and torch.device(device).type == "cuda":
-        torch.cuda.synchronize(device)
-
-
 def _timed_call(fn: Callable[[], object], device) -> float:
-    _sync(device)
+    synchronize(device)
     start = time.perf_counter()
     fn()
-    _sync(device)
+    synchronize(device)
     return time.perf_counter() - start
 
 

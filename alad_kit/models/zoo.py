@@ -7,6 +7,11 @@
   ``mpnet-base``;
 * a local directory written by ``save_pretrained`` -- including compressed students, which carry an
   ``alad_student.json`` marker; its ``kind`` may have a special loader registered with ``register_loader``;
+* ``random:<alias>`` (``random:mpnet-base``, ``random:minilm-l6``) -- the alias's architecture and tokenizer
+  with *random* weights (seeded, so every load is the same model), built from the small config and tokenizer
+  files committed under ``alad_kit/models/configs/<alias>/``. Never a fallback: only a name that says
+  ``random:`` gets it, and a warning says so. It exists to time and test the compute path (``alad
+  check-gpu``) on machines that cannot fetch the weights; its scores mean nothing;
 * anything else is a hub id (``bert-base-uncased``, ``prajjwal1/bert-mini``) handed to ``AutoModel``; a name
   that is a path by :func:`is_path` (``runs/x`` when ``runs/`` exists, ``./x``, ``~/x``) never goes to the hub.
 """
@@ -43,6 +48,8 @@ from .quant_io import MARKER_NAME
 log = logging.getLogger(__name__)
 
 STUDENT_MARKER = MARKER_NAME  # written by compression code into a student's directory
+RANDOM_PREFIX = "random:"  # load_encoder("random:<alias>"): the alias's config and tokenizer, random weights
+CONFIGS_DIR = Path(__file__).parent / "configs"  # <alias>/config.json + tokenizer files, no weights
 
 # --------------------------------------------------------------------------------------- loading
 
@@ -131,6 +138,8 @@ def load_encoder(
     given. Local directories and aliases are read with ``local_files_only=True``: no network is touched.
     """
     name = os.fspath(name)
+    if name.startswith(RANDOM_PREFIX):
+        return load_random_encoder(name.removeprefix(RANDOM_PREFIX), device)
     if name in OFFLINE_MODELS:
         source, local = offline_model_dir(name, cache_dir), True
     else:
@@ -150,6 +159,35 @@ def load_encoder(
     # transformers 5 loads in the checkpoint's dtype by default; ALAd trains and compares in float32.
     if any(p.is_floating_point() and p.dtype != torch.float32 for p in model.parameters()):
         model = model.float()
+    if device is not None:
+        model = model.to(device)
+    return model.eval(), tokenizer
+
+
+def random_encoder_dir(alias: str) -> Path:
+    """The folder of config.json and tokenizer files that ``random:<alias>`` is built from."""
+    folder = CONFIGS_DIR / alias
+    if not (folder / "config.json").is_file():
+        known = sorted(p.name for p in CONFIGS_DIR.iterdir() if (p / "config.json").is_file())
+        raise ValueError(f"random:{alias}: no config under {CONFIGS_DIR} (known: {', '.join(known)})")
+    return folder
+
+
+def load_random_encoder(alias: str, device: torch.device | str | None = None, seed: int = 0) -> tuple[nn.Module, object]:
+    """``(model, tokenizer)``: the offline model ``alias``'s architecture with weights drawn from ``seed`` (the
+    global RNG is left as it was) and its real tokenizer. See ``random:`` in the module docstring."""
+    from transformers import AutoConfig
+
+    folder = random_encoder_dir(alias)
+    log.warning("random:%s: random-initialised weights (config and tokenizer only) -- for timing and GPU checks; "
+                "its scores mean nothing", alias)
+    config = AutoConfig.from_pretrained(folder, local_files_only=True)
+    config._name_or_path = f"{RANDOM_PREFIX}{alias}"
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(seed)
+        model = AutoModel.from_config(config)
+    tokenizer = AutoTokenizer.from_pretrained(folder, local_files_only=True)
+    model = model.float()
     if device is not None:
         model = model.to(device)
     return model.eval(), tokenizer

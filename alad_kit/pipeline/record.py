@@ -17,11 +17,18 @@ from alad_kit.core.io import versions
 from alad_kit.training.trainer import PhaseResult
 
 
-def phase_record(result: PhaseResult, student_passes: float) -> dict:
-    """What metrics.json records of a phase that ran: its cost, precision, learning rates, student passes."""
+def phase_record(result: PhaseResult, student_passes: float, prepare_seconds: float = 0.0) -> dict:
+    """What metrics.json records of a phase that ran: its cost, precision, learning rates, student passes.
+
+    ``timing`` splits the phase's ``seconds`` (the training loop's wall) into data, compute, eval and io
+    seconds (see :mod:`alad_kit.core.timing`) and ``other`` (progress bar, callbacks: the rest);
+    ``prepare_seconds`` is what the run spent before the loop (tokenising, filling the embedding cache).
+    """
+    split = {bucket: round(value, 3) for bucket, value in result.timing.items()}
+    split["other"] = round(max(result.seconds - sum(result.timing.values()), 0.0), 3)
     return {"steps": result.steps, "tokens": result.tokens, "seconds": round(result.seconds, 2),
             "precision": result.precision, "lr": dict(result.lr), "student_passes": round(float(student_passes), 3),
-            "stopped_by": result.stopped_by}
+            "stopped_by": result.stopped_by, "timing": split, "prepare_seconds": round(prepare_seconds, 2)}
 
 
 def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:

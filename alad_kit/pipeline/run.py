@@ -37,6 +37,7 @@ from alad_kit.core.device import resolve_device
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
+from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel, add_lora
 from alad_kit.pipeline import adapter_cache
@@ -204,25 +205,29 @@ class Experiment:
             self.history[phase.name] = saved["history"]
             self.timings[phase.name] = 0.0
             self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
-            self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True}
+            self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True,
+                                                                "timing": dict.fromkeys([*BUCKETS, "other"], 0.0),
+                                                                "prepare_seconds": 0.0}
         else:
             partial = adapter_cache.partial_dir(final)
             if partial.exists() and not self.resume and self.dist.is_main_process:
                 shutil.rmtree(partial)
             self.dist.wait_for_everyone()
-            misses = self.embeddings.stats.misses
+            misses, t0 = self.embeddings.stats.misses, time.perf_counter()
             data = self.alignment_data(texts, phase.name)
+            prepared = time.perf_counter() - t0
             t0 = time.perf_counter()
             result = train_phase(
                 phase, model, len(data), data.make_batch, OBJECTIVES[phase.objective](self.task),
                 batch_size=self.scale.batch_size, seed=self.cfg.seed, checkpoint_dir=partial, resume=self.resume,
                 callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=final.name,
+                prefetch=data.cached,  # live encoders run a model (and dropout) per batch: those stay in line
             )
             self.timings[phase.name] = time.perf_counter() - t0
             self.history[phase.name] = result.history
             # student and teacher each cost one pass when their cache entry was filled now, none when it was warm
             passes = min(self.embeddings.stats.misses - misses, 1) if self.cfg.use_cache else result.examples / len(data)
-            self.phases[phase.name] = phase_record(result, passes)
+            self.phases[phase.name] = phase_record(result, passes, prepared)
             if self.dist.is_main_process:
                 adapter_cache.publish(adapter, final, {"history": result.history, "seconds": result.seconds,
                                                        "steps": result.steps, "tokens": result.tokens,
@@ -286,7 +291,9 @@ class Experiment:
         cfg, scale, task = self.cfg, self.scale, self.task
         model = self.phase3_model(self.student, adapter).to(self.device)
         self.model = model
+        t0 = time.perf_counter()
         batchers = self.phase3_batchers()
+        prepared = time.perf_counter() - t0
         phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision,
                               epochs=cfg.phase3_epochs)
 
@@ -306,12 +313,13 @@ class Experiment:
                 phase, model, len(train), train, OBJECTIVES[phase.objective](task), batch_size=scale.batch_size,
                 seed=cfg.seed, checkpoint_dir=ckpt_dir, resume=self.resume, callbacks=self.callbacks,
                 device=self.device, evaluate=lambda m: evaluate(m)[task.selection_metric], lengths=train.lengths(),
-                config_digest=run_digest,
+                config_digest=run_digest, prefetch=True,  # a Batcher only collates features (and cached states)
             )
         self.timings["phase3"] = time.perf_counter() - t0
         self.history["phase3"] = result.history
         self.phase3_result = result
-        self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train))
+        self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train),
+                                             prepared)
         if train.hidden is not None:
             self.phases["phase3"]["student_passes"] = self.phase3_student_fills
         self._phase_done("phase3")

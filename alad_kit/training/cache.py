@@ -105,11 +105,19 @@ class CachedEmbeddings:
         return [torch.from_numpy(np.array(self.data[self.offsets[i] : self.offsets[i + 1]])) for i in indices]
 
     def padded(self, indices: Sequence[int], width: int) -> torch.Tensor:
-        """(B, width, D) float32, zero-padded (rows longer than width are cut)."""
-        out = torch.zeros(len(indices), width, self.dim)
-        for b, row in enumerate(self.rows(indices)):
-            n = min(width, row.shape[0])
-            out[b, :n] = row[:n].float()
+        """(B, width, D) float32, zero-padded (rows longer than width are cut).
+
+        One gather reads every token row of the batch from the memory map (a single numpy call instead of a
+        copy, a tensor and a conversion per text), and one masked assignment scatters them into the padding.
+        """
+        idx = np.asarray(indices, dtype=np.int64)
+        starts = self.offsets[idx]
+        kept = np.minimum(self.offsets[idx + 1] - starts, width)  # tokens of each text that fit in width
+        # token row r of the batch is text b's row (r - first row of b) in the file: starts[b] + that
+        token_rows = np.arange(int(kept.sum())) + np.repeat(starts - (np.cumsum(kept) - kept), kept)
+        out = torch.zeros(len(idx), width, self.dim)
+        mask = torch.arange(width)[None] < torch.from_numpy(kept)[:, None]  # row-major: text by text, in order
+        out[mask] = torch.from_numpy(np.asarray(self.data[token_rows])).float()
         return out
 
 

@@ -36,6 +36,12 @@ class AlignmentData:
     def __len__(self) -> int:
         return len(self.pairing)
 
+    @property
+    def cached(self) -> bool:
+        """True when both sides are read from the embedding cache: a batch is then pure collation (no model
+        pass, no random numbers), which the trainer may assemble ahead in a background thread."""
+        return isinstance(self.student_rows, CachedEmbeddings) and isinstance(self.teacher_rows, CachedEmbeddings)
+
     def student_lengths(self) -> list[int]:
         """Student tokens of every example (for length-grouped batches)."""
         return [len(ids) for ids in self.pairing.student_input_ids]

@@ -17,6 +17,15 @@ trainer never asks which phase it is running.
   a run killed at any point and resumed takes exactly the same steps as one that never stopped, and a
   checkpoint of another configuration is refused.
 
+* Timing: ``PhaseResult.timing`` splits the phase's wall seconds into ``data`` (waiting for the next batch:
+  collation, cache reads, host-to-device copies), ``compute`` (forward, backward, optimizer; synchronised on
+  CUDA), ``eval`` (the per-epoch validation) and ``io`` (checkpoints); the rest (progress bar, callbacks) is
+  ``seconds`` less their sum.
+* Data path: with ``prefetch`` the next batch is assembled in a background thread (in pinned memory on
+  CUDA, copied with ``non_blocking``) while the current one trains. Only for a ``make_batch`` that draws no
+  random numbers and runs no model (cached embeddings, plain collation): the batches are then the same
+  tensors in the same order, so the results are too.
+
 Data parallel: under ``accelerate launch`` / ``torchrun`` each process takes every world-size-th batch
 and accelerate's DistributedDataParallel averages the gradients; nothing else changes.
 """
@@ -25,7 +34,8 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterator, Sequence
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -36,6 +46,7 @@ from tqdm.auto import tqdm
 from alad_kit.core import checkpoint
 from alad_kit.core.config import PhaseConfig
 from alad_kit.core.precision import autocast
+from alad_kit.core.timing import PhaseClock
 
 from .tracking import StepInfo, current_lr, notify
 
@@ -60,6 +71,7 @@ class PhaseResult:
     stopped_by: str = "epochs"  # epochs | max_steps | max_tokens | max_seconds
     lr: dict = field(default_factory=dict)  # {part: peak learning rate}
     precision: str = "fp32"
+    timing: dict = field(default_factory=dict)  # seconds per kind of work: data, compute, eval, io (core.timing)
 
 
 def _trainable_state(model: torch.nn.Module) -> dict[str, torch.Tensor]:
@@ -121,6 +133,7 @@ def train_phase(
     device: str | None = None,
     lengths: Sequence[int] | None = None,
     config_digest: str = "",
+    prefetch: bool = False,
 ) -> PhaseResult:
     """Train the parts ``phase.trainable`` of ``model`` (an :class:`~alad_kit.models.model.AladModel`).
 
@@ -128,7 +141,8 @@ def train_phase(
     restored at the end. ``callbacks`` are called after every step, as ``cb(phase_name, step)`` or, when they
     take one argument, ``cb(StepInfo)``, which also hears of each epoch's validation (:mod:`alad_kit.training.tracking`).
     ``lengths[i]`` (tokens of example i) turns on length-grouped batches. ``config_digest`` names the
-    configuration; ``resume`` refuses a checkpoint written under another one.
+    configuration; ``resume`` refuses a checkpoint written under another one. ``prefetch`` assembles the
+    next batch in a background thread; only for a ``make_batch`` without randomness or model passes.
     """
     if n_examples <= 0:
         raise ValueError(f"{phase.name}: no training examples")
@@ -136,21 +150,27 @@ def train_phase(
     start_epoch, skip = run.resume() if resume else (0, 0)
     result, grouped = run.result, (lengths if phase.group_by_length else None)
     run.began = time.perf_counter() - result.seconds  # a resumed phase keeps counting its earlier seconds
+    run.clock = PhaseClock(run.accelerator.device, result.timing)  # a resumed phase keeps its split too
+    result.timing = run.clock.seconds
     run.model.train()
     bar = tqdm(total=run.total, initial=result.steps, desc=phase.name, leave=False,
                disable=not run.accelerator.is_main_process)
     for epoch in range(start_epoch, phase.epochs):
         batches = run.rank_batches(n_examples, batch_size, seed, epoch, grouped)
+        stream = run.batch_stream(batches[skip:], make_batch, prefetch)
         for b in range(skip, len(batches)):  # a resumed epoch starts after the checkpointed batch
             if result.stopped_by != "epochs":
                 break
-            loss = run.step(batches[b], make_batch, loss_fn)
+            with run.clock.measure("data"):
+                batch = next(stream)
+            loss = run.step(batches[b], batch, loss_fn)
             bar.update(1)
             bar.set_postfix(loss=f"{loss:.4f}")
             result.stopped_by = _budget_hit(phase, result)
             if result.steps % phase.checkpoint_every == 0:
                 run.save(epoch, b + 1)
             notify(callbacks, StepInfo(phase.name, result.steps, loss, current_lr(run.optimizer), epoch=epoch + 1))
+        stream.close()  # a phase stopped by its budget drops the batch assembled ahead
         skip = 0
         run.end_epoch(epoch, evaluate, callbacks)
         if result.stopped_by != "epochs":
@@ -180,6 +200,7 @@ class _PhaseRun:
     result: PhaseResult
     best_state: dict | None = None  # trainable weights of the best epoch so far (with `evaluate`)
     began: float = 0.0  # perf_counter() at the start, less the seconds a resumed run had already spent
+    clock: PhaseClock = field(default_factory=PhaseClock)  # seconds per kind of work (result.timing)
 
     @classmethod
     def start(cls, phase, model, n_examples, batch_size, seed, checkpoint_dir, device, config_digest) -> _PhaseRun:
@@ -216,8 +237,9 @@ class _PhaseRun:
     def save(self, epoch: int, batch: int) -> None:
         """Checkpoint the position (epoch, next batch); only the main process writes."""
         if self.ckpt_dir is not None and self.accelerator.is_main_process:
-            _save(self.ckpt_dir, self.ckpt_name, self.digest, self.raw, self.optimizer, self.scheduler, self.result,
-                  epoch, batch, self.best_state)
+            with self.clock.measure("io"):
+                _save(self.ckpt_dir, self.ckpt_name, self.digest, self.raw, self.optimizer, self.scheduler,
+                      self.result, epoch, batch, self.best_state)
 
     def rank_batches(self, n_examples, batch_size, seed, epoch, lengths) -> list[list[int]]:
         """This process's batches of ``epoch``: every world-size-th batch of the seeded order."""
@@ -227,32 +249,65 @@ class _PhaseRun:
             batches = (batches * world)[:world]
         return batches[rank::world][: self.batches_per_epoch]
 
-    def step(self, indices: list[int], make_batch, loss_fn) -> float:
-        """One optimizer step on the examples ``indices``; records it in ``result`` and returns the mean loss."""
+    def batch_stream(self, batches: list[list[int]], make_batch, prefetch: bool) -> Iterator[tuple[dict, int]]:
+        """``(batch on the device, its real tokens)`` for each of ``batches``, in order. With ``prefetch`` a
+        background thread assembles the next batch (pinned on CUDA) while the current one trains."""
+        device = self.accelerator.device
+        cuda = device.type == "cuda"
+
+        def assemble(indices):
+            batch = make_batch(indices)
+            tokens = int(batch["attention_mask"].sum())  # counted on the host: no device sync per step
+            if cuda and prefetch:  # page-locked memory: the non_blocking copy overlaps the GPU's work
+                batch = {k: v.pin_memory() for k, v in batch.items()}
+            return batch, tokens
+
+        def to_device(host):
+            batch, tokens = host
+            return {k: v.to(device, non_blocking=cuda) for k, v in batch.items()}, tokens
+
+        if not prefetch:
+            for indices in batches:
+                yield to_device(assemble(indices))
+            return
+        with ThreadPoolExecutor(max_workers=1, thread_name_prefix="alad-batches") as pool:
+            pending = pool.submit(assemble, batches[0]) if batches else None
+            for i in range(len(batches)):
+                host = pending.result()
+                if i + 1 < len(batches):
+                    pending = pool.submit(assemble, batches[i + 1])
+                yield to_device(host)
+
+    def step(self, indices: list[int], batch: tuple[dict, int], loss_fn) -> float:
+        """One optimizer step on ``batch`` (the device tensors of the examples ``indices`` and their real
+        tokens); records it in ``result`` and returns the mean loss."""
         phase, result, world = self.phase, self.result, self.accelerator.num_processes
-        batch = {k: v.to(self.accelerator.device) for k, v in make_batch(indices).items()}
-        with autocast(phase.precision, self.accelerator.device):
-            loss = loss_fn(self.model, batch).float()
-        if not torch.isfinite(loss):
-            raise FloatingPointError(f"{phase.name}: loss is {loss.item()} at step {result.steps + 1}; stopping")
-        self.accelerator.backward(loss)
-        if phase.grad_clip:
-            self.accelerator.clip_grad_norm_(self.params, phase.grad_clip)
-        self.optimizer.step()
-        self.scheduler.step()
-        self.optimizer.zero_grad(set_to_none=True)
+        batch, tokens = batch
+        with self.clock.measure("compute"):
+            with autocast(phase.precision, self.accelerator.device):
+                loss = loss_fn(self.model, batch).float()
+            if not torch.isfinite(loss):
+                raise FloatingPointError(f"{phase.name}: loss is {loss.item()} at step {result.steps + 1}; stopping")
+            self.accelerator.backward(loss)
+            if phase.grad_clip:
+                self.accelerator.clip_grad_norm_(self.params, phase.grad_clip)
+            self.optimizer.step()
+            self.scheduler.step()
+            self.optimizer.zero_grad(set_to_none=True)
+            mean_loss = float(self.accelerator.reduce(loss.detach(), "mean"))
         result.steps += 1
-        result.tokens += int(batch["attention_mask"].sum()) * world
+        result.tokens += tokens * world
         result.examples += len(indices) * world
         result.seconds = time.perf_counter() - self.began
-        result.history.append([result.steps, float(self.accelerator.reduce(loss.detach(), "mean"))])
-        return result.history[-1][1]
+        result.history.append([result.steps, mean_loss])
+        return mean_loss
 
     def end_epoch(self, epoch: int, evaluate, callbacks) -> None:
         """Validate (keeping the best epoch's weights), checkpoint the finished epoch, tell the callbacks."""
         result = self.result
         if evaluate is not None:
-            score = evaluate(self.raw)
+            with self.clock.measure("eval"):
+                score = evaluate(self.raw)
             self.model.train()
             result.eval_history.append([epoch + 1, score])
             if result.best_score is None or score > result.best_score:
@@ -270,11 +325,13 @@ class _PhaseRun:
         self.accelerator.wait_for_everyone()
         self.result.seconds = time.perf_counter() - self.began
         if self.ckpt_dir is not None and self.accelerator.is_main_process:
-            checkpoint.save(self.ckpt_dir, f"{self.phase.name}.done", _trainable_state(self.raw),
-                            {"result": asdict(self.result)}, self.digest)
-            # the mid-phase state (optimizer moments, best epoch) is never read once .done exists: for a
-            # fine-tuned MPNet it is over a gigabyte a run, so a study or a notebook run would keep gigabytes of it
-            checkpoint.remove(self.ckpt_dir, self.ckpt_name)
+            with self.clock.measure("io"):
+                checkpoint.save(self.ckpt_dir, f"{self.phase.name}.done", _trainable_state(self.raw),
+                                {"result": asdict(self.result)}, self.digest)
+                # the mid-phase state (optimizer moments, best epoch) is never read once .done exists: for a
+                # fine-tuned MPNet it is over a gigabyte a run, so a study or a notebook would keep gigabytes of it
+                checkpoint.remove(self.ckpt_dir, self.ckpt_name)
+        self.result.seconds = time.perf_counter() - self.began  # the wall includes the final write
         return self.result
 
 

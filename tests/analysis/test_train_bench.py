@@ -37,3 +37,15 @@ def test_ratios_are_the_quotients_of_the_rows():
     assert _ratios(rows) == {"cached_over_live/head/fp32": 5.0, "cached_over_live/head/bf16": 3.0,
                              "bf16_over_fp32/head_cached": 1.2, "bf16_over_fp32/head_live": 2.0,
                              "fused_over_foreach/finetune/fp32": 4.0}
+
+
+def test_the_device_is_recorded_and_a_missing_gpu_is_one_clear_error(tiny_student):
+    result = training_bench(tiny_student, teacher_dim=24, batch_size=2, seq_len=8, repeats=1, steps=1, window=1,
+                            variants=("align",), precisions=("fp32",), device="cpu")
+    assert result["device"] == "cpu" and [r["variant"] for r in result["rows"]] == ["align"]
+    assert next(tiny_student[0].parameters()).device.type == "cpu"
+    if not __import__("torch").cuda.is_available():
+        from alad_kit.core.device import DeviceUnavailableError
+
+        with pytest.raises(DeviceUnavailableError, match="--device cuda"):
+            training_bench(tiny_student, teacher_dim=24, device="cuda")

@@ -128,6 +128,19 @@ def test_metrics_record_every_phase_and_the_truncation(frozen_ner, ner_task_data
     assert cut["words_cut"] > 0  # smoke max_length 48 cuts a long test sentence (the warning says so too)
 
 
+def test_metrics_split_every_phase_into_data_compute_eval_and_io(frozen_ner):
+    tmp, _ = frozen_ner
+    phases = json.loads((tmp / "run" / "metrics.json").read_text())["phases"]
+    for name, phase in phases.items():
+        timing = phase["timing"]
+        assert set(timing) == {"data", "compute", "eval", "io", "other"}, name
+        assert all(v >= 0 for v in timing.values()) and timing["compute"] > 0, name
+        assert sum(timing.values()) - timing["other"] <= phase["seconds"] + 0.02, name  # rounding to 0.01 s
+        assert phase["prepare_seconds"] >= 0, name
+    assert phases["phase3"]["timing"]["eval"] > 0  # validation after every epoch
+    assert phases["phase1"]["timing"]["eval"] == 0  # alignment phases validate nothing
+
+
 def test_cached_student_features_give_the_live_path_result(tmp_path, ner_task_data, corpus_texts):
     """head mode reads M_C's states from the cache; in fp32 that trains and scores as running M_C each step."""
     cached = _run(tmp_path, ner_task_data, corpus_texts, name="cached", task="ner", mode="head")

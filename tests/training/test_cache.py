@@ -54,6 +54,17 @@ def test_second_get_is_a_hit_with_identical_arrays(tmp_path, tiny):
     assert torch.equal(padded[0, :3], second.rows([1])[0].float()) and not padded[0, 3:].any()
 
 
+@pytest.mark.parametrize("dtype", ["float16", "float32"])
+def test_padded_batches_equal_the_rows_one_by_one(tmp_path, tiny, dtype):
+    """The one-gather read gives exactly the row-by-row batch: any order, repeats, cut and padded rows."""
+    entry = EmbeddingCache(tmp_path).get(tiny, IDS, pad_token_id=0, dtype=dtype)
+    for indices, width in (([2, 0, 1], 7), ([1, 1, 2], 4), ([0], 5), ([2, 1], 9)):
+        expected = torch.zeros(len(indices), width, 16)
+        for b, row in enumerate(entry.rows(indices)):
+            expected[b, : min(width, len(row))] = row[:width].float()
+        assert torch.equal(entry.padded(indices, width), expected), (indices, width)
+
+
 def test_stats_count_hits_misses_and_bytes(tmp_path, tiny):
     cache = EmbeddingCache(tmp_path)
     cache.get(tiny, IDS, 0)

@@ -333,3 +333,36 @@ def test_callbacks_receive_step_info_and_the_old_form_still_works():
     assert set(steps[0].lr) == {"student", "head"} and steps[-1].lr["head"] < steps[2].lr["head"]  # decays
     epochs = [(i.epoch, i.step, i.metrics) for i in infos if i.event == "epoch"]
     assert epochs == [(1, 5, {"validation": 0.5}), (2, 10, {"validation": 0.5})]
+
+
+def test_timing_splits_the_wall_into_data_compute_eval_and_io(tmp_path):
+    result = train(tiny_model(), evaluate=lambda m: 0.5, checkpoint_dir=tmp_path)
+    timing = result.timing
+    assert set(timing) == {"data", "compute", "eval", "io"}
+    assert all(v >= 0 for v in timing.values()) and timing["compute"] > 0
+    assert timing["eval"] > 0 and timing["io"] > 0  # three validations, checkpoints every 2 steps and .done
+    assert sum(timing.values()) <= result.seconds + 1e-3
+
+
+@pytest.mark.parametrize("lengths", [None, LENGTHS])
+def test_prefetched_batches_train_exactly_as_inline_ones(lengths):
+    """The background thread only assembles batches: same batches, same RNG draws (dropout), same weights."""
+    phase = replace(PHASE, group_by_length=lengths is not None)
+    inline, ahead = tiny_model(), tiny_model()
+    torch.manual_seed(7)
+    first = train(inline, phase, lengths=lengths)
+    torch.manual_seed(7)
+    second = train(ahead, phase, lengths=lengths, prefetch=True)
+    assert first.history == second.history and first.tokens == second.tokens
+    assert_same(state(inline), state(ahead))
+
+
+def test_prefetch_stops_at_a_budget_and_reports_a_failing_batch():
+    result = train(tiny_model(), replace(PHASE, max_steps=3), prefetch=True)
+    assert result.steps == 3 and result.stopped_by == "max_steps"
+
+    def broken(indices):
+        raise ValueError("batch cannot be built")
+
+    with pytest.raises(ValueError, match="cannot be built"):
+        train(tiny_model(), make_batch=broken, prefetch=True)
