@@ -143,12 +143,14 @@ def _study(args) -> int:
     from alad_kit.pipeline.study import run_study, write_outputs
 
     if args.report_only:  # every study below --out, from the metrics.json files already there
-        paths = write_outputs(args.out, args.bench)
+        paths = write_outputs(args.out, args.bench, args.fill or ())
         print(Path(paths["claims_md"]).read_text())
         print("\n".join(f"wrote {p}" for p in paths.values()))
         return 0
     if args.task is None:
         raise ValueError("alad study: --task is required (unless --report-only)")
+    if args.fill:
+        raise ValueError("alad study: --fill goes with --report-only")
     paths = run_study(task=args.task, teacher=args.teacher, student=args.student, out=args.out, seeds=args.seeds,
                       scale=args.scale, student_layers=args.student_layers, rows=args.rows, data_dir=args.data_dir,
                       cache_dir=args.cache_dir, device=args.device, bench=args.bench)
@@ -314,6 +316,8 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--device", default=None)
     s.add_argument("--report-only", action="store_true",
                    help="train nothing: rewrite claims and tables from the runs already below --out")
+    s.add_argument("--fill", nargs="+", default=None, metavar="README",
+                   help="with --report-only: rewrite the <!-- alad:claims-summary/table --> blocks of these files")
     s.set_defaults(fn=_study)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")

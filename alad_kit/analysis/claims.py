@@ -170,7 +170,7 @@ def evaluate_check(check: Check, study: Study, bench: dict | None = None, bench_
         seeds, mean, se = paired_stats(_values(study, check.a, metric), _values(study, check.b, metric),
                                        ratio=metric in RATIO_METRICS)
         n = len(seeds)
-    margin = None if check.margin is None else check.margin / _points(study.task, metric)
+    margin = None if check.margin is None else check.margin / points(study.task, metric)
     stats = judge(check.test, mean, se, n, check.threshold, margin, exact=metric in EXACT_METRICS)
     entry = {
         "id": check.id, "claim": check.claim, "task": study.task, "student": study.student, "a": check.a,
@@ -193,7 +193,7 @@ def _finite(t: float | None) -> float | None:
     return t if t is None or abs(t) != float("inf") else None
 
 
-def _points(task: str, metric: str) -> float:
+def points(task: str, metric: str) -> float:
     """Table points per metric unit (x100 for POS/NER scores, 1 for QA percentages and the rest)."""
     return {(t, key): f for t, key, _, f in SCORE_COLUMNS}.get((task, metric), 1.0)
 
@@ -269,7 +269,7 @@ def claims_markdown(entries: list[dict]) -> str:
         return "# Claims\n\nNo claim has runs of both of its rows yet.\n"
     rows = []
     for e in entries:
-        f = _points(e["task"], e["metric"])
+        f = points(e["task"], e["metric"])
         sign = "" if e["metric"] in RATIO_METRICS else "+"
         delta = "n/a" if e["delta_mean"] is None else f"{e['delta_mean'] * f:{sign}.2f}"
         if e["delta_se"] is not None:

@@ -217,14 +217,20 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
     return write_outputs(out, bench)
 
 
-def write_outputs(out: str | Path, bench: str | Path | None = None) -> dict:
-    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json)."""
+def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequence[str | Path] = ()) -> dict:
+    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json);
+    the generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report)."""
     import json
+
+    from alad_kit.analysis.claims_report import fill as fill_blocks
 
     out = Path(out)
     entries = compute_claims(out, bench)
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
              "claims_md": write_text_atomic(out / "claims.md", claims_markdown(entries))}
+    for k, readme in enumerate(fill):
+        fill_blocks(readme, entries)
+        paths[f"filled_{k}"] = Path(readme)
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     table = grid_table(out, bench_data)
     note = ("Mean ± sample std over seeds (POS/NER x100, QA in %). Sz: deployed size in % of the teacher; "
