@@ -159,6 +159,20 @@ def _study(args) -> int:
     return 0
 
 
+def _probe_layers(args) -> int:
+    from alad_kit.analysis.probes.layers import ProbeSettings, probe_layers
+    from alad_kit.core.config_args import merge_config
+
+    values, _ = merge_config(ProbeSettings, args)
+    result = probe_layers(args.task, args.models, args.data_dir, ProbeSettings(**values), out=args.out,
+                          cache_dir=Path(args.out) / ".features", model_cache_dir=args.cache_dir, device=args.device)
+    for name, entry in result["models"].items():
+        print(f"{name}: best hidden state {entry['best_layer']} ({100 * entry['best_score']:.1f}), "
+              f"last {len(entry['layers']) - 1} ({100 * entry['last_layer_score']:.1f})")
+    print(f"wrote {Path(args.out) / 'probe_layers.json'} and probe_layers.html")
+    return 0
+
+
 def _report(args) -> int:
     from alad_kit.analysis.report import write_report
 
@@ -319,6 +333,18 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
     s.add_argument("--fill", nargs="+", default=None, metavar="README",
                    help="with --report-only: rewrite the <!-- alad:claims-summary/table --> blocks of these files")
     s.set_defaults(fn=_study)
+
+    s = sub.add_parser("probe-layers", parents=[common],
+                       help="a linear probe on every hidden state of each model (validation scores, JSON + figure)")
+    s.add_argument("--task", required=True, choices=list(TASKS))
+    s.add_argument("--models", nargs="+", required=True, help="NAME or NAME:0,1 (as for alad bench)")
+    s.add_argument("--out", required=True, help="folder for probe_layers.json/.html (features cached below it)")
+    s.add_argument("--device", default=None)
+    from alad_kit.analysis.probes.layers import ProbeSettings
+    from alad_kit.core.config_args import add_dataclass_arguments
+
+    add_dataclass_arguments(s, ProbeSettings)
+    s.set_defaults(fn=_probe_layers)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")

@@ -55,12 +55,13 @@ def _type_name(hint) -> str:
     return f"{name} or null" if optional else name
 
 
-def _int_tuple(flag: str):
-    def parse(text: str) -> tuple[int, ...]:
+def _int_tuple(flag: str, kind: type = int):
+    def parse(text: str) -> tuple:
         try:
-            return tuple(int(x) for x in text.split(","))
+            return tuple(kind(x) for x in text.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants comma-separated integers, got {text!r}") from None
+            what = "integers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"{flag} wants comma-separated {what}, got {text!r}") from None
     return parse
 
 
@@ -93,7 +94,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, flags: Mapp
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) is tuple:
-            kwargs |= dict(type=_int_tuple(flag), metavar="I,J,...")
+            kind = float if typing.get_args(base)[:1] == (float,) else int
+            kwargs |= dict(type=_int_tuple(flag, kind), metavar="I,J,..." if kind is int else "X,Y,...")
         elif base is dict:
             kwargs |= dict(type=_json_object(flag), metavar="JSON")
         else:
