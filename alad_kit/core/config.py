@@ -205,6 +205,8 @@ class RunConfig:
     corpus_dir: str | None = None  # phase-1 corpus (default: <data root>/corpus_en_wiki, else Python's docs)
     cache_dir: str | None = None  # embedding / adapter cache root (default: <out>/../.alad_cache)
     teacher_finetuned: str | None = None  # path of a task-fine-tuned M_L to use as the phase 1-2 teacher
+    teacher_layer: int | None = None  # hidden state k (1..L) of M_L that phases 1-2 align to (None: the last, the paper's)
+    teacher_probe: str | None = None  # probe_layers.json (alad probe-layers): align to its best layer of M_L ("auto")
     skip_phase1: bool = False  # ablation: no task-independent alignment
     skip_phase2: bool = False  # ablation: no task-specific alignment
     random_adapter: bool = False  # ablation: same-size adapter, randomly initialised, no phases 1-2
@@ -245,6 +247,11 @@ class RunConfig:
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.teacher_layer is not None and not (isinstance(self.teacher_layer, int)
+                                                   and not isinstance(self.teacher_layer, bool) and self.teacher_layer >= 1):
+            raise ValueError(f"teacher_layer must be a hidden state >= 1 of the teacher, got {self.teacher_layer!r}")
+        if self.teacher_layer is not None and self.teacher_probe is not None:
+            raise ValueError("give teacher_layer or teacher_probe (its best layer), not both")
         if self.is_teacher_run and self.mode not in TEACHER_MODES:
             raise ValueError(f"the teacher baseline (is_teacher_run) is defined for modes {', '.join(TEACHER_MODES)}, "
                              f"not {self.mode!r}")

@@ -126,6 +126,7 @@ def deploy_config_for_run(cfg, scale, labels, metrics: dict, int8_student: bool 
         lora="lora" in MODES[cfg.mode].trainable, alad_kit_version=__version__,
         run={"scores": metrics.get("scores"), "params": metrics.get("params"), "size_pct": metrics.get("size_pct"),
              "data": metrics.get("data"), "data_dir": cfg.data_dir, "scale": cfg.scale, "seed": cfg.seed,
+             "teacher_layer": (metrics.get("ablation") or {}).get("teacher_layer"),  # None: the last (the paper's)
              "command": run_command(cfg)},
     )
 
@@ -136,7 +137,8 @@ def run_command(cfg) -> str:
 
     defaults = RunConfig(task=cfg.task, teacher="mpnet-base", student="minilm-l6")
     parts = ["alad run", f"--task {cfg.task}"]
-    for name in ("teacher", "student", "mode", "window", "scale", "seed", "data_dir", "lr", "teacher_finetuned"):
+    for name in ("teacher", "student", "mode", "window", "scale", "seed", "data_dir", "lr", "teacher_finetuned",
+                 "teacher_layer", "teacher_probe"):
         value = getattr(cfg, name)
         if value != getattr(defaults, name) or name == "scale":
             parts.append(f"--{name.replace('_', '-')} {value}")
