@@ -56,6 +56,7 @@ class Check:
 
 _C1, _C2 = "W5 > W3 > W1, frozen and joint", "joint > frozen"
 _C6 = "the aligned W5 adapter > the random W5 adapter of the same size, frozen and joint"
+_C12 = "aligning to the probe-chosen teacher layer beats aligning to its last layer"
 _C9 = "the overhead is marginal: Sz +<= 4 points, speed kept >= 0.8"
 _C10 = "the factorised W5 scores within ±1 point of W5 (equivalence, TOST) at <= 1/2 of its adapter FLOPs"
 CHECKS = (
@@ -78,6 +79,11 @@ CHECKS = (
     Check("C10", _C10, "frozen-w5-factorised", "head", metric="speed_kept", test="at_least", threshold=0.8),
     # not in the paper: its authors' code aligns phases 1-2 to the task-fine-tuned teacher
     Check("C11", "aligning to the task-fine-tuned teacher helps (frozen W5)", "frozen-w5-tuned-teacher", "frozen-w5"),
+    # issue 19: align to the teacher's layer a linear probe reads the task from best, and test C5/C6 again with it
+    Check("C12", _C12, "frozen-w5-probed-layer", "frozen-w5"), Check("C12", _C12, "joint-w5-probed-layer", "joint-w5"),
+    Check("C6", _C6 + " (probed teacher layer)", "frozen-w5-probed-layer", "random-frozen-w5"),
+    Check("C6", _C6 + " (probed teacher layer)", "joint-w5-probed-layer", "random-joint-w5"),
+    Check("C5", "joint ALAd W5 > the fine-tuned student (probed teacher layer)", "joint-w5-probed-layer", "finetune"),
 )
 
 

@@ -51,6 +51,7 @@ class Row:
     options: tuple = ()  # further RunConfig fields as (name, value) pairs
     max_seeds: int | None = None  # run only the first k seeds (None: all)
     tuned_teacher: bool = False  # phases 1-2 align to the study's task-fine-tuned teacher (DIR/teacher/seed0)
+    probed_layer: bool = False  # phases 1-2 align to M_L's best probe layer (DIR/probe_layers.json, alad probe-layers)
 
     def __post_init__(self):
         unknown = [k for k, _ in self.options if k not in _RUN_FIELDS]
@@ -72,18 +73,27 @@ ROWS = (
     Row("frozen-w5-factorised", _FROZEN + ", factorised window", "frozen", 5, (("adapter_kind", "factorised"),)),
     # the authors' code aligns to the task-fine-tuned M_L; the paper's text, and the rows above, to the pre-trained one
     Row("frozen-w5-tuned-teacher", _FROZEN + ", aligned to the fine-tuned teacher", "frozen", 5, tuned_teacher=True),
+    # issue 19: the teacher's layer that a linear probe reads the task from best (validation), not its last
+    Row("frozen-w5-probed-layer", _FROZEN + ", aligned to the teacher's best probe layer", "frozen", 5,
+        probed_layer=True),
     Row("random-frozen-w5", "Frozen + random adapter (control)", "frozen", 5, (("random_adapter", True),)),
     Row("frozen-w5-no-phase1", _FROZEN + ", no phase 1", "frozen", 5, (("skip_phase1", True),)),
     Row("frozen-w5-no-phase2", _FROZEN + ", no phase 2", "frozen", 5, (("skip_phase2", True),)),
     Row("joint-w1", _JOINT, "joint", 1),
     Row("joint-w3", _JOINT, "joint", 3),
     Row("joint-w5", _JOINT, "joint", 5),
+    Row("joint-w5-probed-layer", _JOINT + ", aligned to the teacher's best probe layer", "joint", 5, probed_layer=True),
     Row("random-joint-w5", "Jointly fine-tuned + random adapter (control)", "joint", 5, (("random_adapter", True),)),
     Row("lora", "LoRA", "lora"),
     Row("lora-alad-w5", "LoRA + ALAd", "lora+alad", 5),
 )
 ROW_NAMES = tuple(r.name for r in ROWS)
 STUDY_STEM = "study"  # DIR/study.md|csv|html
+
+
+def probe_path(out: str | Path) -> Path:
+    """The layer probe a study's probed_layer rows read: ``alad probe-layers --task T --models TEACHER --out DIR``."""
+    return Path(out) / "probe_layers.json"
 
 
 def tuned_teacher_path(out: str | Path) -> Path:
@@ -114,6 +124,8 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
                 options["student_layers"] = None
             if row.tuned_teacher:
                 options["teacher_finetuned"] = str(tuned_teacher_path(out))
+            if row.probed_layer:
+                options["teacher_probe"] = str(probe_path(out))
             cfg = RunConfig(**(base | options), mode=row.mode, seed=seed,
                             out=str(Path(out) / row.name / f"seed{seed}"), **window)
             runs.append((row, cfg))
@@ -149,6 +161,8 @@ def _study_key(cfg: RunConfig | dict) -> dict:
     out = Path(cfg.out if isinstance(cfg, RunConfig) else cfg.get("out") or "")
     if len(out.parents) > 1 and key.get("teacher_finetuned") == str(tuned_teacher_path(out.parents[1])):
         key["teacher_finetuned"] = str(tuned_teacher_path("<study>"))
+    if len(out.parents) > 1 and key.get("teacher_probe") == str(probe_path(out.parents[1])):
+        key["teacher_probe"] = str(probe_path("<study>"))
     return key
 
 
@@ -160,6 +174,19 @@ def _check_tuned_teacher(runs: list[tuple[Row, RunConfig]], pending: list[bool],
     if needs and not path.is_dir() and not teacher_planned:
         raise ValueError(f"{path}: no fine-tuned teacher for row(s) {', '.join(sorted(set(needs)))}; "
                          f"run the {TEACHER_ROW!r} row first (alad study --rows {TEACHER_ROW} ...)")
+
+
+def _with_probe(selected: tuple[Row, ...], asked: Sequence[str] | None, out: Path, log) -> tuple[Row, ...]:
+    """The probed_layer rows need DIR/probe_layers.json: asked for by name without it, an error; in the default
+    set without it, left out with one line saying how to make it."""
+    probed = [r.name for r in selected if r.probed_layer]
+    if not probed or probe_path(out).is_file():
+        return selected
+    how = f"alad probe-layers --task T --models TEACHER --out {out}"
+    if asked:
+        raise ValueError(f"{probe_path(out)}: no layer probe for row(s) {', '.join(probed)}; make it with {how}")
+    log(f"alad study: rows {', '.join(probed)} left out: no {probe_path(out)} (make it with {how})")
+    return tuple(r for r in selected if not r.probed_layer)
 
 
 class Progress:
@@ -198,7 +225,7 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
     out = Path(out)
     base = dict(task=task, teacher=teacher, student=student, student_layers=student_layers, scale=scale,
                 data_dir=data_dir, cache_dir=str(Path(cache_dir) if cache_dir else out / ".alad_cache"), device=device)
-    runs = plan(select_rows(rows), seeds, out, **base)
+    runs = plan(_with_probe(select_rows(rows), rows, out, log), seeds, out, **base)
     pending = [not is_finished(cfg) for _, cfg in runs]  # checks every finished run before training any
     _check_tuned_teacher(runs, pending, out)
     progress = Progress(len(runs), sum(pending), log)
