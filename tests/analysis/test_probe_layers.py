@@ -102,3 +102,19 @@ def test_settings_are_validated():
         ProbeSettings(lrs=())
     with pytest.raises(ValueError, match=">= 1"):
         ProbeSettings(steps=0)
+
+
+def test_committed_probe_figure_reads_the_task_folder_or_says_there_is_none(tmp_path):
+    from alad_kit.analysis.probes.layers import committed_probe_figure, read_probe
+
+    result = {"task": "ner", "metric": "f1_overall", "models": {
+        "m": {"layers": [{"layer": 0, "score": 0.1}, {"layer": 1, "score": 0.3}], "best_layer": 1,
+              "best_score": 0.3, "last_layer_score": 0.3}}}
+    (tmp_path / "ner").mkdir()
+    (tmp_path / "ner" / "probe_layers.json").write_text(json.dumps(result))
+    assert read_probe(tmp_path / "ner") == result
+    assert len(committed_probe_figure(tmp_path, "ner").data) == 2
+    empty = committed_probe_figure(tmp_path, "qa")
+    assert not empty.data and "no layer probe committed for task 'qa'" in empty.layout.annotations[0].text
+    with pytest.raises(ValueError, match="cannot read the layer probe"):
+        read_probe(tmp_path / "qa")

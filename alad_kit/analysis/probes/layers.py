@@ -240,3 +240,27 @@ def layer_figure(result: dict):
                       xaxis_title="hidden state (0 = embeddings)", yaxis_title=f"{result['metric']} x100",
                       template="plotly_white", height=420)
     return fig
+
+
+def read_probe(folder: str | Path) -> dict:
+    """``probe_layers.json`` of ``folder`` (or the file itself)."""
+    path = Path(folder)
+    path = path / "probe_layers.json" if path.is_dir() else path
+    try:
+        return json.loads(path.read_text())
+    except (OSError, ValueError) as err:
+        raise ValueError(f"{path}: cannot read the layer probe ({err}); make it with alad probe-layers") from None
+
+
+def committed_probe_figure(root: str | Path, task: str):
+    """The figure of ``root/<task>/probe_layers.json``, or an empty figure saying there is no probe for ``task``."""
+    import plotly.graph_objects as go
+
+    path = Path(root) / task / "probe_layers.json"
+    if path.is_file():
+        return layer_figure(read_probe(path))
+    fig = go.Figure()
+    fig.add_annotation(text=f"no layer probe committed for task {task!r} ({path}); "
+                            f"alad probe-layers covers POS and NER", showarrow=False, x=0.5, y=0.5,
+                       xref="paper", yref="paper")
+    return fig.update_layout(template="plotly_white", height=200, xaxis_visible=False, yaxis_visible=False)
