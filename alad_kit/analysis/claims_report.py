@@ -9,6 +9,8 @@ what lies between them (nothing else in the file changes):
     <!-- alad:claims-summary:end -->
     <!-- alad:claims-table:begin -->         the verdict table of claims.md
     <!-- alad:claims-table:end -->
+    <!-- alad:claims-budgets:begin -->       runs whose validation score peaked at their last epoch
+    <!-- alad:claims-budgets:end -->
 
 A file may hold either block or both. Every number is taken from the entries of
 :func:`alad_kit.analysis.claims.compute_claims`, in the units of claims.md (points x100 for POS/NER scores).
@@ -23,7 +25,9 @@ from alad_kit.core.io import write_text_atomic
 
 from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points
 
-BLOCKS = ("claims-brief", "claims-summary", "claims-table")
+BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets")
+HEADLINE_ROWS = ("finetune", "frozen-w5", "random-frozen-w5", "joint-w5", "random-joint-w5", "frozen-w5-probed-layer",
+                 "joint-w5-probed-layer")  # the rows the headline claims (C5, C6, C12) compare
 
 
 def study_label(entry: dict) -> str:
@@ -105,12 +109,40 @@ def table_markdown(entries: list[dict]) -> str:
     return claims_markdown(entries).split("\n", 2)[2]
 
 
-def fill(path: str | Path, entries: list[dict]) -> bool:
-    """Rewrite the generated blocks of ``path``; True when the file changed. A file without any marker, or with a
-    begin marker missing its end, is an error naming the file."""
+def last_epoch_peaks(root: str | Path, rows: tuple[str, ...] = HEADLINE_ROWS) -> dict[str, list[str]]:
+    """``{study: [run directories]}`` of the runs of ``rows`` whose best validation epoch is their last one: their
+    score was still rising when the budget ended (every study below ``root``, sorted)."""
+    from .claims import load_studies
+
+    out = {}
+    for study in load_studies(root):
+        peaks = out.setdefault(study.path.name, [])
+        for row in rows:
+            for _seed, (rel, metrics) in sorted(study.runs.get(row, {}).items()):
+                selection = metrics.get("selection") or {}
+                history = selection.get("validation") or []
+                if history and selection.get("best_epoch") == history[-1][0]:
+                    peaks.append(rel)
+    return out
+
+
+def budgets_markdown(root: str | Path) -> str:
+    """How many headline runs peaked at their last epoch, per study (the target is 0)."""
+    lines = []
+    for study, runs in last_epoch_peaks(root).items():
+        names = ", ".join(r.split("/", 1)[-1] for r in runs)
+        lines.append(f"- `{study}`: {len(runs)} run(s) of the headline rows peaked at their last epoch"
+                     + (f" ({names})" if runs else ""))
+    return "\n".join(lines or ["- no study found"]) + "\n"
+
+
+def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) -> bool:
+    """Rewrite the generated blocks of ``path`` (``root``: the study folder the budgets block reads); True when the
+    file changed. A file without any marker, or with a begin marker missing its end, is an error naming the file."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
-    makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown}
+    makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown,
+              "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n"}
     found = False
     for name in BLOCKS:
         begin, end = f"<!-- alad:{name}:begin -->", f"<!-- alad:{name}:end -->"

@@ -256,7 +256,7 @@ def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequen
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
              "claims_md": write_text_atomic(out / "claims.md", claims_markdown(entries))}
     for k, readme in enumerate(fill):
-        fill_blocks(readme, entries)
+        fill_blocks(readme, entries, out)
         paths[f"filled_{k}"] = Path(readme)
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     table = grid_table(out, bench_data)

@@ -1,5 +1,6 @@
 """The generated claim prose: blocks between markers, numbers from the entries, and the committed study."""
 
+import json
 import shutil
 from pathlib import Path
 
@@ -58,4 +59,22 @@ def test_the_committed_study_reproduces_byte_for_byte(tmp_path):
         copy = tmp_path / readme.parent.name / "README.md"
         copy.parent.mkdir()
         shutil.copy(readme, copy)
-        assert fill(copy, entries) is False, f"{readme} differs from what alad study --report-only --fill writes"
+        assert fill(copy, entries, STUDY) is False, f"{readme} differs from what alad study --report-only --fill writes"
+
+
+def test_runs_still_rising_at_their_last_epoch_are_counted(tmp_path):
+    from alad_kit.analysis.claims_report import budgets_markdown, last_epoch_peaks
+
+    def run(row, seed, best, epochs=4):
+        path = tmp_path / "ner-x" / row / f"seed{seed}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        history = [[e, 0.1 * e] for e in range(1, epochs + 1)]
+        path.write_text(json.dumps({"task": "ner", "student": "s", "scores": {"f1_overall": 0.3},
+                                    "selection": {"best_epoch": best, "validation": history}}))
+
+    run("joint-w5", 0, 4)  # best = last: still rising
+    run("joint-w5", 1, 2)
+    run("frozen-w3", 0, 4)  # not a headline row
+    assert last_epoch_peaks(tmp_path) == {"ner-x": ["ner-x/joint-w5/seed0"]}
+    assert "`ner-x`: 1 run(s) of the headline rows peaked at their last epoch (joint-w5/seed0)" in budgets_markdown(
+        tmp_path)
