@@ -115,6 +115,7 @@ class PhaseConfig:
     checkpoint_every: int = 50  # optimizer steps between resumable checkpoints
     precision: str = "fp32"  # fp32 | bf16 (autocast of forward and loss; weights and optimizer stay fp32)
     group_by_length: bool = True  # batches of similar length (less padding), still seeded and resumable
+    patience: int | None = None  # stop after this many validated epochs without a better score (None: all epochs)
 
     def __post_init__(self):
         _check_choice("objective", self.objective, ("align", "task"))
@@ -130,6 +131,9 @@ class PhaseConfig:
         object.__setattr__(self, "lr", {part: float(lr[part]) for part in self.trainable})
         if self.epochs < 1:
             raise ValueError(f"PhaseConfig.epochs must be >= 1, got {self.epochs}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"PhaseConfig.patience must be a whole number >= 1, got {self.patience!r}")
         for name in ("max_steps", "max_tokens", "max_seconds"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -169,7 +173,8 @@ FROZEN_STUDENT_MODES = tuple(name for name, m in MODES.items() if not {"student"
 
 
 def phase3_config(mode: str, task: str, scale: ScaleConfig, lr: float | None = None,
-                  part_lr: dict | None = None, precision: str | None = None, epochs: int | None = None) -> PhaseConfig:
+                  part_lr: dict | None = None, precision: str | None = None, epochs: int | None = None,
+                  patience: int | None = None) -> PhaseConfig:
     """Phase 3 of ``mode``: what it trains, the scale's epochs for ``task`` (or ``epochs``), the mode's per-part
     learning rates (``lr`` replaces all of them, then ``part_lr`` = {part: lr} replaces single parts it trains)."""
     _check_choice("mode", mode, tuple(MODES))
@@ -178,7 +183,7 @@ def phase3_config(mode: str, task: str, scale: ScaleConfig, lr: float | None = N
     rates |= {part: value for part, value in (part_lr or {}).items() if part in rates and value is not None}
     return PhaseConfig("phase3", objective="task", lr=rates, trainable=MODES[mode].trainable,
                        epochs=epochs or scale.phase3_epochs[task], checkpoint_every=scale.checkpoint_every,
-                       precision=precision or scale.precision)
+                       precision=precision or scale.precision, patience=patience)
 
 
 def alignment_phases(scale: ScaleConfig, precision: str | None = None,
@@ -224,6 +229,7 @@ class RunConfig:
     precision: str | None = None  # fp32 | bf16 for training and evaluation; None = the scale's default
     phase2_epochs: int | None = None  # phase-2 epochs instead of the scale's (None: the scale's budget)
     phase3_epochs: int | None = None  # phase-3 epochs instead of the scale's for the task (None: the scale's)
+    patience: int | None = None  # phase 3 stops after this many epochs without a better validation score (None: never)
     is_teacher_run: bool = False  # train M_L itself (finetune: the teacher row of Table 1; head: frozen M_L)
     device: str | None = None  # cpu | cuda (default: cuda when available)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes copied into metrics.json
@@ -243,7 +249,7 @@ class RunConfig:
                 raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
         if self.precision is not None:
             _check_choice("precision", self.precision, PRECISIONS)
-        for name in ("phase2_epochs", "phase3_epochs"):
+        for name in ("phase2_epochs", "phase3_epochs", "patience"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")

@@ -138,7 +138,7 @@ def run_command(cfg) -> str:
     defaults = RunConfig(task=cfg.task, teacher="mpnet-base", student="minilm-l6")
     parts = ["alad run", f"--task {cfg.task}"]
     for name in ("teacher", "student", "mode", "window", "scale", "seed", "data_dir", "lr", "teacher_finetuned",
-                 "teacher_layer", "teacher_probe"):
+                 "teacher_layer", "teacher_probe", "patience"):
         value = getattr(cfg, name)
         if value != getattr(defaults, name) or name == "scale":
             parts.append(f"--{name.replace('_', '-')} {value}")

@@ -37,7 +37,7 @@ def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
         "size_pct": size["size_pct"], "alignment": exp.alignment,
         "adapter_flops_per_token": adapter.flops_per_token() if adapter is not None else None,
         "selection": {"metric": exp.task.selection_metric, "best_epoch": exp.phase3_result.best_epoch,
-                      "validation": exp.phase3_result.eval_history},
+                      "validation": exp.phase3_result.eval_history, "stopped_by": exp.phase3_result.stopped_by},
         # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
         "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
                      "random_adapter": cfg.random_adapter,

@@ -297,7 +297,7 @@ class Experiment:
         self.model = model
         batchers = self.phase3_batchers()
         phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision,
-                              epochs=cfg.phase3_epochs)
+                              epochs=cfg.phase3_epochs, patience=cfg.patience)
 
         def evaluate(m, split="validation"):
             return task.evaluate(m, self.splits[split], batchers[split], scale.eval_batch_size, self.device,

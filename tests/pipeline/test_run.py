@@ -32,6 +32,7 @@ def test_frozen_run_writes_complete_metrics(frozen_ner):
     assert set(m["scores"]) >= {"f1_overall", "f1_macro"}
     assert 0 <= m["scores"]["f1_overall"] <= 1
     assert list(m["alignment"]) == ["before_phase1", "after_phase1", "after_phase2", "after_phase3"]
+    assert m["selection"]["stopped_by"] == "epochs" and m["config"]["patience"] is None
     # Alignment training must move the adapter towards the teacher on held-out text.
     assert m["alignment"]["after_phase2"]["mse"] < m["alignment"]["before_phase1"]["mse"]
     assert m["alignment"]["after_phase2"]["cosine"] > m["alignment"]["before_phase1"]["cosine"]
@@ -197,6 +198,8 @@ def test_bad_run_configs():
     for layer in (0, True, "6"):
         with pytest.raises(ValueError, match="teacher_layer must be a hidden state"):
             RunConfig(task="ner", teacher_layer=layer, **BASE)
+    with pytest.raises(ValueError, match="patience must be a whole number"):
+        RunConfig(task="ner", patience=0, **BASE)
     with pytest.raises(ValueError, match="not both"):
         RunConfig(task="ner", teacher_layer=3, teacher_probe="probe_layers.json", **BASE)
 
