@@ -230,3 +230,23 @@ def test_log_lines_reach_stderr_in_a_real_process(tmp_path):
             "configure_logging(); log.info('shown'); configure_logging(quiet=True); log.info('hidden')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr.strip().splitlines() == ["alad: INFO: shown"]
+
+
+def test_study_takes_every_run_field_the_rows_do_not_set(tmp_path, monkeypatch):
+    import alad_kit.pipeline.study as study
+
+    seen = {}
+    monkeypatch.setattr(study, "run_study", lambda **kw: seen.update(kw) or {"claims_md": _empty(tmp_path)})
+    argv = ["study", "--task", "ner", "--out", str(tmp_path), "--head-lr", "0.001", "--patience", "2",
+            "--phase3-epochs", "12", "--student-layers", "0,1", "--no-cache"]
+    assert main(argv) == 0
+    assert seen["options"] == {"head_lr": 0.001, "patience": 2, "phase3_epochs": 12, "use_cache": False}
+    assert seen["student_layers"] == (0, 1) and seen["task"] == "ner" and seen["out"] == str(tmp_path)
+    with pytest.raises(SystemExit):  # the rows set the mode: no such flag on alad study
+        main(["study", "--task", "ner", "--out", str(tmp_path), "--mode", "joint"])
+
+
+def _empty(tmp_path):
+    path = tmp_path / "claims.md"
+    path.write_text("# Claims\n")
+    return path

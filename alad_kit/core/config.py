@@ -277,6 +277,10 @@ class RunConfig:
         return self.lr is not None or any(v is not None for v in self.part_lr.values())
 
 
+# RunConfig fields whose flags keep their historic names; every other field is --field-name.
+RUN_FLAGS = {"use_cache": "cache", "is_teacher_run": "teacher-baseline", "strict_data": "strict"}
+# What `alad run` uses where RunConfig has no default (the scale comes from ALAD_SCALE, see cli).
+RUN_DEFAULTS = {"teacher": "mpnet-base", "student": "minilm-l6"}
 # The allowed values of RunConfig's choice fields (the command line offers exactly these).
 RUN_CHOICES = {"task": TASKS, "mode": tuple(MODES), "scale": SCALES, "precision": PRECISIONS,
                "adapter_kind": ADAPTER_KINDS}

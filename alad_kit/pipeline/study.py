@@ -88,6 +88,10 @@ ROWS = (
     Row("lora-alad-w5", "LoRA + ALAd", "lora+alad", 5),
 )
 ROW_NAMES = tuple(r.name for r in ROWS)
+# RunConfig fields that the rows and seeds set; every other field is one setting of the whole study (alad study
+# takes it as the same flag as alad run, e.g. --patience, --head-lr, --phase3-epochs)
+ROW_FIELDS = ("mode", "window", "seed", "out", "is_teacher_run", "random_adapter", "skip_phase1", "skip_phase2",
+              "teacher_finetuned", "teacher_probe", "adapter_kind", "extra")
 STUDY_STEM = "study"  # DIR/study.md|csv|html
 
 
@@ -214,17 +218,23 @@ def _duration(seconds: float) -> str:
 def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Sequence[int] = (0, 1, 2),
               scale: str = "smoke", student_layers: tuple[int, ...] | None = None, rows: Sequence[str] | None = None,
               data_dir: str | None = None, cache_dir: str | None = None, device: str | None = None,
-              bench: str | Path | None = None, log: Callable[[str], None] | None = None, **run_kwargs) -> dict:
+              bench: str | Path | None = None, log: Callable[[str], None] | None = None, options: dict | None = None,
+              **run_kwargs) -> dict:
     """Run (or skip, or resume) every row x seed, then write the claims and the grid table; returns paths.
 
-    ``run_kwargs`` go to :func:`alad_kit.pipeline.run.run` (tests pass tiny ``task_data`` and ``corpus_fallback``).
+    ``options``: further RunConfig fields every run shares (not the ROW_FIELDS); ``run_kwargs`` go to
+    :func:`alad_kit.pipeline.run.run` (tests pass tiny ``task_data`` and ``corpus_fallback``).
     """
     from .run import run
 
     log = log or logger.info
     out = Path(out)
+    owned = sorted(set(options or {}) & set(ROW_FIELDS))
+    if owned:
+        raise ValueError(f"alad study: {', '.join(owned)} are set by the study's rows, not for the whole study")
     base = dict(task=task, teacher=teacher, student=student, student_layers=student_layers, scale=scale,
                 data_dir=data_dir, cache_dir=str(Path(cache_dir) if cache_dir else out / ".alad_cache"), device=device)
+    base |= options or {}
     runs = plan(_with_probe(select_rows(rows), rows, out, log), seeds, out, **base)
     pending = [not is_finished(cfg) for _, cfg in runs]  # checks every finished run before training any
     _check_tuned_teacher(runs, pending, out)
