@@ -38,9 +38,9 @@ class ProbeSettings:
     train_sentences: int = 2000  # training sentences of the probe (first n after the fixed data shuffle)
     eval_sentences: int = 1000  # validation sentences it is scored on
     max_length: int = 128  # tokens per sentence; cut words: left out of training, scored as the fallback tag
-    lrs: tuple[float, ...] = (1e-3, 3e-3, 1e-2)  # AdamW learning rates tried; the best on validation is kept
-    steps: int = 400  # full-batch steps per learning rate
-    eval_every: int = 50  # validation scoring interval (the kept step is a multiple of it)
+    lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1)  # AdamW learning rates tried; the best on validation is kept
+    steps: int = 200  # full-batch steps per learning rate
+    eval_every: int = 25  # validation scoring interval (the kept step is a multiple of it)
     batch_size: int = 32  # sentences per encoder pass
     seed: int = 0  # probe initialisation
 
@@ -148,7 +148,7 @@ def train_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tenso
 
 # ------------------------------------------------------------------------------------------- a model
 def probe_model(encoder, tokenizer, task: TokenTask, train, validation, labels: list[str],
-                settings: ProbeSettings, cache_dir: Path | None = None) -> list[dict]:
+                settings: ProbeSettings, cache_dir: Path | None = None, log=None) -> list[dict]:
     """One entry per hidden state of ``encoder``: the validation score of its best linear probe."""
     label_id = {label: i for i, label in enumerate(labels)}
     sides = {}
@@ -174,6 +174,9 @@ def probe_model(encoder, tokenizer, task: TokenTask, train, validation, labels: 
         fit = train_probe(sides["train"][0][layer].float(), y_train, v_hidden[layer].float(), len(labels),
                           score_val, settings)
         out.append({"layer": layer, **fit})
+        if log is not None:
+            log(f"  hidden state {layer}: {100 * fit['score']:.1f} (lr {fit['lr']}, step {fit['step']}"
+                + (", still improving at the last step" if fit["under_trained"] else "") + ")")
     return out
 
 
@@ -203,7 +206,7 @@ def probe_layers(task: str, models: Sequence[str], data_dir: str | None, setting
         if device is not None:
             encoder = encoder.to(device)
         layers = probe_model(encoder, tokenizer, spec, train, validation, labels, settings,
-                             Path(cache_dir) if cache_dir else None)
+                             Path(cache_dir) if cache_dir else None, log)
         best = max(layers, key=lambda e: e["score"])
         result["models"][name] = {"layers": layers, "best_layer": best["layer"], "best_score": best["score"],
                                   "last_layer_score": layers[-1]["score"]}
