@@ -38,8 +38,8 @@ class ProbeSettings:
     train_sentences: int = 2000  # training sentences of the probe (first n after the fixed data shuffle)
     eval_sentences: int = 1000  # validation sentences it is scored on
     max_length: int = 128  # tokens per sentence; cut words: left out of training, scored as the fallback tag
-    lrs: tuple[float, ...] = (3e-3, 1e-2, 3e-2, 1e-1)  # AdamW learning rates tried; the best on validation is kept
-    steps: int = 200  # full-batch steps per learning rate
+    lrs: tuple[float, ...] = (1e-2, 3e-2, 1e-1)  # AdamW learning rates tried; the best on validation is kept
+    steps: int = 150  # full-batch steps per learning rate
     eval_every: int = 25  # validation scoring interval (the kept step is a multiple of it)
     batch_size: int = 32  # sentences per encoder pass
     seed: int = 0  # probe initialisation
@@ -124,6 +124,7 @@ def train_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tenso
     Returns ``{"score", "lr", "step", "under_trained", "curve": {lr: [(step, score), ...]}}``."""
     mean, std = x_train.mean(0), x_train.std(0).clamp(min=1e-6)
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std  # standardised: one lr grid fits every layer
+    precision = "bf16" if native_bf16("cpu") else "fp32"  # the matmuls in bf16 where the CPU has it (~2x faster)
     best, curves = {"score": -1.0}, {}
     for lr in settings.lrs:
         torch.manual_seed(settings.seed)
@@ -131,12 +132,14 @@ def train_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tenso
         opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
         curve = []
         for step in range(1, settings.steps + 1):
-            loss = torch.nn.functional.cross_entropy(probe(x_train), y_train)
+            with autocast(precision, "cpu"):
+                logits = probe(x_train)
+            loss = torch.nn.functional.cross_entropy(logits.float(), y_train)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
             if step % settings.eval_every == 0 or step == settings.steps:
-                with torch.no_grad():
+                with torch.no_grad(), autocast(precision, "cpu"):
                     score = float(score_val(probe(x_val).argmax(-1)))
                 curve.append((step, score))
                 if score > best["score"]:
