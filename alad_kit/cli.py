@@ -11,7 +11,7 @@ import traceback
 from pathlib import Path
 
 from alad_kit.adapter import ADAPTER_KINDS
-from alad_kit.core.config import ADAPTER_PRECISIONS, SCALES, TASKS, TRAINABLE_PARTS
+from alad_kit.core.config import ADAPTER_PRECISIONS, RUN_DEFAULTS, RUN_FLAGS, SCALES, TASKS, TRAINABLE_PARTS
 
 
 def _info(args) -> int:
@@ -31,13 +31,9 @@ def _layers(text: str | None):
         raise argparse.ArgumentTypeError(f"--student-layers wants comma-separated integers, got {text!r}") from None
 
 
-# RunConfig fields whose flags keep their historic names; every other field is --field-name.
-RUN_FLAGS = {"use_cache": "cache", "is_teacher_run": "teacher-baseline", "strict_data": "strict"}
-
-
 def _run_defaults() -> dict:
     """What ``alad run`` uses where RunConfig has no default, or where the environment chooses."""
-    return {"teacher": "mpnet-base", "student": "minilm-l6", "scale": os.environ.get("ALAD_SCALE", "smoke")}
+    return {**RUN_DEFAULTS, "scale": os.environ.get("ALAD_SCALE", "smoke")}
 
 
 def _add_run_arguments(s: argparse.ArgumentParser) -> None:
@@ -159,17 +155,39 @@ def _study(args) -> int:
     from alad_kit.pipeline.study import run_study, write_outputs
 
     if args.report_only:  # every study below --out, from the metrics.json files already there
-        paths = write_outputs(args.out, args.bench)
+        paths = write_outputs(args.out, args.bench, args.fill or ())
         print(Path(paths["claims_md"]).read_text())
         print("\n".join(f"wrote {p}" for p in paths.values()))
         return 0
-    if args.task is None:
+    from alad_kit.core.config import RunConfig
+    from alad_kit.core.config_args import merge_config
+    from alad_kit.pipeline.study import ROW_FIELDS
+
+    values, _ = merge_config(RunConfig, args, defaults=_run_defaults())
+    values = {k: v for k, v in values.items() if k not in ROW_FIELDS}  # args.out is the study's folder
+    if values.get("task") is None:
         raise ValueError("alad study: --task is required (unless --report-only)")
-    paths = run_study(task=args.task, teacher=args.teacher, student=args.student, out=args.out, seeds=args.seeds,
-                      scale=args.scale, student_layers=args.student_layers, rows=args.rows, data_dir=args.data_dir,
-                      cache_dir=args.cache_dir, device=args.device, bench=args.bench)
+    if args.fill:
+        raise ValueError("alad study: --fill goes with --report-only")
+    named = ("task", "teacher", "student", "student_layers", "scale", "data_dir", "cache_dir", "device")
+    paths = run_study(out=args.out, seeds=args.seeds, rows=args.rows, bench=args.bench,
+                      **{k: values.pop(k, None) for k in named}, options=values)
     print(Path(paths["claims_md"]).read_text())
     print("\n".join(f"wrote {p}" for p in paths.values()))
+    return 0
+
+
+def _probe_layers(args) -> int:
+    from alad_kit.analysis.probes.layers import ProbeSettings, probe_layers
+    from alad_kit.core.config_args import merge_config
+
+    values, _ = merge_config(ProbeSettings, args)
+    result = probe_layers(args.task, args.models, args.data_dir, ProbeSettings(**values), out=args.out,
+                          cache_dir=Path(args.out) / ".features", model_cache_dir=args.cache_dir, device=args.device)
+    for name, entry in result["models"].items():
+        print(f"{name}: best hidden state {entry['best_layer']} ({100 * entry['best_score']:.1f}), "
+              f"last {len(entry['layers']) - 1} ({100 * entry['last_layer_score']:.1f})")
+    print(f"wrote {Path(args.out) / 'probe_layers.json'} and probe_layers.html")
     return 0
 
 
@@ -319,20 +337,35 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="JSON {student dir name: compression_report} for students whose directories are gone")
     s.set_defaults(fn=_table)
 
-    s = sub.add_parser("study", parents=[common], help="the claims study: every row x seed, claims.md/json, table")
-    s.add_argument("--task", default=None, choices=list(TASKS), help="the task (required unless --report-only)")
-    s.add_argument("--teacher", default="mpnet-base")
-    s.add_argument("--student", default="minilm-l6")
-    s.add_argument("--student-layers", type=_layers, default=None, help="keep only these student layers, e.g. 0,1")
+    s = sub.add_parser("study", help="the claims study: every row x seed, claims.md/json, table")
+    from alad_kit.core.config import RUN_CHOICES, RunConfig
+    from alad_kit.core.config_args import add_dataclass_arguments
+    from alad_kit.pipeline.study import ROW_FIELDS
+
+    # every RunConfig field the rows do not set is a flag, as for alad run (--task: required unless --report-only)
+    add_dataclass_arguments(s, RunConfig, flags=RUN_FLAGS, choices=RUN_CHOICES, defaults=_run_defaults(),
+                            skip=ROW_FIELDS)
     s.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    s.add_argument("--scale", default=os.environ.get("ALAD_SCALE", "smoke"), choices=list(SCALES))
     s.add_argument("--out", required=True, help="study directory: <row>/seed<k>/ runs, claims, table")
     s.add_argument("--rows", nargs="+", default=None, help="only these rows (default: all; see alad_kit.pipeline.study.ROWS)")
     s.add_argument("--bench", default=None, help="alad bench JSON: Spd column and the speed part of C9")
-    s.add_argument("--device", default=None)
     s.add_argument("--report-only", action="store_true",
                    help="train nothing: rewrite claims and tables from the runs already below --out")
+    s.add_argument("--fill", nargs="+", default=None, metavar="README",
+                   help="with --report-only: rewrite the <!-- alad:claims-summary/table --> blocks of these files")
     s.set_defaults(fn=_study)
+
+    s = sub.add_parser("probe-layers", parents=[common],
+                       help="a linear probe on every hidden state of each model (validation scores, JSON + figure)")
+    s.add_argument("--task", required=True, choices=list(TASKS))
+    s.add_argument("--models", nargs="+", required=True, help="NAME or NAME:0,1 (as for alad bench)")
+    s.add_argument("--out", required=True, help="folder for probe_layers.json/.html (features cached below it)")
+    s.add_argument("--device", default=None)
+    from alad_kit.analysis.probes.layers import ProbeSettings
+    from alad_kit.core.config_args import add_dataclass_arguments
+
+    add_dataclass_arguments(s, ProbeSettings)
+    s.set_defaults(fn=_probe_layers)
 
     s = sub.add_parser("report", help="one self-contained HTML page of a run's figures")
     s.add_argument("run_dir")

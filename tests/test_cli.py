@@ -252,3 +252,23 @@ def test_bench_training_times_one_device_not_a_list(capsys, tmp_path):
         main(["bench", "--training", "--device", "cpu,cuda", "--out", str(tmp_path / "b.json")])
     assert "bench --training times one device" in capsys.readouterr().err
     assert not (tmp_path / "b.json").exists()
+
+
+def test_study_takes_every_run_field_the_rows_do_not_set(tmp_path, monkeypatch):
+    import alad_kit.pipeline.study as study
+
+    seen = {}
+    monkeypatch.setattr(study, "run_study", lambda **kw: seen.update(kw) or {"claims_md": _empty(tmp_path)})
+    argv = ["study", "--task", "ner", "--out", str(tmp_path), "--head-lr", "0.001", "--patience", "2",
+            "--phase3-epochs", "12", "--student-layers", "0,1", "--no-cache"]
+    assert main(argv) == 0
+    assert seen["options"] == {"head_lr": 0.001, "patience": 2, "phase3_epochs": 12, "use_cache": False}
+    assert seen["student_layers"] == (0, 1) and seen["task"] == "ner" and seen["out"] == str(tmp_path)
+    with pytest.raises(SystemExit):  # the rows set the mode: no such flag on alad study
+        main(["study", "--task", "ner", "--out", str(tmp_path), "--mode", "joint"])
+
+
+def _empty(tmp_path):
+    path = tmp_path / "claims.md"
+    path.write_text("# Claims\n")
+    return path

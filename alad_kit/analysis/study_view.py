@@ -72,7 +72,7 @@ def seed_figure(scores: pd.DataFrame, study: str | None = None, title: str | Non
 
 def claims_frame(path: str | Path) -> pd.DataFrame:
     """``claims.json`` (a file, or a study directory holding one) as a table: id, claim, task, student,
-    a, b, metric, delta_mean, delta_se, n_seeds, verdict (the run lists are left in the file)."""
+    a, b, metric, delta_mean, delta_se, n_seeds, t, p, verdict (the run lists are left in the file)."""
     path = Path(path)
     path = path / "claims.json" if path.is_dir() else path
     try:
@@ -81,6 +81,7 @@ def claims_frame(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: cannot read claims ({err}); run `alad study` to write it") from None
     if not isinstance(entries, list):
         raise ValueError(f"{path}: claims.json must hold a list of claims")
-    columns = ["id", "claim", "task", "student", "a", "b", "metric", "delta_mean", "delta_se", "n_seeds", "verdict"]
+    columns = ["id", "claim", "task", "student", "a", "b", "metric", "delta_mean", "delta_se", "n_seeds", "t", "p",
+               "verdict"]
     return pd.DataFrame([{k: e.get(k) for k in columns} | {"gap_recovered": e.get("gap_recovered")}
                          for e in entries])

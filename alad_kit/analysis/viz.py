@@ -283,20 +283,32 @@ def validation_curve_figure(runs: Mapping[str, Mapping], title: str = "Validatio
 
 
 def results_table_figure(table_df: pd.DataFrame, title: str | None = None) -> go.Figure:
-    """``go.Table`` of a results table (e.g. ``table.results_table``); MultiIndex headers are joined."""
+    """``go.Table`` of a results table (e.g. ``table.results_table``), tall enough for every row; MultiIndex
+    headers are joined, whole numbers shown without decimals (window 1, not 1.0), others rounded to 2 places,
+    missing values blank."""
     headers = [
         " ".join(str(p) for p in c if str(p)) if isinstance(c, tuple) else str(c) for c in table_df.columns
     ]
-    cells = [["" if pd.isna(v) else str(v) for v in table_df[c]] for c in table_df.columns]
+    cells = [[_cell_text(v) for v in table_df[c]] for c in table_df.columns]
+    row_px, header_px = 26, 32
     fig = go.Figure(
         go.Table(
-            header={"values": headers, "fill_color": "#e8eef7", "align": "left"},
-            cells={"values": cells, "align": "left"},
+            header={"values": headers, "fill_color": "#e8eef7", "align": "left", "height": header_px},
+            cells={"values": cells, "align": "left", "height": row_px},
         )
     )
-    if title:
-        fig.update_layout(title=title)
+    top = 50 if title else 10
+    fig.update_layout(title=title, height=top + header_px + row_px * len(table_df) + 30,
+                      margin={"t": top, "b": 10, "l": 10, "r": 10})
     return fig
+
+
+def _cell_text(value) -> str:
+    if value is None or (not isinstance(value, str) and pd.isna(value)):
+        return ""
+    if isinstance(value, (float, np.floating)):
+        return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
+    return str(value)
 
 
 def scores_table(scores: Mapping[str, object], title: str = "Scores") -> go.Figure:

@@ -115,6 +115,7 @@ class PhaseConfig:
     checkpoint_every: int = 50  # optimizer steps between resumable checkpoints
     precision: str = "fp32"  # fp32 | bf16 (autocast of forward and loss; weights and optimizer stay fp32)
     group_by_length: bool = True  # batches of similar length (less padding), still seeded and resumable
+    patience: int | None = None  # stop after this many validated epochs without a better score (None: all epochs)
 
     def __post_init__(self):
         _check_choice("objective", self.objective, ("align", "task"))
@@ -130,6 +131,9 @@ class PhaseConfig:
         object.__setattr__(self, "lr", {part: float(lr[part]) for part in self.trainable})
         if self.epochs < 1:
             raise ValueError(f"PhaseConfig.epochs must be >= 1, got {self.epochs}")
+        if self.patience is not None and (isinstance(self.patience, bool) or not isinstance(self.patience, int)
+                                          or self.patience < 1):
+            raise ValueError(f"PhaseConfig.patience must be a whole number >= 1, got {self.patience!r}")
         for name in ("max_steps", "max_tokens", "max_seconds"):
             value = getattr(self, name)
             if value is not None and value <= 0:
@@ -169,7 +173,8 @@ FROZEN_STUDENT_MODES = tuple(name for name, m in MODES.items() if not {"student"
 
 
 def phase3_config(mode: str, task: str, scale: ScaleConfig, lr: float | None = None,
-                  part_lr: dict | None = None, precision: str | None = None, epochs: int | None = None) -> PhaseConfig:
+                  part_lr: dict | None = None, precision: str | None = None, epochs: int | None = None,
+                  patience: int | None = None) -> PhaseConfig:
     """Phase 3 of ``mode``: what it trains, the scale's epochs for ``task`` (or ``epochs``), the mode's per-part
     learning rates (``lr`` replaces all of them, then ``part_lr`` = {part: lr} replaces single parts it trains)."""
     _check_choice("mode", mode, tuple(MODES))
@@ -178,7 +183,7 @@ def phase3_config(mode: str, task: str, scale: ScaleConfig, lr: float | None = N
     rates |= {part: value for part, value in (part_lr or {}).items() if part in rates and value is not None}
     return PhaseConfig("phase3", objective="task", lr=rates, trainable=MODES[mode].trainable,
                        epochs=epochs or scale.phase3_epochs[task], checkpoint_every=scale.checkpoint_every,
-                       precision=precision or scale.precision)
+                       precision=precision or scale.precision, patience=patience)
 
 
 def alignment_phases(scale: ScaleConfig, precision: str | None = None,
@@ -205,6 +210,8 @@ class RunConfig:
     corpus_dir: str | None = None  # phase-1 corpus (default: <data root>/corpus_en_wiki, else Python's docs)
     cache_dir: str | None = None  # embedding / adapter cache root (default: <out>/../.alad_cache)
     teacher_finetuned: str | None = None  # path of a task-fine-tuned M_L to use as the phase 1-2 teacher
+    teacher_layer: int | None = None  # hidden state k (1..L) of M_L that phases 1-2 align to (None: the last, the paper's)
+    teacher_probe: str | None = None  # probe_layers.json (alad probe-layers): align to its best layer of M_L ("auto")
     skip_phase1: bool = False  # ablation: no task-independent alignment
     skip_phase2: bool = False  # ablation: no task-specific alignment
     random_adapter: bool = False  # ablation: same-size adapter, randomly initialised, no phases 1-2
@@ -222,6 +229,7 @@ class RunConfig:
     precision: str | None = None  # fp32 | bf16 for training and evaluation; None = the scale's default
     phase2_epochs: int | None = None  # phase-2 epochs instead of the scale's (None: the scale's budget)
     phase3_epochs: int | None = None  # phase-3 epochs instead of the scale's for the task (None: the scale's)
+    patience: int | None = None  # phase 3 stops after this many epochs without a better validation score (None: never)
     is_teacher_run: bool = False  # train M_L itself (finetune: the teacher row of Table 1; head: frozen M_L)
     device: str | None = None  # cpu | cuda (default: cuda when available)
     extra: dict = field(default_factory=dict, compare=False)  # free-form notes copied into metrics.json
@@ -241,10 +249,15 @@ class RunConfig:
                 raise ValueError(f"{name} must be a number in (0, 1), got {value!r}")
         if self.precision is not None:
             _check_choice("precision", self.precision, PRECISIONS)
-        for name in ("phase2_epochs", "phase3_epochs"):
+        for name in ("phase2_epochs", "phase3_epochs", "patience"):
             value = getattr(self, name)
             if value is not None and not (isinstance(value, int) and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
+        if self.teacher_layer is not None and not (isinstance(self.teacher_layer, int)
+                                                   and not isinstance(self.teacher_layer, bool) and self.teacher_layer >= 1):
+            raise ValueError(f"teacher_layer must be a hidden state >= 1 of the teacher, got {self.teacher_layer!r}")
+        if self.teacher_layer is not None and self.teacher_probe is not None:
+            raise ValueError("give teacher_layer or teacher_probe (its best layer), not both")
         if self.is_teacher_run and self.mode not in TEACHER_MODES:
             raise ValueError(f"the teacher baseline (is_teacher_run) is defined for modes {', '.join(TEACHER_MODES)}, "
                              f"not {self.mode!r}")
@@ -264,6 +277,10 @@ class RunConfig:
         return self.lr is not None or any(v is not None for v in self.part_lr.values())
 
 
+# RunConfig fields whose flags keep their historic names; every other field is --field-name.
+RUN_FLAGS = {"use_cache": "cache", "is_teacher_run": "teacher-baseline", "strict_data": "strict"}
+# What `alad run` uses where RunConfig has no default (the scale comes from ALAD_SCALE, see cli).
+RUN_DEFAULTS = {"teacher": "mpnet-base", "student": "minilm-l6"}
 # The allowed values of RunConfig's choice fields (the command line offers exactly these).
 RUN_CHOICES = {"task": TASKS, "mode": tuple(MODES), "scale": SCALES, "precision": PRECISIONS,
                "adapter_kind": ADAPTER_KINDS}

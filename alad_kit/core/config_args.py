@@ -55,12 +55,13 @@ def _type_name(hint) -> str:
     return f"{name} or null" if optional else name
 
 
-def _int_tuple(flag: str):
-    def parse(text: str) -> tuple[int, ...]:
+def _int_tuple(flag: str, kind: type = int):
+    def parse(text: str) -> tuple:
         try:
-            return tuple(int(x) for x in text.split(","))
+            return tuple(kind(x) for x in text.split(","))
         except ValueError:
-            raise argparse.ArgumentTypeError(f"{flag} wants comma-separated integers, got {text!r}") from None
+            what = "integers" if kind is int else "numbers"
+            raise argparse.ArgumentTypeError(f"{flag} wants comma-separated {what}, got {text!r}") from None
     return parse
 
 
@@ -82,10 +83,14 @@ def flag_name(name: str, flags: Mapping[str, str] | None = None) -> str:
 
 
 def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, flags: Mapping[str, str] | None = None,
-                            choices: Mapping[str, tuple] | None = None, defaults: Mapping | None = None) -> None:
-    """One flag per field of ``cls``; ``defaults`` (command defaults over the field's) are shown, not applied."""
+                            choices: Mapping[str, tuple] | None = None, defaults: Mapping | None = None,
+                            skip: tuple[str, ...] = ()) -> None:
+    """One flag per field of ``cls`` (but those in ``skip``); ``defaults`` (command defaults over the field's) are
+    shown, not applied."""
     hints, comments = typing.get_type_hints(cls), field_comments(cls)
     for f in dataclasses.fields(cls):
+        if f.name in skip:
+            continue
         flag = "--" + flag_name(f.name, flags)
         default = (defaults or {}).get(f.name, _field_default(f))
         kwargs = dict(dest=f.name, default=argparse.SUPPRESS, help=_help(comments.get(f.name) or f.name, default))
@@ -93,7 +98,8 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, flags: Mapp
         if base is bool:
             kwargs["action"] = argparse.BooleanOptionalAction
         elif typing.get_origin(base) is tuple:
-            kwargs |= dict(type=_int_tuple(flag), metavar="I,J,...")
+            kind = float if typing.get_args(base)[:1] == (float,) else int
+            kwargs |= dict(type=_int_tuple(flag, kind), metavar="I,J,..." if kind is int else "X,Y,...")
         elif base is dict:
             kwargs |= dict(type=_json_object(flag), metavar="JSON")
         else:
@@ -101,6 +107,28 @@ def add_dataclass_arguments(parser: argparse.ArgumentParser, cls, *, flags: Mapp
         if f.name in (choices or {}):
             kwargs["choices"] = list(choices[f.name])
         parser.add_argument(flag, **kwargs)
+
+
+def command_args(config, *, flags: Mapping[str, str] | None = None, defaults: Mapping | None = None,
+                 always: tuple[str, ...] = ()) -> list[str]:
+    """The flags that give ``config`` back through :func:`add_dataclass_arguments` and :func:`merge_config`:
+    every field whose value differs from its default (``defaults`` over the field's), and the fields in
+    ``always``, in field order. Fields with ``compare=False`` (free-form notes) are left out."""
+    out = []
+    for f in dataclasses.fields(config):
+        value = getattr(config, f.name)
+        default = (defaults or {}).get(f.name, _field_default(f))
+        if not f.compare or (value == default and f.name not in always):
+            continue
+        flag = "--" + flag_name(f.name, flags)
+        if isinstance(value, bool):
+            out.append(flag if value else "--no-" + flag[2:])
+        elif value is None:
+            raise ValueError(f"{type(config).__name__}.{f.name}: None cannot be given as a flag "
+                             f"(its default is {default!r})")
+        else:
+            out += [flag, _show(value)]
+    return out
 
 
 def _help(comment: str, default) -> str:

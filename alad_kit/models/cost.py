@@ -65,7 +65,8 @@ def _percentile(values: Sequence[float], q: float) -> float:
 
 
 def summarize_times(seconds: Sequence[float], items_per_call: int = 1) -> dict:
-    """Median / p10 / p90 latency in ms and the median throughput in items per second."""
+    """Median / p10 / p90 latency in ms, the median throughput in items per second, and every timing in call
+    order (``times_ms``: a round-robin bench pairs repeat r of two models, see analysis.claims)."""
     if not seconds:
         raise ValueError("summarize_times: no timings")
     median = statistics.median(seconds)
@@ -76,6 +77,7 @@ def summarize_times(seconds: Sequence[float], items_per_call: int = 1) -> dict:
         "mean_ms": 1000 * statistics.fmean(seconds),
         "repeats": len(seconds),
         "throughput": items_per_call / median if median > 0 else float("inf"),
+        "times_ms": [1000 * s for s in seconds],
     }
 
 

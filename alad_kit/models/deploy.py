@@ -170,28 +170,21 @@ def deploy_config_for_run(cfg, scale, labels, metrics: dict, int8_student: bool 
         lora="lora" in MODES[cfg.mode].trainable, alad_kit_version=__version__,
         run={"scores": metrics.get("scores"), "params": metrics.get("params"), "size_pct": metrics.get("size_pct"),
              "data": metrics.get("data"), "data_dir": cfg.data_dir, "scale": cfg.scale, "seed": cfg.seed,
+             "teacher_layer": (metrics.get("ablation") or {}).get("teacher_layer"),  # None: the last (the paper's)
              "command": run_command(cfg)},
     )
 
 
 def run_command(cfg) -> str:
-    """The ``alad run`` command line that reproduces ``cfg`` (options at their defaults left out)."""
-    from alad_kit.core.config import RunConfig
+    """The ``alad run`` command line that gives back ``cfg`` (a RunConfig): every field off its default, generated
+    from the dataclass (core.config_args), so no field can be forgotten; task and scale always."""
+    import shlex
 
-    defaults = RunConfig(task=cfg.task, teacher="mpnet-base", student="minilm-l6")
-    parts = ["alad run", f"--task {cfg.task}"]
-    for name in ("teacher", "student", "mode", "window", "scale", "seed", "data_dir", "lr", "teacher_finetuned"):
-        value = getattr(cfg, name)
-        if value != getattr(defaults, name) or name == "scale":
-            parts.append(f"--{name.replace('_', '-')} {value}")
-    if cfg.student_layers:
-        parts.append("--student-layers " + ",".join(map(str, cfg.student_layers)))
-    if getattr(cfg, "precision", None):  # RunConfig.precision: fp32 | bf16 (None: the scale's default)
-        parts.append(f"--precision {cfg.precision}")
-    flags = {"skip_phase1": "--skip-phase1", "skip_phase2": "--skip-phase2", "random_adapter": "--random-adapter",
-             "is_teacher_run": "--teacher-baseline"}
-    parts += [flag for name, flag in flags.items() if getattr(cfg, name)]
-    return " ".join(parts)
+    from alad_kit.core.config import RUN_DEFAULTS, RUN_FLAGS
+    from alad_kit.core.config_args import command_args
+
+    args = command_args(cfg, flags=RUN_FLAGS, defaults=RUN_DEFAULTS, always=("task", "scale"))
+    return shlex.join(["alad", "run", *args])
 
 
 def attach(model: nn.Module, tokenizer, config: DeployConfig) -> nn.Module:

@@ -21,7 +21,9 @@ def model_card(config) -> str:
         f"# {config.student} + ALAd: {TASK_NAMES[config.task]}", "",
         f"Compressed encoder `{config.student}`"
         + (f" (layers {', '.join(map(str, config.student_layers))})" if config.student_layers else "")
-        + f" with {adapter} aligned to `{config.teacher}`, phase-3 mode `{config.mode}`"
+        + f" with {adapter} aligned to `{config.teacher}`"
+        + (f" (hidden state {layer})" if (layer := (config.run or {}).get("teacher_layer")) and config.window else "")
+        + f", phase-3 mode `{config.mode}`"
         + (" with LoRA" if config.lora else "") + f"; written by alad_kit {config.alad_kit_version}.",
         "", "## Use", "", "```python", "from alad_kit.pipeline.predict import AladPipeline", "",
         'tagger = AladPipeline("path/or/hub-id")',

@@ -39,15 +39,17 @@ def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
         "student_layers": list(cfg.student_layers) if cfg.student_layers else None, "mode": cfg.mode,
         "window": cfg.window if adapter is not None else None, "seed": cfg.seed, "scale": cfg.scale,
         "scale_config": asdict(exp.scale),
-        "is_teacher": cfg.is_teacher_run, "scores": scores,
+        "is_teacher": cfg.is_teacher_run, "teacher_layer": exp.teacher_layer, "scores": scores,
         "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
         "size_pct": size["size_pct"], "alignment": exp.alignment,
         "adapter_flops_per_token": adapter.flops_per_token() if adapter is not None else None,
         "selection": {"metric": exp.task.selection_metric, "best_epoch": exp.phase3_result.best_epoch,
-                      "validation": exp.phase3_result.eval_history},
+                      "validation": exp.phase3_result.eval_history, "stopped_by": exp.phase3_result.stopped_by},
         # a phase-3 lr other than the paper's is a variant too: tables keep such runs out of Table 1
         "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
                      "random_adapter": cfg.random_adapter,
+                     # aligned to another hidden state of M_L than the last: a variant of its row
+                     "teacher_layer": exp.teacher_layer if exp.teacher_layer != exp.teacher_depth else None,
                      "lr_override": ({"all": cfg.lr} if cfg.lr else {}) | {k: v for k, v in cfg.part_lr.items() if v}
                      if cfg.lr_overridden else None,
                      "adapter_kind": None if cfg.adapter_kind == "dense" else cfg.adapter_kind},

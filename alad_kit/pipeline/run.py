@@ -78,7 +78,9 @@ class Experiment:
         self.dist = PartialState(cpu=self.device == "cpu")  # under torchrun / accelerate launch: one writer, all wait
 
         # Models and data: set by load_models() and load_data().
-        self.teacher = self.teacher_tok = None  # M_L (frozen) and its tokenizer
+        self.teacher = self.teacher_tok = None  # M_L (frozen) and its tokenizer; cut to teacher_layer layers
+        self.teacher_depth = self.teacher_layer = None  # M_L's layers, and the hidden state phases 1-2 align to
+        self.teacher_params = 0  # parameters of the whole M_L (the reference of Sz)
         self.student = self.student_tok = None  # M_C (cut to cfg.student_layers) and its tokenizer
         self.splits: dict | None = None  # the task's splits, train / validation / test
         self.labels: list[str] | None = None  # label set (None for QA)
@@ -109,6 +111,13 @@ class Experiment:
             self.student, self.student_tok = load_encoder(cfg.student, device=self.device)
         if cfg.student_layers and not cfg.is_teacher_run:
             self.student = keep_layers(self.student, list(cfg.student_layers)).to(self.device)
+        self.teacher_params = sum(p.numel() for p in self.teacher.parameters())  # Sz is relative to all of M_L
+        self.teacher_depth = self.teacher.config.num_hidden_layers
+        self.teacher_layer = resolved_teacher_layer(cfg, self.teacher_depth)
+        if self.teacher_layer < self.teacher_depth and not cfg.is_teacher_run:
+            # hidden state k of M_L is the last hidden state of its first k layers: the cut model is the target
+            # (its fingerprint differs, so cache keys follow), and phases 1-2 pay for k layers only
+            self.teacher = keep_layers(self.teacher, list(range(self.teacher_layer))).to(self.device)
         self.teacher.requires_grad_(False)
         self.timings["load_models"] = time.perf_counter() - t0
 
@@ -295,7 +304,7 @@ class Experiment:
         batchers = self.phase3_batchers()
         prepared = time.perf_counter() - t0
         phase = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr, precision=self.precision,
-                              epochs=cfg.phase3_epochs)
+                              epochs=cfg.phase3_epochs, patience=cfg.patience)
 
         def evaluate(m, split="validation"):
             return task.evaluate(m, self.splits[split], batchers[split], scale.eval_batch_size, self.device,
@@ -356,7 +365,7 @@ class Experiment:
 
     def size(self) -> dict:
         head_on_teacher = self.task.make_head(self.teacher.config.hidden_size, self.labels)
-        reference = sum(p.numel() for p in self.teacher.parameters()) + sum(p.numel() for p in head_on_teacher.parameters())
+        reference = self.teacher_params + sum(p.numel() for p in head_on_teacher.parameters())
         deployed = self.model.deployed_parameters()
         return {"deployed": deployed, "teacher_reference": reference, "size_pct": 100.0 * deployed / reference}
 
@@ -384,6 +393,23 @@ class Experiment:
             return metrics
         write_run_outputs(self, metrics, adapter)
         return metrics
+
+
+def resolved_teacher_layer(cfg: RunConfig, n_layers: int) -> int:
+    """The hidden state of M_L that phases 1-2 align to: ``teacher_layer``, the best layer of ``teacher_probe``
+    for this teacher (chosen on validation by ``alad probe-layers``), or the last (the paper's)."""
+    if cfg.teacher_probe is not None:
+        from alad_kit.analysis.probes.layers import best_layer
+
+        layer = best_layer(cfg.teacher_probe, cfg.teacher_finetuned or cfg.teacher)
+        if layer == 0:  # the embeddings alone: nothing for the adapter to learn from the encoder
+            raise ValueError(f"{cfg.teacher_probe}: the best probe layer of {cfg.teacher} is 0 (the embeddings); "
+                             "give --teacher-layer explicitly")
+    else:
+        layer = cfg.teacher_layer if cfg.teacher_layer is not None else n_layers
+    if not 1 <= layer <= n_layers:
+        raise ValueError(f"teacher_layer {layer} is outside 1..{n_layers} ({cfg.teacher} has {n_layers} layers)")
+    return layer
 
 
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:

@@ -51,6 +51,7 @@ class Row:
     options: tuple = ()  # further RunConfig fields as (name, value) pairs
     max_seeds: int | None = None  # run only the first k seeds (None: all)
     tuned_teacher: bool = False  # phases 1-2 align to the study's task-fine-tuned teacher (DIR/teacher/seed0)
+    probed_layer: bool = False  # phases 1-2 align to M_L's best probe layer (DIR/probe_layers.json, alad probe-layers)
 
     def __post_init__(self):
         unknown = [k for k, _ in self.options if k not in _RUN_FIELDS]
@@ -72,18 +73,31 @@ ROWS = (
     Row("frozen-w5-factorised", _FROZEN + ", factorised window", "frozen", 5, (("adapter_kind", "factorised"),)),
     # the authors' code aligns to the task-fine-tuned M_L; the paper's text, and the rows above, to the pre-trained one
     Row("frozen-w5-tuned-teacher", _FROZEN + ", aligned to the fine-tuned teacher", "frozen", 5, tuned_teacher=True),
+    # issue 19: the teacher's layer that a linear probe reads the task from best (validation), not its last
+    Row("frozen-w5-probed-layer", _FROZEN + ", aligned to the teacher's best probe layer", "frozen", 5,
+        probed_layer=True),
     Row("random-frozen-w5", "Frozen + random adapter (control)", "frozen", 5, (("random_adapter", True),)),
     Row("frozen-w5-no-phase1", _FROZEN + ", no phase 1", "frozen", 5, (("skip_phase1", True),)),
     Row("frozen-w5-no-phase2", _FROZEN + ", no phase 2", "frozen", 5, (("skip_phase2", True),)),
     Row("joint-w1", _JOINT, "joint", 1),
     Row("joint-w3", _JOINT, "joint", 3),
     Row("joint-w5", _JOINT, "joint", 5),
+    Row("joint-w5-probed-layer", _JOINT + ", aligned to the teacher's best probe layer", "joint", 5, probed_layer=True),
     Row("random-joint-w5", "Jointly fine-tuned + random adapter (control)", "joint", 5, (("random_adapter", True),)),
     Row("lora", "LoRA", "lora"),
     Row("lora-alad-w5", "LoRA + ALAd", "lora+alad", 5),
 )
 ROW_NAMES = tuple(r.name for r in ROWS)
+# RunConfig fields that the rows and seeds set; every other field is one setting of the whole study (alad study
+# takes it as the same flag as alad run, e.g. --patience, --head-lr, --phase3-epochs)
+ROW_FIELDS = ("mode", "window", "seed", "out", "is_teacher_run", "random_adapter", "skip_phase1", "skip_phase2",
+              "teacher_finetuned", "teacher_probe", "adapter_kind", "extra")
 STUDY_STEM = "study"  # DIR/study.md|csv|html
+
+
+def probe_path(out: str | Path) -> Path:
+    """The layer probe a study's probed_layer rows read: ``alad probe-layers --task T --models TEACHER --out DIR``."""
+    return Path(out) / "probe_layers.json"
 
 
 def tuned_teacher_path(out: str | Path) -> Path:
@@ -114,6 +128,8 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
                 options["student_layers"] = None
             if row.tuned_teacher:
                 options["teacher_finetuned"] = str(tuned_teacher_path(out))
+            if row.probed_layer:
+                options["teacher_probe"] = str(probe_path(out))
             cfg = RunConfig(**(base | options), mode=row.mode, seed=seed,
                             out=str(Path(out) / row.name / f"seed{seed}"), **window)
             runs.append((row, cfg))
@@ -149,6 +165,8 @@ def _study_key(cfg: RunConfig | dict) -> dict:
     out = Path(cfg.out if isinstance(cfg, RunConfig) else cfg.get("out") or "")
     if len(out.parents) > 1 and key.get("teacher_finetuned") == str(tuned_teacher_path(out.parents[1])):
         key["teacher_finetuned"] = str(tuned_teacher_path("<study>"))
+    if len(out.parents) > 1 and key.get("teacher_probe") == str(probe_path(out.parents[1])):
+        key["teacher_probe"] = str(probe_path("<study>"))
     return key
 
 
@@ -160,6 +178,19 @@ def _check_tuned_teacher(runs: list[tuple[Row, RunConfig]], pending: list[bool],
     if needs and not path.is_dir() and not teacher_planned:
         raise ValueError(f"{path}: no fine-tuned teacher for row(s) {', '.join(sorted(set(needs)))}; "
                          f"run the {TEACHER_ROW!r} row first (alad study --rows {TEACHER_ROW} ...)")
+
+
+def _with_probe(selected: tuple[Row, ...], asked: Sequence[str] | None, out: Path, log) -> tuple[Row, ...]:
+    """The probed_layer rows need DIR/probe_layers.json: asked for by name without it, an error; in the default
+    set without it, left out with one line saying how to make it."""
+    probed = [r.name for r in selected if r.probed_layer]
+    if not probed or probe_path(out).is_file():
+        return selected
+    how = f"alad probe-layers --task T --models TEACHER --out {out}"
+    if asked:
+        raise ValueError(f"{probe_path(out)}: no layer probe for row(s) {', '.join(probed)}; make it with {how}")
+    log(f"alad study: rows {', '.join(probed)} left out: no {probe_path(out)} (make it with {how})")
+    return tuple(r for r in selected if not r.probed_layer)
 
 
 class Progress:
@@ -187,18 +218,24 @@ def _duration(seconds: float) -> str:
 def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Sequence[int] = (0, 1, 2),
               scale: str = "smoke", student_layers: tuple[int, ...] | None = None, rows: Sequence[str] | None = None,
               data_dir: str | None = None, cache_dir: str | None = None, device: str | None = None,
-              bench: str | Path | None = None, log: Callable[[str], None] | None = None, **run_kwargs) -> dict:
+              bench: str | Path | None = None, log: Callable[[str], None] | None = None, options: dict | None = None,
+              **run_kwargs) -> dict:
     """Run (or skip, or resume) every row x seed, then write the claims and the grid table; returns paths.
 
-    ``run_kwargs`` go to :func:`alad_kit.pipeline.run.run` (tests pass tiny ``task_data`` and ``corpus_fallback``).
+    ``options``: further RunConfig fields every run shares (not the ROW_FIELDS); ``run_kwargs`` go to
+    :func:`alad_kit.pipeline.run.run` (tests pass tiny ``task_data`` and ``corpus_fallback``).
     """
     from .run import run
 
     log = log or logger.info
     out = Path(out)
+    owned = sorted(set(options or {}) & set(ROW_FIELDS))
+    if owned:
+        raise ValueError(f"alad study: {', '.join(owned)} are set by the study's rows, not for the whole study")
     base = dict(task=task, teacher=teacher, student=student, student_layers=student_layers, scale=scale,
                 data_dir=data_dir, cache_dir=str(Path(cache_dir) if cache_dir else out / ".alad_cache"), device=device)
-    runs = plan(select_rows(rows), seeds, out, **base)
+    base |= options or {}
+    runs = plan(_with_probe(select_rows(rows), rows, out, log), seeds, out, **base)
     pending = [not is_finished(cfg) for _, cfg in runs]  # checks every finished run before training any
     _check_tuned_teacher(runs, pending, out)
     progress = Progress(len(runs), sum(pending), log)
@@ -217,14 +254,20 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
     return write_outputs(out, bench)
 
 
-def write_outputs(out: str | Path, bench: str | Path | None = None) -> dict:
-    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json)."""
+def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequence[str | Path] = ()) -> dict:
+    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json);
+    the generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report)."""
     import json
+
+    from alad_kit.analysis.claims_report import fill as fill_blocks
 
     out = Path(out)
     entries = compute_claims(out, bench)
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
              "claims_md": write_text_atomic(out / "claims.md", claims_markdown(entries))}
+    for k, readme in enumerate(fill):
+        fill_blocks(readme, entries, out)
+        paths[f"filled_{k}"] = Path(readme)
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     table = grid_table(out, bench_data)
     note = ("Mean ± sample std over seeds (POS/NER x100, QA in %). Sz: deployed size in % of the teacher; "

@@ -68,7 +68,7 @@ class PhaseResult:
     eval_history: list = field(default_factory=list)  # [epoch, score] per epoch when evaluated
     best_score: float | None = None
     best_epoch: int | None = None
-    stopped_by: str = "epochs"  # epochs | max_steps | max_tokens | max_seconds
+    stopped_by: str = "epochs"  # epochs | max_steps | max_tokens | max_seconds | patience
     lr: dict = field(default_factory=dict)  # {part: peak learning rate}
     precision: str = "fp32"
     timing: dict = field(default_factory=dict)  # seconds per kind of work: data, compute, eval, io (core.timing)
@@ -156,6 +156,8 @@ def train_phase(
     bar = tqdm(total=run.total, initial=result.steps, desc=phase.name, leave=False,
                disable=not run.accelerator.is_main_process)
     for epoch in range(start_epoch, phase.epochs):
+        if result.stopped_by != "epochs":  # resumed after a budget or the patience had already ended the phase
+            break
         batches = run.rank_batches(n_examples, batch_size, seed, epoch, grouped)
         stream = run.batch_stream(batches[skip:], make_batch, prefetch)
         for b in range(skip, len(batches)):  # a resumed epoch starts after the checkpointed batch
@@ -312,6 +314,8 @@ class _PhaseRun:
             result.eval_history.append([epoch + 1, score])
             if result.best_score is None or score > result.best_score:
                 result.best_score, result.best_epoch, self.best_state = score, epoch + 1, _trainable_state(self.raw)
+            if self.phase.patience and epoch + 1 - result.best_epoch >= self.phase.patience:
+                result.stopped_by = "patience"  # no better score for `patience` epochs: the loop ends here
         self.save(epoch + 1, 0)
         if evaluate is not None:  # after the save: a callback that stops here loses nothing of this epoch
             last_loss = result.history[-1][1] if result.history else math.nan
@@ -376,7 +380,10 @@ def load_finished(phase_name: str, checkpoint_dir: str | Path, model: torch.nn.M
 def phase_digest(phase: PhaseConfig, n_examples: int, batch_size: int, seed: int, config_digest: str = "",
                  world: int = 1) -> str:
     """The digest ``train_phase`` records for these arguments (to check a finished phase before loading it)."""
-    return checkpoint.digest({"phase": asdict(phase), "n": n_examples, "batch": batch_size, "seed": seed,
+    fields = asdict(phase)
+    if fields["patience"] is None:  # runs without early stopping keep the digests they had before it existed
+        del fields["patience"]
+    return checkpoint.digest({"phase": fields, "n": n_examples, "batch": batch_size, "seed": seed,
                               "world": world, "caller": config_digest})
 
 

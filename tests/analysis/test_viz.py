@@ -139,6 +139,18 @@ def test_results_table_figure_headers_and_cells():
     assert fig.layout.title.text == "T1"
 
 
+def test_results_table_figure_is_tall_enough_for_every_row_and_rounds_numbers():
+    rows = ["Teacher", "Student", "Frozen W1", "Frozen W3", "Frozen W5", "Joint W3", "LoRA", "LoRA + ALAd"]
+    table = pd.DataFrame({"Setting": rows, "W": [np.nan, np.nan, 1.0, 3.0, 5.0, 3.0, np.nan, 5.0],
+                          "Sz": [100.0, 16.521210320341854, *[17.4] * 6]})
+    fig = viz.results_table_figure(table, title="T1")
+    setting, window, size = (list(c) for c in fig.data[0].cells.values)
+    assert setting == rows  # all 8 rows, in order
+    assert window[:3] == ["", "", "1"] and size[:2] == ["100", "16.52"]
+    cells = fig.data[0].cells.height * len(rows) + fig.data[0].header.height
+    assert fig.layout.height >= cells + fig.layout.margin.t + fig.layout.margin.b  # no row scrolled out of view
+
+
 def test_cka_heatmap_values_and_labels():
     m = pd.DataFrame([[1.0, 0.25], [0.25, 1.0]], index=["adapted", "teacher"], columns=["adapted", "teacher"])
     heat = viz.cka_heatmap(m).data[0]

@@ -134,3 +134,22 @@ def test_task_is_required_from_file_or_flag(tmp_path, capsys):
         main(["run", "--config", str(tmp_path / "run.json")])
     assert exc.value.code == 2
     assert "the following arguments are required: --task" in capsys.readouterr().err
+
+
+def test_float_tuples_parse_as_floats():
+    import argparse
+    from dataclasses import dataclass
+
+    from alad_kit.core.config_args import add_dataclass_arguments
+
+    @dataclass(frozen=True)
+    class Grid:
+        lrs: tuple[float, ...] = (1e-3,)  # learning rates
+        layers: tuple[int, ...] = (0,)  # layers
+
+    parser = argparse.ArgumentParser()
+    add_dataclass_arguments(parser, Grid)
+    args = parser.parse_args(["--lrs", "0.003,1e-2", "--layers", "0,1"])
+    assert args.lrs == (0.003, 0.01) and args.layers == (0, 1)
+    with pytest.raises(SystemExit):
+        parser.parse_args(["--layers", "0.5"])

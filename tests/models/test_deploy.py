@@ -181,6 +181,60 @@ def test_run_command_reproduces_the_config():
     from alad_kit.models.deploy import run_command
 
     cfg = RunConfig(task="pos", teacher="mpnet-base", student="students/asc", student_layers=(0, 2), mode="joint",
-                    window=3, scale="cpu", skip_phase1=True)
-    assert run_command(cfg) == ("alad run --task pos --student students/asc --mode joint --window 3 --scale cpu "
-                                "--student-layers 0,2 --skip-phase1")
+                    window=3, scale="cpu", skip_phase1=True, head_lr=1e-3)
+    assert run_command(cfg) == ("alad run --task pos --student students/asc --student-layers 0,2 --mode joint "
+                                "--window 3 --scale cpu --skip-phase1 --head-lr 0.001")
+
+
+def _random_run_config(rng):
+    import dataclasses
+    import typing
+
+    from alad_kit.core.config import RUN_CHOICES, RunConfig
+    from alad_kit.core.config_args import _unwrap_optional
+
+    special = {"window": lambda: rng.choice([1, 3, 5, 7]), "student_layers": lambda: tuple(rng.sample(range(6), 2)),
+               "teacher_layer": lambda: rng.randint(1, 12), "teacher_probe": None,  # one of the two, below
+               "mode": lambda: rng.choice(["frozen", "joint", "lora", "lora+alad", "finetune"]),
+               "data_dir": lambda: rng.choice(["data dir/with space", "/abs/ner", "wnut16"])}
+    hints, values = typing.get_type_hints(RunConfig), {}
+    for f in dataclasses.fields(RunConfig):
+        if not f.compare or f.name == "is_teacher_run" or rng.random() < 0.4 and f.default is not dataclasses.MISSING:
+            continue
+        base, _ = _unwrap_optional(hints[f.name])
+        if f.name in RUN_CHOICES and f.name != "mode":
+            values[f.name] = rng.choice(list(RUN_CHOICES[f.name]))
+        elif special.get(f.name):
+            values[f.name] = special[f.name]()
+        elif f.name in special:
+            continue
+        elif base is bool:
+            values[f.name] = rng.random() < 0.5
+        elif base is float:
+            values[f.name] = rng.choice([1e-4, 5e-5, 0.003, 0.25])
+        elif base is int:
+            values[f.name] = rng.randint(1, 2000)
+        elif base is str:
+            values[f.name] = rng.choice(["mpnet-base", "runs/x y", "org/name", "minilm-l6"])
+    return RunConfig(**values)
+
+
+def test_the_generated_command_parses_back_to_the_same_config(monkeypatch):
+    """For random RunConfigs, `alad run` parsing the model card's command gives back the same configuration."""
+    import random
+    import shlex
+
+    from alad_kit.cli import build_parser, run_config_from_args
+    from alad_kit.models.deploy import run_command
+
+    monkeypatch.setenv("ALAD_SCALE", "full")  # the command names the scale, whatever the environment says
+    rng, tried = random.Random(0), 0
+    while tried < 60:
+        try:
+            cfg = _random_run_config(rng)
+        except ValueError:  # a combination RunConfig refuses (e.g. both teacher_layer and teacher_probe)
+            continue
+        tried += 1
+        argv = shlex.split(run_command(cfg))
+        assert argv[:2] == ["alad", "run"]
+        assert run_config_from_args(build_parser().parse_args(argv[1:])) == cfg, run_command(cfg)

@@ -32,6 +32,7 @@ def test_frozen_run_writes_complete_metrics(frozen_ner):
     assert set(m["scores"]) >= {"f1_overall", "f1_macro"}
     assert 0 <= m["scores"]["f1_overall"] <= 1
     assert list(m["alignment"]) == ["before_phase1", "after_phase1", "after_phase2", "after_phase3"]
+    assert m["selection"]["stopped_by"] == "epochs" and m["config"]["patience"] is None
     # Alignment training must move the adapter towards the teacher on held-out text.
     assert m["alignment"]["after_phase2"]["mse"] < m["alignment"]["before_phase1"]["mse"]
     assert m["alignment"]["after_phase2"]["cosine"] > m["alignment"]["before_phase1"]["cosine"]
@@ -99,7 +100,7 @@ def test_ablations(tmp_path, ner_task_data, corpus_texts, ablation, phases):
     m = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, **ablation)
     assert list(m["alignment"]) == phases
     assert m["ablation"] == {"skip_phase1": False, "skip_phase2": False, "random_adapter": False,
-                             "lr_override": None, "adapter_kind": None} | ablation
+                             "teacher_layer": None, "lr_override": None, "adapter_kind": None} | ablation
 
 
 def test_phase3_lr_override_is_used_and_recorded(tmp_path, ner_task_data, corpus_texts):
@@ -207,6 +208,13 @@ def test_bad_run_configs():
     with pytest.raises(ValueError, match="teacher baseline"):
         RunConfig(task="ner", mode="frozen", is_teacher_run=True, **BASE)
     assert RunConfig(task="ner", mode="head", is_teacher_run=True, **BASE).is_teacher_run
+    for layer in (0, True, "6"):
+        with pytest.raises(ValueError, match="teacher_layer must be a hidden state"):
+            RunConfig(task="ner", teacher_layer=layer, **BASE)
+    with pytest.raises(ValueError, match="patience must be a whole number"):
+        RunConfig(task="ner", patience=0, **BASE)
+    with pytest.raises(ValueError, match="not both"):
+        RunConfig(task="ner", teacher_layer=3, teacher_probe="probe_layers.json", **BASE)
 
 
 def test_the_frozen_teacher_with_a_head_reads_its_states_from_the_cache(tmp_path, ner_task_data, corpus_texts):
@@ -355,3 +363,37 @@ def test_log_with_tensorboard_writes_loss_lr_and_validation_under_out_logs(tmp_p
     assert found["phase3/validation"] == [(e, pytest.approx(s)) for e, s in metrics["selection"]["validation"]]
     history = json.loads((tmp_path / "run" / "history.json").read_text())["phase3"]
     assert [i.loss for i in infos if i.event == "step"] == [loss for _, loss in history]
+
+
+def test_hidden_state_k_of_the_teacher_is_the_last_state_of_its_first_k_layers():
+    import torch
+
+    from alad_kit.models.zoo import keep_layers
+    from tests._tiny_models import tiny_bert
+
+    model = tiny_bert(layers=4)
+    batch = {"input_ids": torch.tensor([[101, 2054, 2003, 102]]), "attention_mask": torch.ones(1, 4, dtype=torch.long)}
+    with torch.no_grad():
+        states = model(**batch, output_hidden_states=True).hidden_states
+        cut = keep_layers(model, [0, 1]).eval()(**batch).last_hidden_state
+    assert torch.allclose(cut, states[2], atol=1e-6) and not torch.allclose(cut, states[4], atol=1e-3)
+
+
+def test_aligning_to_another_teacher_layer_is_recorded_and_never_reuses_last_layer_adapters(
+        frozen_ner, ner_task_data, corpus_texts, tmp_path):
+    tmp, last = frozen_ner  # same cache folder: a last-layer adapter would be found if the key ignored the layer
+    m = _run(tmp, ner_task_data, corpus_texts, name="layer2", task="ner", mode="frozen", window=3, teacher_layer=2)
+    assert m["teacher_layer"] == 2 and last["teacher_layer"] == 6
+    assert m["ablation"]["teacher_layer"] == 2 and last["ablation"]["teacher_layer"] is None
+    assert "phase1_cached_from" not in m["timings"]
+    assert m["size_pct"] == last["size_pct"]  # Sz stays relative to the whole teacher
+    assert m["alignment"]["before_phase1"]["mse"] != last["alignment"]["before_phase1"]["mse"]
+    card = (tmp / "layer2" / "model" / "README.md").read_text()
+    assert "(hidden state 2)" in card and "--teacher-layer 2" in card
+    probe = tmp_path / "probe_layers.json"
+    probe.write_text(json.dumps({"models": {"minilm-l6": {"best_layer": 2}}}))
+    again = _run(tmp, ner_task_data, corpus_texts, name="probe2", task="ner", mode="frozen", window=3,
+                 teacher_probe=str(probe))
+    assert again["teacher_layer"] == 2 and again["scores"] == m["scores"]  # same layer: the same run
+    with pytest.raises(ValueError, match="outside 1..6"):
+        _run(tmp, ner_task_data, corpus_texts, name="bad", task="ner", mode="frozen", window=3, teacher_layer=7)

@@ -36,6 +36,10 @@ def test_plan_places_every_row_and_seed(tmp_path):
     tuned = tmp_path / "teacher" / "seed0" / "teacher_finetuned"
     assert by_dir[str(tmp_path / "frozen-w5-tuned-teacher" / "seed1")][1].teacher_finetuned == str(tuned)
     assert by_dir[str(tmp_path / "frozen-w5" / "seed1")][1].teacher_finetuned is None
+    # the probed-layer rows align to the teacher layer of the study's own layer probe
+    assert by_dir[str(tmp_path / "joint-w5-probed-layer" / "seed2")][1].teacher_probe == str(
+        tmp_path / "probe_layers.json")
+    assert by_dir[str(tmp_path / "joint-w5" / "seed2")][1].teacher_probe is None
     assert [r.name for r in select_rows(["lora", "head"])] == ["head", "lora"]  # table order
     with pytest.raises(ValueError, match="unknown study row"):
         select_rows(["frozen-w7"])
@@ -133,3 +137,18 @@ def test_killed_study_resumes_only_the_unfinished_run(tmp_path, monkeypatch, ner
     _study(tmp_path, ner_task_data, corpus_texts, ["head"])
     assert calls == [(str(tmp_path / "head" / "seed1"), True)]
     assert json.loads((tmp_path / "head" / "seed1" / "metrics.json").read_text())["seed"] == 1
+
+
+def test_probed_layer_rows_need_the_study_probe(tmp_path, monkeypatch):
+    monkeypatch.setattr(alad_kit.pipeline.run, "run", _no_training)
+    with pytest.raises(ValueError, match=r"probe_layers.json: no layer probe for row\(s\) joint-w5-probed-layer; "
+                                         r"make it with alad probe-layers"):
+        _study(tmp_path, None, None, ["joint-w5-probed-layer"])
+    from alad_kit.pipeline.study import _with_probe
+
+    lines = []
+    kept = _with_probe(select_rows(None), None, tmp_path, lines.append)  # the default set: left out, said once
+    assert "frozen-w5-probed-layer" not in [r.name for r in kept] and len(kept) == len(ROW_NAMES) - 2
+    assert len(lines) == 1 and "left out" in lines[0]
+    (tmp_path / "probe_layers.json").write_text("{}")
+    assert len(_with_probe(select_rows(None), None, tmp_path, lines.append)) == len(ROW_NAMES)

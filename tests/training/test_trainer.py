@@ -135,6 +135,41 @@ def test_best_epoch_weights_are_restored():
     assert any(not torch.equal(snapshots[1][k], snapshots[2][k]) for k in snapshots[1])
 
 
+def test_patience_stops_after_epochs_without_a_better_score_and_keeps_the_best(tmp_path):
+    phase = replace(PHASE, epochs=6, patience=2)
+    model, snapshots, scores = tiny_model(), [], iter([0.1, 0.9, 0.5, 0.6, 0.95, 0.2])
+
+    def evaluate(m):
+        snapshots.append(state(m))
+        return next(scores)
+
+    result = train(model, phase, evaluate=evaluate)
+    assert result.stopped_by == "patience" and result.eval_history == [[1, 0.1], [2, 0.9], [3, 0.5], [4, 0.6]]
+    assert result.best_epoch == 2 and result.steps == 4 * N // BATCH  # the capped epochs 5-6 never ran
+    assert_same(state(model), snapshots[1])
+
+    def kill(info):  # killed right after the epoch that ran out of patience was saved
+        if info.event == "epoch" and info.epoch == 4:
+            raise TrainingInterrupted("killed")
+
+    scores = iter([0.1, 0.9, 0.5, 0.6])
+    with pytest.raises(TrainingInterrupted):
+        train(tiny_model(), phase, evaluate=lambda m: next(scores), checkpoint_dir=tmp_path, callbacks=(kill,))
+    resumed = train(tiny_model(), phase, evaluate=lambda m: 1 / 0, checkpoint_dir=tmp_path, resume=True)
+    assert resumed.eval_history == result.eval_history and resumed.steps == result.steps  # nothing more ran
+
+
+def test_patience_is_validated_and_leaves_old_digests_alone():
+    from alad_kit.training.trainer import phase_digest
+
+    with pytest.raises(ValueError, match="patience must be a whole number"):
+        replace(PHASE, patience=0)
+    assert phase_digest(PHASE, N, BATCH, 0) != phase_digest(replace(PHASE, patience=2), N, BATCH, 0)
+    fields = {k: v for k, v in __import__("dataclasses").asdict(PHASE).items() if k != "patience"}
+    assert phase_digest(PHASE, N, BATCH, 0) == checkpoint.digest(
+        {"phase": fields, "n": N, "batch": BATCH, "seed": 0, "world": 1, "caller": ""})
+
+
 def test_dropout_makes_the_rng_matter():
     """Guard for the resume test: with another global seed the run really ends elsewhere."""
     runs = []

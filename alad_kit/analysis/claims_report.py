@@ -1,0 +1,161 @@
+"""The claims in words, generated from claims.json: prose that cannot disagree with the numbers.
+
+A README keeps the generated text between two markers, and ``alad study --report-only --fill README.md`` rewrites
+what lies between them (nothing else in the file changes):
+
+    <!-- alad:claims-brief:begin -->         one line per claim: every comparison's Δ ± SE, p and verdict
+    <!-- alad:claims-brief:end -->
+    <!-- alad:claims-summary:begin -->       one bullet per claim: every comparison's Δ ± SE, t, p and verdict
+    <!-- alad:claims-summary:end -->
+    <!-- alad:claims-table:begin -->         the verdict table of claims.md
+    <!-- alad:claims-table:end -->
+    <!-- alad:claims-budgets:begin -->       runs whose validation score peaked at their last epoch
+    <!-- alad:claims-budgets:end -->
+
+A file may hold either block or both. Every number is taken from the entries of
+:func:`alad_kit.analysis.claims.compute_claims`, in the units of claims.md (points x100 for POS/NER scores).
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+from alad_kit.core.io import write_text_atomic
+
+from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points
+
+BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets")
+HEADLINE_ROWS = ("finetune", "frozen-w5", "random-frozen-w5", "joint-w5", "random-joint-w5", "frozen-w5-probed-layer",
+                 "joint-w5-probed-layer")  # the rows the headline claims (C5, C6, C12) compare
+
+
+def study_label(entry: dict) -> str:
+    """``NER 2L`` style names: task, then the student (``minilm-l6:0,1`` -> its layers)."""
+    student = entry["student"]
+    name, _, layers = student.partition(":")
+    short = f"{name} layers {layers}" if layers else name
+    return f"{entry['task'].upper()} {short}"
+
+
+def delta_text(entry: dict) -> str:
+    """``+4.62 ± 0.94`` in table points (a ratio without sign for FLOPs and speed)."""
+    if entry["delta_mean"] is None:
+        return "not measured"
+    f = points(entry["task"], entry["metric"])
+    sign = "" if entry["metric"] in RATIO_METRICS else "+"
+    text = f"{entry['delta_mean'] * f:{sign}.2f}"
+    if entry["delta_se"] is not None and entry["metric"] not in EXACT_METRICS:
+        text += f" ± {entry['delta_se'] * f:.2f}"
+    return text
+
+
+def _evidence(entry: dict) -> str:
+    parts = [delta_text(entry)]
+    if entry.get("t") is not None:
+        n = entry.get("n_repeats") or entry["n_seeds"]
+        parts.append(f"t {entry['t']:.2f}, p {entry['p']:.3f}, n {n}")
+    elif entry["delta_mean"] is not None and entry["metric"] not in EXACT_METRICS:  # one seed: no SE, no test
+        parts.append(f"n {entry.get('n_repeats') or entry['n_seeds']}")
+    if entry.get("gap_recovered") is not None:
+        parts.append(f"gap recovered {100 * entry['gap_recovered']:.0f}%")
+    verdict = entry["verdict"]
+    return f"{', '.join(parts)}: " + (f"**{verdict}**" if verdict != "inconclusive" else verdict)
+
+
+def summary_markdown(entries: list[dict]) -> str:
+    """One bullet per claim id (in claims.json order), one sub-bullet per comparison."""
+    if not entries:
+        return "No claim has runs of both of its rows yet.\n"
+    lines, seen = [], {}
+    for e in entries:
+        seen.setdefault(e["id"], []).append(e)
+    for claim_id, group in sorted(seen.items(), key=lambda kv: int(kv[0][1:])):
+        verdicts = [e["verdict"] for e in group]
+        tally = ", ".join(f"{verdicts.count(v)} {v}" for v in ("confirmed", "refuted", "inconclusive")
+                          if verdicts.count(v))
+        lines.append(f"- **{claim_id}** *{group[0]['claim']}*: {tally}.")
+        for e in group:
+            lines.append(f"  - {study_label(e)}, {e['a']} vs {e['b']} ({e['metric']}): {_evidence(e)}")
+    return "\n".join(lines) + "\n"
+
+
+def brief_markdown(entries: list[dict]) -> str:
+    """One line per claim id, each comparison as ``study Δ ± SE verdict (p)``, for a top-level README."""
+    if not entries:
+        return "No claim has runs of both of its rows yet.\n"
+    grouped: dict[str, list[dict]] = {}
+    for e in entries:
+        grouped.setdefault(e["id"], []).append(e)
+    lines = []
+    for claim_id, group in sorted(grouped.items(), key=lambda kv: int(kv[0][1:])):
+        one_pair = len({(e["a"], e["b"]) for e in group}) == 1
+        parts = []
+        for e in group:
+            p = "" if e.get("p") is None else f" (p {e['p']:.3f})"
+            if e.get("gap_recovered") is not None:
+                p += f", {100 * e['gap_recovered']:.0f}% of the gap to the teacher"
+            verdict = f"**{e['verdict']}**" if e["verdict"] != "inconclusive" else e["verdict"]
+            pair = "" if one_pair else f" {e['a']} vs {e['b']}"
+            pair += f" {e['metric']}" if e["metric"] in (*EXACT_METRICS, "speed_kept") else ""  # else: the score
+            parts.append(f"{e['task'].upper()} {e['student']}{pair} {delta_text(e)} {verdict}{p}")
+        head = f"{group[0]['a']} vs {group[0]['b']}: " if one_pair else ""
+        lines.append(f"- **{claim_id}** *{group[0]['claim']}*. {head}" + "; ".join(parts) + ".")
+    return "\n".join(lines) + "\n"
+
+
+def table_markdown(entries: list[dict]) -> str:
+    """claims.md without its title."""
+    return claims_markdown(entries).split("\n", 2)[2]
+
+
+def last_epoch_peaks(root: str | Path, rows: tuple[str, ...] = HEADLINE_ROWS) -> dict[str, list[str]]:
+    """``{study: [run directories]}`` of the runs of ``rows`` whose best validation epoch is their last one: their
+    score was still rising when the budget ended (every study below ``root``, sorted)."""
+    from .claims import load_studies
+
+    out = {}
+    for study in load_studies(root):
+        peaks = out.setdefault(study.path.name, [])
+        for row in rows:
+            for _seed, (rel, metrics) in sorted(study.runs.get(row, {}).items()):
+                selection = metrics.get("selection") or {}
+                history = selection.get("validation") or []
+                if history and selection.get("best_epoch") == history[-1][0]:
+                    peaks.append(rel)
+    return out
+
+
+def budgets_markdown(root: str | Path) -> str:
+    """How many headline runs peaked at their last epoch, per study (the target is 0)."""
+    lines = []
+    for study, runs in last_epoch_peaks(root).items():
+        names = ", ".join(r.split("/", 1)[-1] for r in runs)
+        lines.append(f"- `{study}`: {len(runs)} run(s) of the headline rows peaked at their last epoch"
+                     + (f" ({names})" if runs else ""))
+    return "\n".join(lines or ["- no study found"]) + "\n"
+
+
+def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) -> bool:
+    """Rewrite the generated blocks of ``path`` (``root``: the study folder the budgets block reads); True when the
+    file changed. A file without any marker, or with a begin marker missing its end, is an error naming the file."""
+    path = Path(path)
+    text = path.read_text(encoding="utf-8")
+    makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown,
+              "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n"}
+    found = False
+    for name in BLOCKS:
+        begin, end = f"<!-- alad:{name}:begin -->", f"<!-- alad:{name}:end -->"
+        if begin not in text:
+            continue
+        if text.count(begin) != 1 or text.count(end) != 1 or text.index(end) < text.index(begin):
+            raise ValueError(f"{path}: the markers {begin} ... {end} must appear once each, in that order")
+        found = True
+        pattern = re.compile(re.escape(begin) + r".*?" + re.escape(end), re.S)
+        text = pattern.sub(lambda _m, n=name, b=begin, e=end: f"{b}\n{makers[n](entries)}{e}", text)
+    if not found:
+        raise ValueError(f"{path}: no <!-- alad:claims-...:begin --> marker to fill (blocks: {', '.join(BLOCKS)})")
+    if text == path.read_text(encoding="utf-8"):
+        return False
+    write_text_atomic(path, text)
+    return True

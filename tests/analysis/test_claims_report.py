@@ -1,0 +1,80 @@
+"""The generated claim prose: blocks between markers, numbers from the entries, and the committed study."""
+
+import json
+import shutil
+from pathlib import Path
+
+import pytest
+
+from alad_kit.analysis.claims import claims_json, compute_claims
+from alad_kit.analysis.claims_report import brief_markdown, fill, summary_markdown
+
+ROOT = Path(__file__).resolve().parents[2]
+STUDY = ROOT / "results" / "cpu-study"
+
+
+def entry(**kw):
+    base = {"id": "C5", "claim": "joint > finetune", "task": "ner", "student": "minilm-l6:0,1", "a": "joint-w5",
+            "b": "finetune", "metric": "f1_overall", "delta_mean": 0.0462, "delta_se": 0.0094, "n_seeds": 3,
+            "t": 4.93, "p": 0.0388, "df": 2, "verdict": "confirmed", "gap_recovered": 0.17}
+    return {**base, **kw}
+
+
+def test_summary_and_brief_carry_the_entry_numbers():
+    entries = [entry(), entry(task="pos", metric="f1", delta_mean=0.0022, delta_se=0.0041, t=0.53, p=0.648,
+                              verdict="inconclusive", gap_recovered=0.03)]
+    summary = summary_markdown(entries)
+    assert "1 confirmed, 1 inconclusive" in summary
+    assert "+4.62 ± 0.94, t 4.93, p 0.039, n 3, gap recovered 17%: **confirmed**" in summary
+    assert "+0.22 ± 0.41, t 0.53, p 0.648, n 3, gap recovered 3%: inconclusive" in summary
+    brief = brief_markdown(entries)
+    assert brief.count("\n") == 1 and "joint-w5 vs finetune: NER minilm-l6:0,1 +4.62 ± 0.94 **confirmed**" in brief
+
+
+def test_fill_rewrites_only_between_the_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("intro\n<!-- alad:claims-brief:begin -->\nstale 84.6\n<!-- alad:claims-brief:end -->\noutro\n")
+    assert fill(readme, [entry()]) is True
+    text = readme.read_text()
+    assert text.startswith("intro\n<!-- alad:claims-brief:begin -->\n- **C5**") and text.endswith("end -->\noutro\n")
+    assert "84.6" not in text
+    assert fill(readme, [entry()]) is False  # already up to date: the file is not rewritten
+
+
+def test_fill_refuses_files_without_or_with_broken_markers(tmp_path):
+    readme = tmp_path / "README.md"
+    readme.write_text("no markers\n")
+    with pytest.raises(ValueError, match=r"README.md: no <!-- alad:claims"):
+        fill(readme, [entry()])
+    readme.write_text("<!-- alad:claims-table:begin -->\nno end\n")
+    with pytest.raises(ValueError, match="must appear once each"):
+        fill(readme, [entry()])
+
+
+def test_the_committed_study_reproduces_byte_for_byte(tmp_path):
+    """claims.json and the generated README blocks are what --report-only writes from the committed runs."""
+    entries = compute_claims(STUDY, STUDY / "bench_students.json")
+    assert claims_json(entries) == (STUDY / "claims.json").read_text()
+    for readme in (ROOT / "README.md", STUDY / "README.md"):
+        copy = tmp_path / readme.parent.name / "README.md"
+        copy.parent.mkdir()
+        shutil.copy(readme, copy)
+        assert fill(copy, entries, STUDY) is False, f"{readme} differs from what alad study --report-only --fill writes"
+
+
+def test_runs_still_rising_at_their_last_epoch_are_counted(tmp_path):
+    from alad_kit.analysis.claims_report import budgets_markdown, last_epoch_peaks
+
+    def run(row, seed, best, epochs=4):
+        path = tmp_path / "ner-x" / row / f"seed{seed}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        history = [[e, 0.1 * e] for e in range(1, epochs + 1)]
+        path.write_text(json.dumps({"task": "ner", "student": "s", "scores": {"f1_overall": 0.3},
+                                    "selection": {"best_epoch": best, "validation": history}}))
+
+    run("joint-w5", 0, 4)  # best = last: still rising
+    run("joint-w5", 1, 2)
+    run("frozen-w3", 0, 4)  # not a headline row
+    assert last_epoch_peaks(tmp_path) == {"ner-x": ["ner-x/joint-w5/seed0"]}
+    assert "`ner-x`: 1 run(s) of the headline rows peaked at their last epoch (joint-w5/seed0)" in budgets_markdown(
+        tmp_path)
