@@ -201,7 +201,9 @@ def _predict(args) -> int:
         return 0
     texts = list(args.texts)
     if args.file:
-        texts += [line.rstrip("\n") for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        from alad_kit.data.text import read_lines
+
+        texts += read_lines(args.file)  # lines end at \n or \r\n only; a byte-order mark is not text
     if not texts:
         raise ValueError("nothing to tag: give one or more texts or --file FILE (one text per line)")
     for row in pipe(texts):

@@ -230,3 +230,25 @@ def test_log_lines_reach_stderr_in_a_real_process(tmp_path):
             "configure_logging(); log.info('shown'); configure_logging(quiet=True); log.info('hidden')")
     proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=tmp_path)
     assert proc.returncode == 0 and proc.stderr.strip().splitlines() == ["alad: INFO: shown"]
+
+
+HOLD_OUT = ("import sys, time; from alad_kit.core.locks import sole_owner\n"
+            "with sole_owner(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+
+
+def test_a_second_run_into_an_out_in_use_is_one_line_and_touches_nothing(capsys, tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_OUT, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (out / "metrics.json").write_text('{"scores": {}}')  # the first run's files
+        before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+        code = main(["run", "--task", "ner", "--data-dir", "wnut16", "--device", "cpu", "--mode", "frozen",
+                     "--teacher", "minilm-l6", "--student", "minilm-l6", "--out", str(out)])
+        last, lines = _error_line(capsys)
+        assert code == 2 and lines == [last]
+        assert last == f"alad run: error: {out} is in use by another alad run (pid {holder.pid})"
+        assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    finally:
+        holder.kill()
+        holder.wait()

@@ -342,3 +342,31 @@ def test_log_with_tensorboard_writes_loss_lr_and_validation_under_out_logs(tmp_p
     assert found["phase3/validation"] == [(e, pytest.approx(s)) for e, s in metrics["selection"]["validation"]]
     history = json.loads((tmp_path / "run" / "history.json").read_text())["phase3"]
     assert [i.loss for i in infos if i.event == "step"] == [loss for _, loss in history]
+
+
+def test_a_rerun_killed_while_replacing_the_model_never_pairs_two_runs(tmp_path, frozen_ner, ner_task_data,
+                                                                       corpus_texts, monkeypatch):
+    """Kill (Ctrl-C) a seed-1 rerun into a finished seed-0 folder while model/ is written: the old model stays
+    whole, no metrics/history of either run is left beside it, no staging folder; the next rerun finishes."""
+    import shutil
+
+    from alad_kit.models import deploy
+
+    shutil.copytree(frozen_ner[0] / "run", tmp_path / "run")
+    old_card = (tmp_path / "run" / "model" / "README.md").read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deploy, "write_text_atomic", killed)  # the model card, the last file of model/
+        with pytest.raises(KeyboardInterrupt):
+            _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, seed=1)
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert "metrics.json" not in names and "history.json" not in names and "probes.csv" not in names
+    assert (tmp_path / "run" / "model" / "README.md").read_text() == old_card
+    assert not [n for n in names if n.startswith(".model.")]
+    metrics = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, seed=1)
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == metrics["seed"] == 1
+    assert "seed 1" in (tmp_path / "run" / "model" / "README.md").read_text()
+    assert (tmp_path / "run" / "history.json").is_file()
