@@ -42,8 +42,6 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from alad_kit.core.io import atomic_path, write_json_atomic
-
 # Not peft's names (adapter_config.json / adapter.safetensors): with those, AutoModel and peft mistake an
 # ALAd folder for a peft adapter and fail. Folders written before the rename are still read.
 CONFIG_NAME = "alad_adapter_config.json"
@@ -147,9 +145,11 @@ class AlignmentAdapter(nn.Module):
         directory = Path(directory)
         directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        with atomic_path(directory / WEIGHTS_NAME) as tmp:
-            save_file(state, str(tmp), metadata={"format": "pt"})
-        write_json_atomic(directory / CONFIG_NAME, asdict(self.config))
+        tmp_w, tmp_c = directory / (WEIGHTS_NAME + ".tmp"), directory / (CONFIG_NAME + ".tmp")
+        save_file(state, str(tmp_w), metadata={"format": "pt"})
+        tmp_c.write_text(json.dumps(asdict(self.config), indent=2))
+        tmp_w.replace(directory / WEIGHTS_NAME)
+        tmp_c.replace(directory / CONFIG_NAME)
         return directory
 
     @classmethod
