@@ -252,3 +252,23 @@ def test_a_second_run_into_an_out_in_use_is_one_line_and_touches_nothing(capsys,
     finally:
         holder.kill()
         holder.wait()
+
+
+def test_alad_warnings_are_alad_lines_not_python_warnings(tmp_path):
+    """The BIO repair warning (data.readers, raised through data.loaders) as one ``alad: WARNING:`` line."""
+    for split in ("train", "validation", "test"):
+        (tmp_path / f"{split}.conll").write_text("Paris I-LOC\nis O\n\n" * 3)
+    code = ("from alad_kit.cli import configure_logging; configure_logging()\n"
+            "from alad_kit.data.loaders import load_ner; load_ner('.')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 0 and len(lines) == 3, proc.stderr
+    assert all(line.startswith("alad: WARNING: ") and "repaired 3 BIO tag(s)" in line for line in lines)
+    assert "UserWarning" not in proc.stderr and ".py:" not in proc.stderr
+
+
+def test_study_with_a_seed_twice_is_one_line(capsys, tmp_path):
+    assert main(["study", "--task", "ner", "--out", str(tmp_path), "--seeds", "0", "1", "0"]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and last == "alad study: error: alad study: seed 0 given more than once in --seeds"
+    assert list(tmp_path.iterdir()) == []

@@ -366,6 +366,9 @@ class Experiment:
         cfg = self.cfg
         if self.scale.name == "smoke" and self.dist.is_main_process:
             log.warning("scale smoke: a few dozen examples, so the scores only test the pipeline, not the method")
+        if self.scale.name == "full" and self.device == "cpu" and self.dist.is_main_process:
+            log.warning("scale full on a CPU: all of the data at the paper's budgets is meant for a GPU and takes "
+                        "many hours to days here (--scale cpu: about a quarter of an hour per run on two cores)")
         check_writable(self.out)  # a read-only --out must fail now, not after phases 1-2
         check_writable(self.cache_root, "cache folder")
         self.load_data()

@@ -370,3 +370,13 @@ def test_a_rerun_killed_while_replacing_the_model_never_pairs_two_runs(tmp_path,
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == metrics["seed"] == 1
     assert "seed 1" in (tmp_path / "run" / "model" / "README.md").read_text()
     assert (tmp_path / "run" / "history.json").is_file()
+
+
+def test_scale_full_on_a_cpu_warns_that_it_takes_hours_to_days(tmp_path, caplog):
+    (tmp_path / "file").write_text("x")  # an unwritable cache folder stops the run right after the warning
+    cfg = RunConfig(task="ner", out=str(tmp_path / "run"), cache_dir=str(tmp_path / "file" / "cache"),
+                    **(BASE | {"scale": "full"}))
+    with pytest.raises(OSError, match="cache folder"):
+        run(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "scale full" in r.getMessage()]
+    assert len(warned) == 1 and "meant for a GPU" in warned[0] and "days" in warned[0]
