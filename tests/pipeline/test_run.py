@@ -366,7 +366,14 @@ def test_a_rerun_killed_while_replacing_the_model_never_pairs_two_runs(tmp_path,
     assert "metrics.json" not in names and "history.json" not in names and "probes.csv" not in names
     assert (tmp_path / "run" / "model" / "README.md").read_text() == old_card
     assert not [n for n in names if n.startswith(".model.")]
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "run" / f".model.{dead.pid}.0badc0de.tmp").mkdir()  # what a kill -9 at that moment leaves
     metrics = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, seed=1)
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".model.")]
     assert json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == metrics["seed"] == 1
     assert "seed 1" in (tmp_path / "run" / "model" / "README.md").read_text()
     assert (tmp_path / "run" / "history.json").is_file()
