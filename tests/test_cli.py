@@ -270,5 +270,5 @@ def test_alad_warnings_are_alad_lines_not_python_warnings(tmp_path):
 def test_study_with_a_seed_twice_is_one_line(capsys, tmp_path):
     assert main(["study", "--task", "ner", "--out", str(tmp_path), "--seeds", "0", "1", "0"]) == 2
     last, lines = _error_line(capsys)
-    assert lines == [last] and last == "alad study: error: alad study: seed 0 given more than once in --seeds"
+    assert lines == [last] and last == "alad study: error: --seeds: seed 0 is given more than once (one run per seed)"
     assert list(tmp_path.iterdir()) == []

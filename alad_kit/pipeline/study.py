@@ -107,7 +107,7 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
         raise ValueError("alad study: give at least one seed")
     repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
     if repeated:  # the same seed twice would train one run twice into one folder
-        raise ValueError(f"alad study: seed {', '.join(map(str, repeated))} given more than once in --seeds")
+        raise ValueError(f"--seeds: seed {', '.join(map(str, repeated))} is given more than once (one run per seed)")
     runs = []
     for row in rows:
         for seed in list(seeds)[: row.max_seeds]:
