@@ -18,7 +18,7 @@ from pathlib import Path
 import torch
 
 from .integrity import sha256_file
-from .io import atomic_path, write_text_atomic
+from .io import atomic_path
 
 FORMAT = "alad-checkpoint-1"
 LEGACY_SUFFIXES = (".ckpt.pt", ".ckpt.done")  # torch pickles of alad_kit 0.1: ignored, never unpickled
@@ -48,11 +48,11 @@ def save(directory: str | Path, name: str, tensors: dict[str, torch.Tensor], sta
 
     weights, meta = paths(directory, name)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_path(weights) as tmp_w:
+    # both written before either is renamed into place; the inner one (the tensors) is renamed first
+    with atomic_path(meta) as tmp_m, atomic_path(weights) as tmp_w:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp_w))
         record = {"format": FORMAT, "config_digest": config_digest, "sha256": sha256_file(tmp_w), "state": state}
-    # A kill between the two leaves new weights beside the old record: the digest refuses that pair on load.
-    write_text_atomic(meta, json.dumps(record))
+        tmp_m.write_text(json.dumps(record))
 
 
 def load(directory: str | Path, name: str, config_digest: str | None) -> tuple[dict[str, torch.Tensor], dict]:
