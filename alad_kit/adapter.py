@@ -61,9 +61,9 @@ class AdapterConfig:
     def __post_init__(self):
         for name in ("student_dim", "teacher_dim", "hidden"):
             value = getattr(self, name)
-            if not isinstance(value, int) or value <= 0:
+            if type(value) is not int or value <= 0:  # bool is an int to Python: True would be 1
                 raise ValueError(f"AlignmentAdapter: {name} must be a positive integer, got {value!r}")
-        if not isinstance(self.window, int) or self.window < 1 or self.window % 2 == 0:
+        if type(self.window) is not int or self.window < 1 or self.window % 2 == 0:  # window=True is no window 1
             raise ValueError(
                 f"AlignmentAdapter: window must be an odd integer >= 1 (centred on the token), got {self.window!r}"
             )

@@ -8,6 +8,7 @@ import logging
 import os
 import sys
 import traceback
+import warnings
 from pathlib import Path
 
 from alad_kit.adapter import ADAPTER_KINDS
@@ -210,9 +211,28 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+_PACKAGE = Path(__file__).resolve().parent
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A ``warnings.warn`` of alad_kit (a repaired BIO tag, a skipped sentence, ...) as an ``alad: WARNING:`` line
+    like every other message, not Python's "path:line: UserWarning:" form; other packages' warnings unchanged."""
+    try:
+        ours = Path(filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        ours = False
+    if ours:
+        logging.getLogger("alad_kit").warning("%s", message)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
 def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
     """Level of the package logger ("alad_kit"): DEBUG with -v, WARNING with -q, else INFO. A stderr handler
-    is added only where the application has none (a notebook's or pytest's handlers are left to do it)."""
+    is added only where the application has none (a notebook's or pytest's handlers are left to do it).
+    alad_kit's own ``warnings.warn`` go through that logger too."""
+    warnings.showwarning = _show_warning
     logger = logging.getLogger("alad_kit")
     logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
     for handler in [h for h in logger.handlers if getattr(h, "alad_cli", False)]:
@@ -235,7 +255,9 @@ def _predict(args) -> int:
         return 0
     texts = list(args.texts)
     if args.file:
-        texts += [line.rstrip("\n") for line in Path(args.file).read_text(encoding="utf-8").splitlines() if line.strip()]
+        from alad_kit.data.text import read_lines
+
+        texts += read_lines(args.file)  # lines end at \n or \r\n only; a byte-order mark is not text
     if not texts:
         raise ValueError("nothing to tag: give one or more texts or --file FILE (one text per line)")
     for row in pipe(texts):

@@ -234,3 +234,10 @@ def test_damaged_or_mismatched_adapter_weights_are_a_value_error_naming_the_file
     with pytest.raises(ValueError, match=r"alad_adapter\.safetensors: tensor 'window_proj\.weight' has shape \[8, 4, 5\], "
                                          r"alad_adapter_config\.json says \[8, 4, 3\]"):
         AlignmentAdapter.from_pretrained(tmp_path / "w5")
+
+
+@pytest.mark.parametrize("field", ["window", "hidden", "student_dim"])
+def test_a_bool_is_no_size(field):
+    sizes = {"student_dim": 4, "teacher_dim": 8, "window": 3, "hidden": 4} | {field: True}
+    with pytest.raises(ValueError, match=f"{field} must be"):
+        AlignmentAdapter(**sizes)

@@ -272,3 +272,45 @@ def _empty(tmp_path):
     path = tmp_path / "claims.md"
     path.write_text("# Claims\n")
     return path
+
+
+HOLD_OUT = ("import sys, time; from alad_kit.core.locks import sole_owner\n"
+            "with sole_owner(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+
+
+def test_a_second_run_into_an_out_in_use_is_one_line_and_touches_nothing(capsys, tmp_path):
+    out = tmp_path / "run"
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_OUT, str(out)], stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        (out / "metrics.json").write_text('{"scores": {}}')  # the first run's files
+        before = {p.name: p.stat().st_mtime_ns for p in out.iterdir()}
+        code = main(["run", "--task", "ner", "--data-dir", "wnut16", "--device", "cpu", "--mode", "frozen",
+                     "--teacher", "minilm-l6", "--student", "minilm-l6", "--out", str(out)])
+        last, lines = _error_line(capsys)
+        assert code == 2 and lines == [last]
+        assert last == f"alad run: error: {out} is in use by another alad run (pid {holder.pid})"
+        assert {p.name: p.stat().st_mtime_ns for p in out.iterdir()} == before
+    finally:
+        holder.kill()
+        holder.wait()
+
+
+def test_alad_warnings_are_alad_lines_not_python_warnings(tmp_path):
+    """The BIO repair warning (data.readers, raised through data.loaders) as one ``alad: WARNING:`` line."""
+    for split in ("train", "validation", "test"):
+        (tmp_path / f"{split}.conll").write_text("Paris I-LOC\nis O\n\n" * 3)
+    code = ("from alad_kit.cli import configure_logging; configure_logging()\n"
+            "from alad_kit.data.loaders import load_ner; load_ner('.')")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=300, cwd=tmp_path)
+    lines = proc.stderr.strip().splitlines()
+    assert proc.returncode == 0 and len(lines) == 3, proc.stderr
+    assert all(line.startswith("alad: WARNING: ") and "repaired 3 BIO tag(s)" in line for line in lines)
+    assert "UserWarning" not in proc.stderr and ".py:" not in proc.stderr
+
+
+def test_study_with_a_seed_twice_is_one_line(capsys, tmp_path):
+    assert main(["study", "--task", "ner", "--out", str(tmp_path), "--seeds", "0", "1", "0"]) == 2
+    last, lines = _error_line(capsys)
+    assert lines == [last] and last == "alad study: error: --seeds: seed 0 is given more than once (one run per seed)"
+    assert list(tmp_path.iterdir()) == []

@@ -2,45 +2,22 @@
 
 Every compression method ends by writing a directory (weights, config, tokenizer, ``compression_report.json``,
 and for quantized models an ``alad_student.json`` marker naming the loader). We build that directory under a
-temporary sibling name and rename it into place only when everything is written, so an exception half-way
-(bad input found late, full disk, Ctrl-C) never leaves a directory that looks like a finished model.
+temporary sibling name and rename it into place only when everything is written (``core.io.atomic_dir``), so an
+exception half-way (bad input found late, full disk, Ctrl-C) never leaves a directory that looks like a finished
+model, and what a killed compression left behind is removed by the next one.
 """
 
 from __future__ import annotations
 
-import shutil
-import uuid
 from collections.abc import Iterator
-from contextlib import contextmanager
 from pathlib import Path
 
 import torch
 from torch import nn
 
-from alad_kit.core.io import write_json_atomic
+from alad_kit.core.io import atomic_dir, write_json_atomic
 
 REPORT_NAME = "compression_report.json"
-
-
-@contextmanager
-def atomic_dir(out_dir: str | Path) -> Iterator[Path]:
-    """Yield a fresh temporary directory next to ``out_dir``; on success it replaces ``out_dir``."""
-    out = Path(out_dir)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.parent / f".{out.name}.tmp-{uuid.uuid4().hex[:8]}"
-    tmp.mkdir()
-    try:
-        yield tmp
-        old = None
-        if out.exists():  # keep the previous result until the new one is in place
-            old = out.parent / f".{out.name}.old-{uuid.uuid4().hex[:8]}"
-            out.rename(old)
-        tmp.rename(out)
-        if old is not None:
-            shutil.rmtree(old, ignore_errors=True)
-    finally:
-        if tmp.exists():
-            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def save_hf(model: nn.Module, tokenizer, directory: Path) -> None:

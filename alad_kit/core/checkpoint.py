@@ -13,12 +13,12 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 from pathlib import Path
 
 import torch
 
 from .integrity import sha256_file
+from .io import atomic_path
 
 FORMAT = "alad-checkpoint-1"
 LEGACY_SUFFIXES = (".ckpt.pt", ".ckpt.done")  # torch pickles of alad_kit 0.1: ignored, never unpickled
@@ -48,16 +48,11 @@ def save(directory: str | Path, name: str, tensors: dict[str, torch.Tensor], sta
 
     weights, meta = paths(directory, name)
     weights.parent.mkdir(parents=True, exist_ok=True)
-    tmp_w, tmp_m = weights.with_name(weights.name + ".tmp"), meta.with_name(meta.name + ".tmp")
-    try:
+    # both written before either is renamed into place; the inner one (the tensors) is renamed first
+    with atomic_path(meta) as tmp_m, atomic_path(weights) as tmp_w:
         save_file({k: v.detach().contiguous().cpu() for k, v in tensors.items()}, str(tmp_w))
         record = {"format": FORMAT, "config_digest": config_digest, "sha256": sha256_file(tmp_w), "state": state}
         tmp_m.write_text(json.dumps(record))
-        os.replace(tmp_w, weights)
-        os.replace(tmp_m, meta)
-    finally:
-        for tmp in (tmp_w, tmp_m):
-            tmp.unlink(missing_ok=True)
 
 
 def load(directory: str | Path, name: str, config_digest: str | None) -> tuple[dict[str, torch.Tensor], dict]:

@@ -239,7 +239,7 @@ class RunConfig:
         _check_choice("mode", self.mode, tuple(MODES))
         _check_choice("scale", self.scale, SCALES)
         _check_choice("adapter_kind", self.adapter_kind, ADAPTER_KINDS)
-        if not isinstance(self.window, int) or self.window < 1 or self.window % 2 == 0:
+        if type(self.window) is not int or self.window < 1 or self.window % 2 == 0:  # True is no window
             raise ValueError(f"window must be an odd integer >= 1, got {self.window!r}")
         if not self.teacher or not self.student:
             raise ValueError("teacher and student must be given")
@@ -251,7 +251,7 @@ class RunConfig:
             _check_choice("precision", self.precision, PRECISIONS)
         for name in ("phase2_epochs", "phase3_epochs", "patience"):
             value = getattr(self, name)
-            if value is not None and not (isinstance(value, int) and value >= 1):
+            if value is not None and not (type(value) is int and value >= 1):
                 raise ValueError(f"{name} must be a whole number >= 1, got {value!r}")
         if self.teacher_layer is not None and not (isinstance(self.teacher_layer, int)
                                                    and not isinstance(self.teacher_layer, bool) and self.teacher_layer >= 1):

@@ -11,7 +11,11 @@
 ``teacher_finetuned/``     only for teacher runs: the task-fine-tuned M_L
 =========================  ==========================================================================
 
-Every file is written atomically (``core.io``). The pipeline writes run directories; tables, reports,
+Every file is written atomically (``core.io``), in an order that never pairs the files of two runs: a run
+into a finished folder leaves the old run whole until it has its own results, then removes the old
+``metrics.json`` (the folder is no longer a finished run) and the old run's other records (:func:`clear_record`),
+replaces ``model/`` in one step and writes its own files, ``metrics.json`` last. ``core.locks.sole_owner`` keeps
+a second run out of the folder meanwhile. The pipeline writes run directories; tables, reports,
 widgets and studies read them back through :func:`metrics_files` and :func:`read_metrics`.
 """
 
@@ -64,6 +68,18 @@ def write_metrics(run_dir: str | os.PathLike, metrics: dict) -> Path:
 
 def write_history(run_dir: str | os.PathLike, history) -> Path:
     return write_json_atomic(history_path(run_dir), history)
+
+
+def clear_record(run_dir: str | os.PathLike) -> None:
+    """Remove a previous run's metrics.json (first: the folder stops being a finished run), history and frames.
+
+    ``model/`` and ``teacher_finetuned/`` stay until the new run replaces them whole; checkpoints stay for --resume."""
+    run_dir = Path(run_dir)
+    metrics_path(run_dir).unlink(missing_ok=True)
+    history_path(run_dir).unlink(missing_ok=True)
+    for stem in (PROBES_STEM, UMAP_STEM):
+        for path in frame_paths(run_dir, stem):
+            path.unlink()
 
 
 def read_json(path: str | os.PathLike):

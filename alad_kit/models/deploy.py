@@ -20,8 +20,8 @@ from __future__ import annotations
 import copy
 import json
 import os
-import shutil
 import warnings
+from contextlib import ExitStack
 from dataclasses import MISSING, asdict, dataclass, field, fields
 from pathlib import Path
 
@@ -30,7 +30,14 @@ from torch import nn
 
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core.config import ADAPTER_PRECISIONS
-from alad_kit.core.io import atomic_path, chmod_as_umask, write_json_atomic, write_text_atomic
+from alad_kit.core.io import (
+    atomic_dir,
+    atomic_path,
+    chmod_as_umask,
+    remove_dir,
+    write_json_atomic,
+    write_text_atomic,
+)
 
 from . import folder_checks as checks
 from .adapter_precision import adapter_in
@@ -214,11 +221,8 @@ def save_run_model(directory: Path, model: nn.Module, labels, tokenizer, cfg, me
         return None
     int8 = packed_params(model.encoder) > 0
     attach(model, tokenizer, deploy_config_for_run(cfg, scale_config(cfg.scale), labels, metrics, int8))
-    partial = directory.with_name(directory.name + ".partial")
-    shutil.rmtree(partial, ignore_errors=True)
-    model.save_pretrained(partial)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(partial, directory)
+    with atomic_dir(directory) as staging:  # the old model/ stays whole until the new one takes its place
+        model.save_pretrained(staging)
     return directory
 
 
@@ -251,27 +255,23 @@ def save_folder(model: nn.Module, directory: str | Path) -> None:
 
 def _save_student(encoder, tokenizer, directory: Path, lora: bool) -> None:
     """The student in transformers format; with LoRA the base weights and peft's adapter folder apart."""
-    targets = {STUDENT_DIR: directory / STUDENT_DIR, LORA_DIR: directory / LORA_DIR}
-    staged = {name: path.with_name(path.name + ".tmp") for name, path in targets.items()}
-    for path in staged.values():
-        shutil.rmtree(path, ignore_errors=True)
-    if lora:
-        encoder.save_pretrained(staged[LORA_DIR])  # peft: adapter_config.json + adapter_model.safetensors
-        base = copy.deepcopy(encoder).unload()  # the base weights without LoRA, the live model untouched
-    else:
-        base = encoder
-    if packed_params(base) > 0:  # torch.ao int8: the packed weights go to safetensors as int8 + scales
-        from .quant_safetensors import save_quantized_student
+    with ExitStack() as staged:  # both folders are written before either replaces its old copy
+        student = staged.enter_context(atomic_dir(directory / STUDENT_DIR))
+        written, base = [student], encoder
+        if lora:
+            written.append(staged.enter_context(atomic_dir(directory / LORA_DIR)))
+            encoder.save_pretrained(written[-1])  # peft's adapter folder
+            base = copy.deepcopy(encoder).unload()  # the base weights without LoRA, the live model untouched
+        if packed_params(base) > 0:  # torch.ao int8: the packed weights go to safetensors as int8 + scales
+            from .quant_safetensors import save_quantized_student
 
-        save_quantized_student(base, staged[STUDENT_DIR])
-    else:
-        base.save_pretrained(staged[STUDENT_DIR])
-    tokenizer.save_pretrained(staged[STUDENT_DIR])
-    chmod_as_umask(*(path for path in staged.values() if path.exists()))  # safetensors writes 0600
-    for name, path in targets.items():
-        shutil.rmtree(path, ignore_errors=True)
-        if staged[name].exists():
-            os.replace(staged[name], path)
+            save_quantized_student(base, student)
+        else:
+            base.save_pretrained(student)
+        tokenizer.save_pretrained(student)
+        chmod_as_umask(*written)  # safetensors writes 0600: the files get the modes a plain open would give
+    if not lora:  # a LoRA folder of an earlier save would be read as this model's
+        remove_dir(directory / LORA_DIR)
 
 
 # --------------------------------------------------------------------------------------------------

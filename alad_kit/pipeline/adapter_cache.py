@@ -8,15 +8,13 @@ never sees half an adapter. ``pipeline.run`` writes and reads it; ``ui.phase_mod
 
 from __future__ import annotations
 
-import os
-import shutil
 from pathlib import Path
 
 from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME
 from alad_kit.core.checkpoint import digest
 from alad_kit.core.config import RunConfig
 from alad_kit.core.integrity import file_digests, verified_record
-from alad_kit.core.io import write_json_atomic
+from alad_kit.core.io import publish_dir, write_json_atomic
 
 ADAPTER_FILES = (CONFIG_NAME, WEIGHTS_NAME)  # what a cached adapter's result.json records digests of
 
@@ -61,6 +59,4 @@ def publish(adapter, final: Path, record: dict) -> None:
     write_json_atomic(partial / "result.json", {**record, "digests": file_digests(partial, ADAPTER_FILES)})
     for ckpt in [*partial.glob("*.ckpt.*"), *partial.glob("*.done.*")]:
         ckpt.unlink()
-    if final.exists():  # only when --no-cache retrained it: the new adapter replaces the old
-        shutil.rmtree(final)
-    os.replace(partial, final)
+    publish_dir(partial, final)  # an old one is there only when --no-cache retrained it: the new one replaces it

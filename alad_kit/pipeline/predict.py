@@ -1,7 +1,7 @@
 """Raw text in, tags / entities / answers out: ``AladPipeline(MODEL)("some text")``.
 
-* POS / NER: the text is cut into words (runs of letters/digits, every other non-blank character alone, as
-  UD and CoNLL tokenize), the words are tokenized as in training and the first sub-word of each word is
+* POS / NER: the text is cut into words (``alad_kit.data.text.split_words``: runs of letters/digits, every other
+  visible character alone, as UD and CoNLL tokenize; format characters and stray marks never words), the words are tokenized as in training and the first sub-word of each word is
   tagged. Returns ``{"text", "words", "tags"}``, plus ``"entities"`` for NER: BIO spans decoded by seqeval
   (the library the scores use) with character offsets into the text.
 * QA: ``pipe(question=..., context=...)`` -> ``{"answer", "start", "end", "score", "no_answer"}``, the same
@@ -12,22 +12,17 @@
 from __future__ import annotations
 
 import math
-import re
 import warnings
 from pathlib import Path
 
 import numpy as np
 
 from alad_kit.core.precision import autocast
+from alad_kit.data.text import split_words
 from alad_kit.models.model import AladModel
 from alad_kit.tasks.specs import TASK_SPECS, predict_logits
 
-WORD = re.compile(r"\w+(?:[-'’]\w+)*|[^\w\s]")
-
-
-def split_words(text: str) -> list[tuple[str, int, int]]:
-    """``(word, start, end)`` character spans of the words of ``text``."""
-    return [(m.group(), m.start(), m.end()) for m in WORD.finditer(text)]
+__all__ = ["AladPipeline", "best_span", "compare_tags", "entities", "split_words"]
 
 
 class AladPipeline:
@@ -73,10 +68,10 @@ class AladPipeline:
         with warnings.catch_warnings():  # the training warning about truncation; counted below for texts
             warnings.simplefilter("ignore")
             features = task.features(rows, self.tokenizer, labels, max_length=self.max_length)
-        cut = sum(1 for f, s in zip(features, spans) if len({w for w in f["word_index"] if w >= 0}) < len(s))
-        if cut:
-            warnings.warn(f"{cut} text(s) longer than {self.max_length} tokens: their last words are tagged "
-                          f"{task.fallback_label!r}", stacklevel=2)
+        dropped = [self._dropped_words(f, w) for f, w in zip(features, words)]
+        if any(dropped):
+            warnings.warn(f"{sum(map(bool, dropped))} text(s) longer than {self.max_length} tokens: their last "
+                          f"{sum(dropped)} word(s) are tagged {task.fallback_label!r}", stacklevel=2)
         out = []
         for text, span, feature, logits in zip(texts, spans, features, self._logits(features)):
             tags = [task.fallback_label] * len(span)
@@ -88,6 +83,12 @@ class AladPipeline:
                 row["entities"] = entities(text, span, tags)
             out.append(row)
         return out
+
+    def _dropped_words(self, feature: dict, words: list[str]) -> int:
+        """Words cut off by ``max_length``: after the last word that got a token, those the tokenizer does not
+        reduce to nothing (a word of only control characters has no token and was not cut)."""
+        last = max((w for w in feature["word_index"] if w >= 0), default=-1)
+        return sum(1 for word in words[last + 1:] if word and self.tokenizer.tokenize(word))
 
     def answer(self, questions: list[str], contexts: list[str]) -> list[dict]:
         """The best answer span (or no answer) of every question about its context."""

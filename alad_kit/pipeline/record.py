@@ -7,13 +7,11 @@ is a finished run, see :mod:`alad_kit.core.rundir`) have one place.
 
 from __future__ import annotations
 
-import os
-import shutil
 from dataclasses import asdict
 from pathlib import Path
 
 from alad_kit.core import rundir
-from alad_kit.core.io import versions
+from alad_kit.core.io import atomic_dir, versions
 from alad_kit.training.trainer import PhaseResult
 
 
@@ -65,27 +63,27 @@ def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
 
 
 def write_run_outputs(exp, metrics: dict, adapter) -> None:
-    """history.json, the tuned teacher (teacher runs), probes, OUT/model/ and, last, metrics.json."""
+    """The run's files, in an order that never pairs them with an earlier run's (see core.rundir): the old
+    record goes, then OUT/model/ and the tuned teacher (teacher runs) are replaced whole, then history.json and
+    probes are written and, last, metrics.json."""
     from alad_kit.models.deploy import save_run_model
 
-    rundir.write_history(exp.out, exp.history)
+    rundir.clear_record(exp.out)
+    # OUT/model/: the deployable model (alad predict / evaluate / export)
+    save_run_model(rundir.model_dir(exp.out), exp.model, exp.labels, exp.student_tok, exp.cfg, metrics)
     if exp.cfg.is_teacher_run:  # the task-fine-tuned M_L, usable as a phase 1-2 teacher (--teacher-finetuned)
         _save_encoder(exp.model.encoder, exp.student_tok, rundir.teacher_dir(exp.out))
+    rundir.write_history(exp.out, exp.history)
     if adapter is not None:  # per-token MSE/cosine on the held-out probe text after every stage (explorer)
         import pandas as pd
 
         from alad_kit.analysis.probes import save_run_frame
 
         save_run_frame(pd.concat(exp.probe_frames, ignore_index=True), exp.out, rundir.PROBES_STEM)
-    # OUT/model/: the deployable model (alad predict / evaluate / export)
-    save_run_model(rundir.model_dir(exp.out), exp.model, exp.labels, exp.student_tok, exp.cfg, metrics)
     rundir.write_metrics(exp.out, metrics)
 
 
 def _save_encoder(encoder, tokenizer, directory: Path) -> None:
-    tmp = directory.with_name(directory.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    encoder.save_pretrained(tmp)
-    tokenizer.save_pretrained(tmp)
-    shutil.rmtree(directory, ignore_errors=True)
-    os.replace(tmp, directory)
+    with atomic_dir(directory) as staging:
+        encoder.save_pretrained(staging)
+        tokenizer.save_pretrained(staging)

@@ -34,7 +34,7 @@ from alad_kit.core.config import (
     scale_config,
 )
 from alad_kit.core.device import resolve_device
-from alad_kit.core.locks import owned
+from alad_kit.core.locks import owned, sole_owner
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
 from alad_kit.core.timing import BUCKETS
@@ -375,8 +375,17 @@ class Experiment:
         from transformers import set_seed
 
         set_seed(cfg.seed)
+        # one run per --out, checked before anything is written: a second one is refused at once
+        with sole_owner(self.out) if self.dist.is_main_process else nullcontext():
+            return self._run(start)
+
+    def _run(self, start: float) -> dict:
+        cfg = self.cfg
         if self.scale.name == "smoke" and self.dist.is_main_process:
             log.warning("scale smoke: a few dozen examples, so the scores only test the pipeline, not the method")
+        if self.scale.name == "full" and self.device == "cpu" and self.dist.is_main_process:
+            log.warning("scale full on a CPU: all of the data at the paper's budgets is meant for a GPU and takes "
+                        "many hours to days here (--scale cpu: about a quarter of an hour per run on two cores)")
         check_writable(self.out)  # a read-only --out must fail now, not after phases 1-2
         check_writable(self.cache_root, "cache folder")
         self.load_data()

@@ -119,6 +119,9 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
     """One RunConfig per (row, seed), writing to ``out/<row>/seed<k>``; ``base``: the fields every run shares."""
     if not seeds:
         raise ValueError("alad study: give at least one seed")
+    repeated = sorted({seed for seed in seeds if list(seeds).count(seed) > 1})
+    if repeated:  # the same seed twice would train one run twice into one folder
+        raise ValueError(f"--seeds: seed {', '.join(map(str, repeated))} is given more than once (one run per seed)")
     runs = []
     for row in rows:
         for seed in list(seeds)[: row.max_seeds]:

@@ -21,7 +21,6 @@ import json
 import os
 import shutil
 import time
-import uuid
 import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -32,6 +31,7 @@ import torch
 from tqdm.auto import tqdm
 
 from alad_kit.core.integrity import digest_problem, read_json_record, sha256_file
+from alad_kit.core.io import clean_stale, replace, temp_name
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import autocast
 
@@ -218,7 +218,7 @@ class EmbeddingCache:
             shutil.rmtree(entry, ignore_errors=True)
         try:
             if not finished:
-                os.replace(tmp, entry)
+                replace(tmp, entry)
                 return
         except OSError:
             if not (self.enabled and (entry / "meta.json").is_file()):
@@ -237,7 +237,8 @@ class EmbeddingCache:
         if n_bytes > free:
             raise OSError(errno.ENOSPC, f"embedding cache: not enough disk space in {self.root} "
                           f"(needs {n_bytes / 2**20:.0f} MB, {free / 2**20:.0f} MB free)")
-        tmp = self.root / f".tmp-{entry.name}-{uuid.uuid4().hex[:8]}"
+        clean_stale(entry)  # what a killed build of this entry left (we hold its lock)
+        tmp = temp_name(entry)
         tmp.mkdir()
         try:
             rows = _encode(model, input_ids, lengths, pad_token_id, batch_size, device, desc, how)

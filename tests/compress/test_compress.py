@@ -77,3 +77,28 @@ def test_bad_method_or_option_writes_nothing(tmp_path, tiny_dir):
     with pytest.raises(ValueError, match="no text"):
         compress("static_int8", str(tiny_dir), tmp_path / "x", texts=[])
     assert list(tmp_path.iterdir()) == []
+
+
+def test_a_killed_compression_leaves_nothing_the_next_one_does_not_remove(tmp_path, tiny_dir, monkeypatch):
+    import subprocess
+    import sys
+
+    from alad_kit.compress import prune
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    stale = tmp_path / f".student.{dead.pid}.0badc0de.tmp"  # the staging folder of a killed `alad compress`
+    stale.mkdir()
+    (stale / "model.safetensors").write_bytes(b"half")
+
+    def fails(model, tokenizer, directory):  # full disk half-way through writing the model
+        (directory / "model.safetensors").write_bytes(b"half")
+        raise OSError(28, "No space left on device")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(prune, "save_hf", fails)
+        with pytest.raises(OSError, match="No space"):
+            compress("l1", str(tiny_dir), tmp_path / "student", fraction=0.25)
+    assert list(tmp_path.iterdir()) == []  # neither the stale folder nor this failure's staging is left
+    compress("l1", str(tiny_dir), tmp_path / "student", fraction=0.25)
+    assert [p.name for p in tmp_path.iterdir()] == ["student"]

@@ -159,6 +159,7 @@ def test_phase3_config_rejects_unknown_names():
         (dict(window=0), "odd integer"),
         (dict(window=-3), "odd integer"),
         (dict(window=3.0), "odd integer"),
+        (dict(window=True), "odd integer"),  # a bool is an int to Python: True would be a window of 1
         (dict(teacher=""), "teacher and student"),
         (dict(student=""), "teacher and student"),
         (dict(adapter_kind="sparse"), "unknown adapter_kind"),

@@ -1,5 +1,6 @@
 """One owner per cache folder (alad_kit.core.locks): a second holder waits, and a dead holder frees the lock."""
 
+import os
 import subprocess
 import sys
 import time
@@ -44,3 +45,21 @@ def test_a_timeout_names_the_folder(tmp_path):
     finally:
         holder.kill()
         holder.wait(timeout=30)
+
+
+HOLD_FOLDER = ("import sys, time; from alad_kit.core.locks import sole_owner\n"
+               "with sole_owner(sys.argv[1]):\n    print('held', flush=True); time.sleep(60)")
+
+
+def test_a_folder_has_one_owner_the_second_is_refused_with_the_owners_pid(tmp_path):
+    from alad_kit.core.locks import InUseError, sole_owner
+
+    holder = subprocess.Popen([sys.executable, "-c", HOLD_FOLDER, str(tmp_path)], stdout=subprocess.PIPE, text=True)
+    assert holder.stdout.readline().strip() == "held"
+    with pytest.raises(InUseError, match=rf"^{tmp_path} is in use by another alad run \(pid {holder.pid}\)$"):
+        with sole_owner(tmp_path):
+            pass
+    holder.kill()  # a killed owner frees the folder: the next run takes it
+    holder.wait()
+    with sole_owner(tmp_path):
+        assert (tmp_path / ".alad-run.lock").read_text() == str(os.getpid())

@@ -43,3 +43,34 @@ def test_qa_model_exports_start_and_end_logits(deployed, tmp_path):
     assert [i.name for i in graph.input] == ["input_ids", "attention_mask", "token_type_ids"]  # BERT pairs
     assert check_onnx(model, path, repeats=1)["max_abs_diff"] <= 1e-4
     assert not list(tmp_path.glob(".*.tmp"))
+
+
+def test_a_failed_or_killed_export_leaves_no_temporary_file(tmp_path, monkeypatch):
+    import subprocess
+    import sys
+
+    import pytest
+
+    from alad_kit.models.deploy import DeployConfig, attach
+    from alad_kit.models.heads import TokenClassificationHead
+    from alad_kit.models.zoo import keep_layers, load_encoder
+
+    encoder, tokenizer = load_encoder("minilm-l6")
+    model = attach(AladModel(keep_layers(encoder, [0]), None, TokenClassificationHead(384, 3)).eval(), tokenizer,
+                   DeployConfig(task="ner", labels=("O", "B-LOC", "I-LOC"), teacher="minilm-l6", student="minilm-l6",
+                                mode="head", window=None, max_length=48, doc_stride=None, eval_batch_size=8))
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / f".ner.onnx.{dead.pid}.tmp").write_bytes(b"")  # the 0-byte file of a killed `alad export`
+
+    def fails(graph, args, path, **kwargs):
+        open(path, "wb").write(b"half a graph")
+        raise RuntimeError("exporter failed")
+
+    with monkeypatch.context() as patch:
+        patch.setattr(torch.onnx, "export", fails)
+        with pytest.raises(RuntimeError, match="exporter failed"):
+            export_onnx(model, tmp_path / "ner.onnx")
+    assert list(tmp_path.iterdir()) == []
+    export_onnx(model, tmp_path / "ner.onnx")
+    assert [p.name for p in tmp_path.iterdir()] == ["ner.onnx"]

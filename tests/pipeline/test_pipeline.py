@@ -1,5 +1,7 @@
 """Raw text -> words, tags, NER entities with character offsets, QA answers."""
 
+import warnings
+
 import numpy as np
 import pytest
 import torch
@@ -39,20 +41,43 @@ def test_pos_model_tags_raw_text(deployed):
     assert list(table.columns) == ["word", "alad", "again"] and table["alad"].equals(table["again"])
 
 
-def test_ner_pipeline_returns_entities():
+@pytest.fixture(scope="module")
+def always_b_loc():
+    """An NER model whose head says B-LOC for every word: the entity decoding is then known."""
     encoder, tokenizer = load_encoder("minilm-l6")
     torch.manual_seed(0)
     head = TokenClassificationHead(384, 3)
-    with torch.no_grad():  # a head that says B-LOC for every word: the entity decoding is then known
+    with torch.no_grad():
         head.classifier.weight.zero_()
         head.classifier.bias.copy_(torch.tensor([0.0, 1.0, 0.0]))  # always B-LOC
-    model = attach(AladModel(keep_layers(encoder, [0]), None, head).eval(), tokenizer, DeployConfig(
+    return attach(AladModel(keep_layers(encoder, [0]), None, head).eval(), tokenizer, DeployConfig(
         task="ner", labels=("O", "B-LOC", "I-LOC"), teacher="mpnet-base", student="minilm-l6", mode="head",
         window=None, max_length=48, doc_stride=None, eval_batch_size=8))
-    out = AladPipeline(model)("Paris , Rome")
+
+
+def test_ner_pipeline_returns_entities(always_b_loc):
+    out = AladPipeline(always_b_loc)("Paris , Rome")
     assert out["tags"] == ["B-LOC"] * 3
     assert [(e["text"], e["start"], e["end"]) for e in out["entities"]] == [("Paris", 0, 5), (",", 6, 7), ("Rome", 8, 12)]
 
+
+
+def test_invisible_characters_are_no_words_and_offsets_stay_in_the_given_text(always_b_loc, recwarn):
+    text = "\ufeff\u200fPar\u00adis \u200b , \u0301 Ro\u200dme \U0001F469\u200d\U0001F4BB"
+    out = AladPipeline(always_b_loc)(text)
+    assert out["text"] == text and out["words"] == ["Paris", ",", "Rome", "\U0001F469\u200d\U0001F4BB"]
+    assert [(e["text"], e["start"]) for e in out["entities"]][:3] == [
+        ("Par\u00adis", 2), (",", text.index(",")), ("Ro\u200dme", text.index("Ro"))]
+    assert not [w for w in recwarn if "longer than" in str(w.message)]  # no word lost, so no truncation warning
+
+
+def test_the_truncation_warning_counts_the_words_really_cut(always_b_loc):
+    pipe = AladPipeline(always_b_loc, max_length=8)  # [CLS] + 6 tokens + [SEP]
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        pipe(["a b c", "\u200b " * 40 + "a b c", "a b c d e f g h i j"])
+    messages = [str(w.message) for w in caught if "longer than" in str(w.message)]
+    assert messages == ["1 text(s) longer than 8 tokens: their last 4 word(s) are tagged 'O'"]
 
 def test_best_span_follows_the_evaluation_rule():
     context = "Paris is big."

@@ -397,3 +397,48 @@ def test_aligning_to_another_teacher_layer_is_recorded_and_never_reuses_last_lay
     assert again["teacher_layer"] == 2 and again["scores"] == m["scores"]  # same layer: the same run
     with pytest.raises(ValueError, match="outside 1..6"):
         _run(tmp, ner_task_data, corpus_texts, name="bad", task="ner", mode="frozen", window=3, teacher_layer=7)
+
+
+def test_a_rerun_killed_while_replacing_the_model_never_pairs_two_runs(tmp_path, frozen_ner, ner_task_data,
+                                                                       corpus_texts, monkeypatch):
+    """Kill (Ctrl-C) a seed-1 rerun into a finished seed-0 folder while model/ is written: the old model stays
+    whole, no metrics/history of either run is left beside it, no staging folder; the next rerun finishes."""
+    import shutil
+
+    from alad_kit.models import deploy
+
+    shutil.copytree(frozen_ner[0] / "run", tmp_path / "run")
+    old_card = (tmp_path / "run" / "model" / "README.md").read_text()
+
+    def killed(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    with monkeypatch.context() as patch:
+        patch.setattr(deploy, "write_text_atomic", killed)  # the model card, the last file of model/
+        with pytest.raises(KeyboardInterrupt):
+            _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, seed=1)
+    names = {p.name for p in (tmp_path / "run").iterdir()}
+    assert "metrics.json" not in names and "history.json" not in names and "probes.csv" not in names
+    assert (tmp_path / "run" / "model" / "README.md").read_text() == old_card
+    assert not [n for n in names if n.startswith(".model.")]
+    import subprocess
+    import sys
+
+    dead = subprocess.Popen([sys.executable, "-c", "pass"])
+    dead.wait()
+    (tmp_path / "run" / f".model.{dead.pid}.0badc0de.tmp").mkdir()  # what a kill -9 at that moment leaves
+    metrics = _run(tmp_path, ner_task_data, corpus_texts, task="ner", mode="frozen", window=3, seed=1)
+    assert not [p.name for p in (tmp_path / "run").iterdir() if p.name.startswith(".model.")]
+    assert json.loads((tmp_path / "run" / "metrics.json").read_text())["seed"] == metrics["seed"] == 1
+    assert "seed 1" in (tmp_path / "run" / "model" / "README.md").read_text()
+    assert (tmp_path / "run" / "history.json").is_file()
+
+
+def test_scale_full_on_a_cpu_warns_that_it_takes_hours_to_days(tmp_path, caplog):
+    (tmp_path / "file").write_text("x")  # an unwritable cache folder stops the run right after the warning
+    cfg = RunConfig(task="ner", out=str(tmp_path / "run"), cache_dir=str(tmp_path / "file" / "cache"),
+                    **(BASE | {"scale": "full"}))
+    with pytest.raises(OSError, match="cache folder"):
+        run(cfg)
+    warned = [r.getMessage() for r in caplog.records if r.levelname == "WARNING" and "scale full" in r.getMessage()]
+    assert len(warned) == 1 and "meant for a GPU" in warned[0] and "days" in warned[0]

@@ -232,7 +232,6 @@ def test_a_failed_forward_leaves_nothing_and_restores_train_mode(tmp_path, tiny,
 @pytest.mark.parametrize("when", ["while computing", "just before renaming"])
 def test_another_process_publishing_the_same_entry_first_is_fine(tmp_path, tiny, monkeypatch, when):
     """Data-parallel ranks fill one cache at the same time: whoever finishes second keeps the first's entry."""
-    import os
 
     model, other_cache, calls = copy.deepcopy(tiny), EmbeddingCache(tmp_path), []
 
@@ -248,14 +247,14 @@ def test_another_process_publishing_the_same_entry_first_is_fine(tmp_path, tiny,
         forward = model.forward
         model.forward = lambda *a, **k: other_rank_publishes() or forward(*a, **k)
     else:  # after our existence check, before our rename: the rename target is now a full folder
-        real_replace = os.replace
+        from alad_kit.core.io import replace as real_replace
 
         def replace(src, dst):
-            if ".tmp-" in str(src) and not calls:
+            if str(src).endswith(".tmp") and not calls:
                 other_rank_publishes()
             return real_replace(src, dst)
 
-        monkeypatch.setattr("alad_kit.training.cache.os.replace", replace)
+        monkeypatch.setattr("alad_kit.training.cache.replace", replace)
     cache = EmbeddingCache(tmp_path)
     got = cache.get(model, IDS, 0)
     assert calls and other_cache.stats.misses == 1 and cache.stats.misses == 1
