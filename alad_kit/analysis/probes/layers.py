@@ -31,6 +31,8 @@ from alad_kit.core.precision import autocast, native_bf16
 from alad_kit.tasks import metrics
 from alad_kit.tasks.specs import TokenTask, get_task
 
+from .embed import _first_subwords  # each word's first sub-word, as every probe reads it
+
 SCHEMA = "alad-probe-layers/1"
 
 
@@ -79,18 +81,6 @@ def layer_features(encoder, tokenizer, sentences: Sequence[Sequence[str]], max_l
                 kept.append(len(first))
                 chunks.append(stacked[:, b, first].to(store).cpu())  # (L+1, k_b, D)
     return torch.cat(chunks, dim=1), kept
-
-
-def _first_subwords(word_ids) -> list[int]:
-    """Position of each word's first sub-word, for the contiguous prefix of words that survived truncation."""
-    first: dict[int, int] = {}
-    for pos, w in enumerate(word_ids):
-        if w is not None and w not in first:
-            first[w] = pos
-    k = 0
-    while k in first:
-        k += 1
-    return [first[w] for w in range(k)]
 
 
 def features_key(encoder, sentences: Sequence[Sequence[str]], max_length: int) -> str:
