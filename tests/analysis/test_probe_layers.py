@@ -19,7 +19,8 @@ from alad_kit.analysis.probes.layers import (
 from alad_kit.tasks.specs import get_task
 from tests._tiny_models import minilm_dir, tiny_bert
 
-FAST = ProbeSettings(train_sentences=10, eval_sentences=10, steps=60, eval_every=20, lrs=(1e-2, 1e-1), batch_size=4)
+FAST = ProbeSettings(train_sentences=10, eval_sentences=10, steps=60, max_steps=60, eval_every=20, lrs=(1e-2, 1e-1),
+                     batch_size=4)
 
 
 @pytest.fixture(scope="module")
@@ -58,8 +59,19 @@ def test_probe_picks_lr_and_step_on_validation_and_flags_under_training():
     assert set(fit["curve"]) == {"0.01", "0.1"} and len(fit["curve"]["0.01"]) == 3
     noise = train_probe(torch.randn(200, 8), y, xv, 2, lambda pred: float((pred == yv).float().mean()), FAST)
     assert noise["score"] < 0.75  # no signal: the probe cannot read the label
-    slow = ProbeSettings(steps=20, eval_every=20, lrs=(1e-4,))
+    slow = ProbeSettings(steps=20, max_steps=20, eval_every=20, lrs=(1e-4,))
     assert train_probe(x, y, xv, 2, lambda pred: float((pred == yv).float().mean()), slow)["under_trained"]
+
+
+def test_a_learning_rate_still_improving_trains_on_up_to_max_steps():
+    torch.manual_seed(0)
+    x = torch.randn(200, 8)
+    y = (x[:, 0] + 0.5 * x[:, 1] > 0).long()
+    accuracy = lambda pred: float((pred == y).float().mean())  # noqa: E731  (train = validation: always rising)
+    fit = train_probe(x, y, x, 2, accuracy, ProbeSettings(steps=20, max_steps=80, eval_every=10, lrs=(1e-3,)))
+    assert [s for s, _ in fit["curve"]["0.001"]][-1] == 80  # extended 20 -> 40 -> 60 -> 80, then stopped
+    with pytest.raises(ValueError, match="max_steps"):
+        ProbeSettings(steps=100, max_steps=50)
 
 
 def test_probe_model_scores_every_hidden_state_with_the_task_metric(tiny, tmp_path):

@@ -7,8 +7,9 @@ L (last layer) of each model. A linear softmax probe per layer
 
 is trained on the train split and scored on the **validation** split only (the test split is never read).
 Learning rate and step are chosen on validation: every learning rate in ``lrs`` is trained for ``steps``
-full-batch steps and scored every ``eval_every`` steps, and the best (lr, step) is kept. A probe whose best
-step is its last one was still improving: ``under_trained`` says so, and more steps should be given.
+full-batch steps (longer, up to ``max_steps``, while its score still rises at the last step) and scored every
+``eval_every`` steps, and the best (lr, step) is kept. A probe whose best step is the last one even after
+``max_steps`` was still improving: ``under_trained`` says so, and its score is a lower bound.
 
 Features are computed once per (model, sentences, max_length) and cached as safetensors (bf16 where the
 hardware computes in bf16, else fp16), so trying other probe settings costs no encoder pass.
@@ -30,6 +31,8 @@ from alad_kit.core.precision import autocast, native_bf16
 from alad_kit.tasks import metrics
 from alad_kit.tasks.specs import TokenTask, get_task
 
+from .embed import _first_subwords  # each word's first sub-word, as every probe reads it
+
 SCHEMA = "alad-probe-layers/1"
 
 
@@ -40,6 +43,7 @@ class ProbeSettings:
     max_length: int = 128  # tokens per sentence; cut words: left out of training, scored as the fallback tag
     lrs: tuple[float, ...] = (1e-2, 3e-2, 1e-1)  # AdamW learning rates tried; the best on validation is kept
     steps: int = 150  # full-batch steps per learning rate
+    max_steps: int = 600  # a learning rate still improving at its last step trains on, up to this many steps
     eval_every: int = 25  # validation scoring interval (the kept step is a multiple of it)
     batch_size: int = 32  # sentences per encoder pass
     seed: int = 0  # probe initialisation
@@ -48,6 +52,8 @@ class ProbeSettings:
         if min(self.train_sentences, self.eval_sentences, self.max_length, self.steps, self.eval_every,
                self.batch_size) < 1:
             raise ValueError("ProbeSettings: sentences, max_length, steps, eval_every and batch_size must be >= 1")
+        if self.max_steps < self.steps:
+            raise ValueError(f"ProbeSettings: max_steps ({self.max_steps}) must be >= steps ({self.steps})")
         if not self.lrs or min(self.lrs) <= 0:
             raise ValueError(f"ProbeSettings: lrs must be positive, got {self.lrs}")
 
@@ -75,18 +81,6 @@ def layer_features(encoder, tokenizer, sentences: Sequence[Sequence[str]], max_l
                 kept.append(len(first))
                 chunks.append(stacked[:, b, first].to(store).cpu())  # (L+1, k_b, D)
     return torch.cat(chunks, dim=1), kept
-
-
-def _first_subwords(word_ids) -> list[int]:
-    """Position of each word's first sub-word, for the contiguous prefix of words that survived truncation."""
-    first: dict[int, int] = {}
-    for pos, w in enumerate(word_ids):
-        if w is not None and w not in first:
-            first[w] = pos
-    k = 0
-    while k in first:
-        k += 1
-    return [first[w] for w in range(k)]
 
 
 def features_key(encoder, sentences: Sequence[Sequence[str]], max_length: int) -> str:
@@ -125,27 +119,31 @@ def train_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tenso
     mean, std = x_train.mean(0), x_train.std(0).clamp(min=1e-6)
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std  # standardised: one lr grid fits every layer
     precision = "bf16" if native_bf16("cpu") else "fp32"  # the matmuls in bf16 where the CPU has it (~2x faster)
-    best, curves = {"score": -1.0}, {}
+    best, curves, caps = {"score": -1.0}, {}, {}
     for lr in settings.lrs:
         torch.manual_seed(settings.seed)
         probe = torch.nn.Linear(x_train.shape[1], n_classes)
         opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
-        curve = []
-        for step in range(1, settings.steps + 1):
+        curve, cap, step, lr_best = [], settings.steps, 0, (-1.0, 0)
+        while step < cap:
+            step += 1
             with autocast(precision, "cpu"):
                 logits = probe(x_train)
             loss = torch.nn.functional.cross_entropy(logits.float(), y_train)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if step % settings.eval_every == 0 or step == settings.steps:
+            if step % settings.eval_every == 0 or step == cap:
                 with torch.no_grad(), autocast(precision, "cpu"):
                     score = float(score_val(probe(x_val).argmax(-1)))
                 curve.append((step, score))
+                lr_best = max(lr_best, (score, -step))
                 if score > best["score"]:
                     best = {"score": score, "lr": lr, "step": step}
-        curves[str(lr)] = curve
-    best["under_trained"] = best["step"] == settings.steps
+                if step == cap and -lr_best[1] == cap:  # still improving at the last step: train on
+                    cap = min(cap + settings.steps, settings.max_steps)
+        curves[str(lr)], caps[lr] = curve, cap
+    best["under_trained"] = best["step"] == caps[best["lr"]]  # still rising when max_steps ended it
     return {**best, "curve": curves}
 
 
