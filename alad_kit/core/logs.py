@@ -1,0 +1,54 @@
+"""How alad_kit talks: ``alad: LEVEL: message`` lines on stderr, written around progress bars, and alad_kit's own
+``warnings.warn`` routed through the same logger (the CLI calls :func:`configure_logging` once per command)."""
+
+from __future__ import annotations
+
+import logging
+import sys
+import warnings
+from pathlib import Path
+
+
+class _TqdmHandler(logging.StreamHandler):
+    """Writes through ``tqdm.write``, so a message never lands in the middle of a progress bar."""
+
+    def emit(self, record: logging.LogRecord) -> None:
+        from tqdm.auto import tqdm
+
+        try:
+            tqdm.write(self.format(record), file=self.stream)
+        except Exception:  # logging's contract: a failing handler reports, never raises
+            self.handleError(record)
+
+
+_PACKAGE = Path(__file__).resolve().parents[1]  # alad_kit/
+_python_showwarning = warnings.showwarning
+
+
+def _show_warning(message, category, filename, lineno, file=None, line=None) -> None:
+    """A ``warnings.warn`` of alad_kit (a repaired BIO tag, a skipped sentence, ...) as an ``alad: WARNING:`` line
+    like every other message, not Python's "path:line: UserWarning:" form; other packages' warnings unchanged."""
+    try:
+        ours = Path(filename).resolve().is_relative_to(_PACKAGE)
+    except (OSError, ValueError):
+        ours = False
+    if ours:
+        logging.getLogger("alad_kit").warning("%s", message)
+    else:
+        _python_showwarning(message, category, filename, lineno, file, line)
+
+
+def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
+    """Level of the package logger ("alad_kit"): DEBUG with -v, WARNING with -q, else INFO. A stderr handler
+    is added only where the application has none (a notebook's or pytest's handlers are left to do it).
+    alad_kit's own ``warnings.warn`` go through that logger too."""
+    warnings.showwarning = _show_warning
+    logger = logging.getLogger("alad_kit")
+    logger.setLevel(logging.DEBUG if verbose else logging.WARNING if quiet else logging.INFO)
+    for handler in [h for h in logger.handlers if getattr(h, "alad_cli", False)]:
+        logger.removeHandler(handler)  # main() called again in one process: one handler, today's stderr
+    if not logging.getLogger().handlers:
+        handler = _TqdmHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("alad: %(levelname)s: %(message)s"))
+        handler.alad_cli = True
+        logger.addHandler(handler)
