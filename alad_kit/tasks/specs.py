@@ -101,6 +101,7 @@ class TokenTask:
     label_field: str  # dataset column with the per-word labels
     selection_metric: str  # validation score that picks the best epoch
     fallback_label: str  # prediction for words lost to truncation (always counted wrong unless it is gold)
+    score_scale: float = 1.0  # what a perfect score reads (seqeval and the POS scorer give fractions)
 
     def make_head(self, dim: int, labels: list[str]) -> nn.Module:
         return TokenClassificationHead(dim, len(labels))
@@ -156,6 +157,7 @@ class SpanTask:
     selection_metric: str = "f1"
     n_best: int = 20  # candidate starts/ends per window
     max_answer_length: int = 30  # longest answer span in tokens
+    score_scale: float = 100.0  # what a perfect score reads (the official SQuAD 2.0 script gives percentages)
 
     def make_head(self, dim: int, labels=None) -> nn.Module:
         return SpanHead(dim)

@@ -6,6 +6,7 @@ import pytest
 import torch
 from datasets import Dataset
 
+from alad_kit.analysis.probes.head_probe import LayerRows, train_head_probe
 from alad_kit.analysis.probes.layers import (
     ProbeSettings,
     _first_subwords,
@@ -102,11 +103,48 @@ def test_best_layer_and_figure(tmp_path):
     assert list(fig.data[0].y) == pytest.approx([10.0, 30.0, 20.0]) and fig.data[1].x == (1,)
 
 
-def test_qa_is_refused_with_one_line():
+def _planted_rows(features, signal: float, dim: int = 16, seed: int = 0) -> LayerRows:
+    """Noise rows; with ``signal`` > 0 the gold start token carries +signal on dimension 0, the end on 1."""
+    gen = torch.Generator().manual_seed(seed)
+    rows = []
+    for f in features:
+        row = torch.randn(len(f["input_ids"]), dim, generator=gen)
+        row[f["start_positions"], 0] += signal
+        row[f["end_positions"], 1] += signal
+        rows.append(row)
+    return LayerRows(rows, dim)
+
+
+def test_span_probe_reads_a_planted_answer_and_not_noise(tiny, qa_task_data):
+    _, tokenizer = tiny
+    splits, _ = qa_task_data
+    spec = get_task("qa")
+    train = spec.features(splits["train"], tokenizer, max_length=64, doc_stride=16)
+    val = spec.features(splits["validation"], tokenizer, max_length=64, doc_stride=16)
+    settings = ProbeSettings(steps=60, max_steps=60, eval_every=20, lrs=(1e-1,), batch_size=4)
+    planted = train_head_probe(spec, None, (train, _planted_rows(train, 6.0)),
+                               (val, _planted_rows(val, 6.0, seed=1), splits["validation"]), settings, 0)
+    noise = train_head_probe(spec, None, (train, _planted_rows(train, 0.0)),
+                             (val, _planted_rows(val, 0.0, seed=1), splits["validation"]), settings, 0)
+    assert planted["score"] > 0.9, planted  # SQuAD 2.0 F1 (0..1) through the task's own post-processing
+    assert noise["score"] < planted["score"] - 0.3, noise
+    assert [s for s, _ in planted["curve"]["0.1"]] == [20, 40, 60]
+
+
+def test_probe_layers_on_qa_probes_every_hidden_state_with_the_span_head(tiny, qa_task_data, tmp_path, monkeypatch):
+    import alad_kit.analysis.bench as bench
+    import alad_kit.data.task_data as task_data
     from alad_kit.analysis.probes.layers import probe_layers
 
-    with pytest.raises(ValueError, match="QA span probe is not implemented"):
-        probe_layers("qa", ["minilm-l6"], None)
+    monkeypatch.setattr(task_data, "load_task_data", lambda task, data_dir, scale: qa_task_data)
+    monkeypatch.setattr(bench, "_load_student", lambda name, cache_dir=None: tiny)
+    settings = ProbeSettings(train_sentences=12, eval_sentences=6, max_length=64, steps=20, max_steps=20,
+                             eval_every=10, lrs=(1e-2,), batch_size=4)
+    result = probe_layers("qa", ["tiny"], None, settings, out=tmp_path, log=lambda line: None)
+    layers = result["models"]["tiny"]["layers"]
+    assert [e["layer"] for e in layers] == [0, 1, 2] and result["metric"] == "f1"
+    assert all(0.0 <= e["score"] <= 1.0 for e in layers)
+    assert json.loads((tmp_path / "probe_layers.json").read_text())["task"] == "qa"
 
 
 def test_settings_are_validated():

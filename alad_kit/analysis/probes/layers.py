@@ -1,5 +1,8 @@
 """Which layer of an encoder knows the task best: a frozen linear probe on every hidden state.
 
+Any other task (QA's answer spans, a plug-in task) is probed with its own head on each hidden state, scored by
+the task itself: :mod:`.head_probe`.
+
 For a token task (POS, NER) every word is read at its first sub-word in hidden state ``l`` = 0 (embeddings) ...
 L (last layer) of each model. A linear softmax probe per layer
 
@@ -13,7 +16,8 @@ full-batch steps (longer, up to ``max_steps``, while its score still rises at th
 
 Features are computed once per (model, sentences, max_length) and cached as safetensors (bf16 where the
 hardware computes in bf16, else fp16), so trying other probe settings costs no encoder pass.
-Scores use the task's own metric (seqeval F1 for NER, the POS scorer), the same as ``alad run`` reports.
+Scores use the task's own metric (seqeval F1 for NER, the POS scorer, SQuAD 2.0 F1 for QA), the same as
+``alad run`` reports.
 """
 
 from __future__ import annotations
@@ -32,20 +36,21 @@ from alad_kit.tasks import metrics
 from alad_kit.tasks.specs import TokenTask, get_task
 
 from .embed import _first_subwords  # each word's first sub-word, as every probe reads it
+from .head_probe import probe_model_heads
 
 SCHEMA = "alad-probe-layers/1"
 
 
 @dataclass(frozen=True)
 class ProbeSettings:
-    train_sentences: int = 2000  # training sentences of the probe (first n after the fixed data shuffle)
-    eval_sentences: int = 1000  # validation sentences it is scored on
+    train_sentences: int = 2000  # training sentences (QA: questions) of the probe, first n after the fixed shuffle
+    eval_sentences: int = 1000  # validation sentences (QA: questions) it is scored on
     max_length: int = 128  # tokens per sentence; cut words: left out of training, scored as the fallback tag
     lrs: tuple[float, ...] = (1e-2, 3e-2, 1e-1)  # AdamW learning rates tried; the best on validation is kept
     steps: int = 150  # full-batch steps per learning rate
     max_steps: int = 600  # a learning rate still improving at its last step trains on, up to this many steps
     eval_every: int = 25  # validation scoring interval (the kept step is a multiple of it)
-    batch_size: int = 32  # sentences per encoder pass
+    batch_size: int = 32  # sentences per encoder pass (and windows per step of a head probe)
     seed: int = 0  # probe initialisation
 
     def __post_init__(self):
@@ -191,9 +196,6 @@ def probe_layers(task: str, models: Sequence[str], data_dir: str | None, setting
     from alad_kit.data.task_data import load_task_data, subsample
 
     spec = get_task(task)
-    if not isinstance(spec, TokenTask):
-        raise ValueError(f"alad probe-layers: task {task!r} is not a token task; the QA span probe is not "
-                         "implemented yet (POS and NER are)")
     splits, labels = load_task_data(task, data_dir, scale_config("full"))
     train = subsample(splits["train"], settings.train_sentences)
     validation = subsample(splits["validation"], settings.eval_sentences)
@@ -206,8 +208,11 @@ def probe_layers(task: str, models: Sequence[str], data_dir: str | None, setting
         encoder, tokenizer = _load_student(name, cache_dir=model_cache_dir)
         if device is not None:
             encoder = encoder.to(device)
-        layers = probe_model(encoder, tokenizer, spec, train, validation, labels, settings,
-                             Path(cache_dir) if cache_dir else None, log)
+        if isinstance(spec, TokenTask):  # one label per word: the fast full-batch softmax on first sub-words
+            layers = probe_model(encoder, tokenizer, spec, train, validation, labels, settings,
+                                 Path(cache_dir) if cache_dir else None, log)
+        else:  # spans or any plug-in task: its own head on each hidden state (QA: a start/end span probe)
+            layers = probe_model_heads(encoder, tokenizer, spec, train, validation, labels, settings, log)
         best = max(layers, key=lambda e: e["score"])
         result["models"][name] = {"layers": layers, "best_layer": best["layer"], "best_score": best["score"],
                                   "last_layer_score": layers[-1]["score"]}
@@ -265,6 +270,6 @@ def committed_probe_figure(root: str | Path, task: str):
         return layer_figure(read_probe(path))
     fig = go.Figure()
     fig.add_annotation(text=f"no layer probe committed for task {task!r} ({path}); "
-                            f"alad probe-layers covers POS and NER", showarrow=False, x=0.5, y=0.5,
+                            f"make one with alad probe-layers --task {task}", showarrow=False, x=0.5, y=0.5,
                        xref="paper", yref="paper")
     return fig.update_layout(template="plotly_white", height=200, xaxis_visible=False, yaxis_visible=False)
