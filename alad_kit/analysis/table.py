@@ -298,14 +298,15 @@ def _stats(values: np.ndarray) -> dict:
 
 
 def _row_order(out: pd.DataFrame) -> list[int]:
-    """Rank of each record's table row: teacher rows first, then each student's block (first-seen order)
+    """Rank of each record's table row: the teacher's rows first, then each student's block (first-seen order)
     in group order, windows ascending."""
     labels = [g[0] for g in GROUPS]
-    students = list(dict.fromkeys(out.loc[out["group"] != labels[0], "model"]))
+    teacher_groups = [g[0] for g in GROUPS if g[2]]  # the teacher's rows (fine-tuned, head only) come first
+    students = list(dict.fromkeys(out.loc[~out["group"].isin(teacher_groups), "model"]))
     teachers = list(dict.fromkeys(out["teacher"]))
     keys = [
         (
-            -1 if group == labels[0] else students.index(model),
+            -1 if group in teacher_groups else students.index(model),
             teachers.index(teacher),
             labels.index(group),
             -1 if window is None or pd.isna(window) else int(window),
