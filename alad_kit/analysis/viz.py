@@ -231,9 +231,9 @@ def alignment_by_window(probes: Mapping[int, pd.DataFrame], metric: str = "mse",
         fig.add_trace(go.Scatter(x=[phase_label(p) for p in phases], y=summary[metric].to_numpy(),
                                  mode="lines+markers", name=window_label(window),
                                  hovertemplate="%{x}: %{y:.4f}<extra>" + window_label(window) + "</extra>"))
-    better = "lower" if metric == "mse" else "higher"
-    fig.update_layout(title=title or f"Held-out {metric} to the teacher by phase and window ({better} is better)",
-                      xaxis_title="", yaxis_title=f"mean per-token {metric}", legend_title_text="window")
+    name, better = ("MSE", "lower") if metric == "mse" else (metric, "higher")
+    fig.update_layout(title=title or f"Held-out {name} to the teacher by phase and window ({better} is better)",
+                      xaxis_title="", yaxis_title=f"mean per-token {name}", legend_title_text="window")
     return fig
 
 
