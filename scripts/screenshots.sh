@@ -35,6 +35,7 @@ export ALAD_RUNS_DIR="${ALAD_RUNS_DIR:-$ROOT/runs/nb}"
 export ALAD_STATIC_WIDGETS=1  # nbconvert has no widget front end: the explorer shows its current view
 export PLOTLY_RENDERER=notebook  # plotly.js inlined in the page: Chromium needs no network
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}" TOKENIZERS_PARALLELISM=false
+export PYTHONWARNINGS="${PYTHONWARNINGS:-ignore::FutureWarning}"  # library deprecations are noise on a screenshot
 NO_INPUT=(--no-input)
 [[ "${SHOW_CODE:-0}" == 1 ]] && NO_INPUT=()
 

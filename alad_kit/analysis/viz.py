@@ -301,8 +301,12 @@ def results_table_figure(table_df: pd.DataFrame, title: str | None = None) -> go
     ]
     cells = [[number_text(v) for v in table_df[c]] for c in table_df.columns]
     row_px, header_px = 26, 32
+    # columns as wide as their longest text (within 4..48 characters), so that cells do not wrap to a second
+    # line, which would push the last rows below the figure's height
+    widths = [min(48, max(4, len(h), *(len(v) for v in column))) for h, column in zip(headers, cells)]
     fig = go.Figure(
         go.Table(
+            columnwidth=widths,
             header={"values": headers, "fill_color": "#e8eef7", "align": "left", "height": header_px},
             cells={"values": cells, "align": "left", "height": row_px},
         )

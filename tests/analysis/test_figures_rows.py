@@ -15,7 +15,7 @@ from test_claims import write_run as write_study_run  # same folder: pytest puts
 from test_table import write_run
 
 from alad_kit.analysis import labels, probes, report, viz
-from alad_kit.analysis.study_view import seed_figure, seed_scores
+from alad_kit.analysis.study_view import claims_frame, seed_figure, seed_scores
 from alad_kit.analysis.sweep_table import write_sweep_table
 from alad_kit.analysis.table import attach_speed, collect_runs, results_table
 
@@ -77,6 +77,8 @@ def test_results_table_figure_shows_every_row_rounded_with_spd_and_the_students_
     assert cells["Sz"][2] == "16.5" and cells["NER F1_O"][0] == "12.35"
     assert not [c for column in columns for c in column if LONG_DECIMALS.search(c)]
     assert _fits(fig, 11)
+    widths = dict(zip(headers, fig.data[0].columnwidth))  # wide enough not to wrap "Jointly fine-tuned + ALAd"
+    assert widths["Setting"] >= len("Jointly fine-tuned + ALAd") and widths["W"] < widths["Setting"]
 
 
 def test_attach_speed_leaves_runs_of_another_teacher_blank(table_runs):
@@ -113,6 +115,13 @@ def test_seed_figure_has_every_study_row(tmp_path):
     fig = seed_figure(seed_scores(tmp_path))
     assert sorted(fig.layout.yaxis.categoryarray) == sorted(rows)
     assert set(fig.data[0].y) == set(rows) and fig.layout.height >= 28 * len(rows)
+
+
+def test_claims_frame_names_the_student_with_its_layers(tmp_path):
+    (tmp_path / "claims.json").write_text(json.dumps(
+        [{"id": f"C{i}", "student": "minilm-l6:0,1", "verdict": "inconclusive"} for i in range(70)]))
+    frame = claims_frame(tmp_path)
+    assert len(frame) == 70 and set(frame["student"]) == {"minilm-l6 (layers 0–1)"}
 
 
 def _probe_rows(window):
