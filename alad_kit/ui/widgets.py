@@ -9,6 +9,10 @@ Live figures are ``plotly.graph_objects.FigureWidget`` (needs the ``anywidget`` 
 figures are redrawn into ``ipywidgets.Output`` areas. Where no widget front end can run (nbconvert, nbmake,
 static HTML) ``display()`` shows static figures of the current state instead: that is the case outside an
 IPython kernel, with ``static=True``, or when the environment variable ``ALAD_STATIC_WIDGETS=1`` is set.
+
+Every control change redraws every view from all the controls' current values (one path: no view can lag
+behind the others), and every ``display()`` builds fresh figure views from them: after a page reload, whose
+front end has lost the old views ("model not found"), displaying the explorer again shows its current state.
 """
 
 from __future__ import annotations
