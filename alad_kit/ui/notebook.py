@@ -81,6 +81,7 @@ class NotebookSetup:
         from alad_kit.analysis.bench import run_bench
 
         out = self.runs / "bench.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
         run_bench(self.teacher, [self.student_key], windows=windows, batch_size=4, seq_len=64, repeats=3, warmup=1,
                   out=out, device="cpu", cache_dir=self.cache_dir)
         return out
