@@ -20,6 +20,7 @@ from alad_kit.core import rundir
 from alad_kit.core.io import write_text_atomic
 from alad_kit.core.rundir import PROBES_STEM, UMAP_STEM
 
+from .labels import model_label, number_text, window_label
 from .probes import load_run_frame, phase_summary
 
 REPORT_NAME = "report.html"
@@ -87,18 +88,38 @@ def render_report(run_dir: str | os.PathLike) -> str:
         div = fig.to_html(full_html=False, include_plotlyjs=(i == 0), default_width="100%")
         sections.append(f"<section><h2>{html.escape(title)}</h2>\n{div}\n</section>")
     meta = "".join(
-        f"<tr><th>{k}</th><td>{html.escape(str(metrics.get(k)))}</td></tr>" for k in META_KEYS if k in metrics
+        f"<tr><th>{k}</th><td>{html.escape(text)}</td></tr>" for k, text in meta_rows(metrics).items()
     )
-    name = f"{metrics.get('task', '?')} · {metrics.get('student', '?')} · {metrics.get('mode', '?')}"
+    student = model_label(metrics.get("student"), metrics.get("student_layers"))
+    name = f"{metrics.get('task', '?')} · {student} · {metrics.get('mode', '?')}"
     if metrics.get("window") is not None:
-        name += f" · W{metrics['window']}"
-    style = "body{font-family:sans-serif;margin:2em;max-width:1200px} th{text-align:left;padding-right:1em}"
+        name += f" · {window_label(metrics['window'])}"
+    style = ("body{font-family:sans-serif;margin:2em;max-width:1200px} th{text-align:left;padding-right:1em}"
+             " section{overflow:visible} .plotly-graph-div{overflow:visible}")
     return (
         "<!DOCTYPE html>\n<html><head><meta charset='utf-8'>"
         f"<title>ALAd run: {html.escape(name)}</title><style>{style}</style></head>\n<body>\n"
         f"<h1>ALAd run: {html.escape(name)}</h1>\n<p>{html.escape(str(run_dir))}</p>\n"
         f"<table>{meta}</table>\n" + "\n".join(sections) + "\n</body></html>\n"
     )
+
+
+def meta_rows(metrics: dict) -> dict[str, str]:
+    """The run's settings as the page's first table shows them: the student with the layers it keeps, the
+    window as "W3" ("" without one), the size rounded to 0.1 %."""
+    rows = {}
+    for key in META_KEYS:
+        if key not in metrics:
+            continue
+        value = metrics[key]
+        if key == "student":
+            value = model_label(value, metrics.get("student_layers"))
+        elif key == "window":
+            value = window_label(value) or "none"
+        elif key == "size_pct":
+            value = f"{number_text(value, 1)} % of the teacher" if number_text(value, 1) else ""
+        rows[key] = str(value)
+    return rows
 
 
 def write_report(run_dir: str | os.PathLike, out_path: str | os.PathLike | None = None) -> Path:

@@ -15,6 +15,7 @@ import pandas as pd
 import plotly.graph_objects as go
 
 from .claims import load_studies, selection_metric
+from .labels import model_label
 from .table import SCORE_COLUMNS, student_label
 
 
@@ -71,7 +72,7 @@ def seed_figure(scores: pd.DataFrame, study: str | None = None, title: str | Non
 
 
 def claims_frame(path: str | Path) -> pd.DataFrame:
-    """``claims.json`` (a file, or a study directory holding one) as a table: id, claim, task, student,
+    """``claims.json`` (a file, or a study directory holding one) as a table: id, claim, task, student (its label),
     a, b, metric, delta_mean, delta_se, n_seeds, t, p, verdict (the run lists are left in the file)."""
     path = Path(path)
     path = path / "claims.json" if path.is_dir() else path
@@ -83,5 +84,8 @@ def claims_frame(path: str | Path) -> pd.DataFrame:
         raise ValueError(f"{path}: claims.json must hold a list of claims")
     columns = ["id", "claim", "task", "student", "a", "b", "metric", "delta_mean", "delta_se", "n_seeds", "t", "p",
                "verdict"]
-    return pd.DataFrame([{k: e.get(k) for k in columns} | {"gap_recovered": e.get("gap_recovered")}
-                         for e in entries])
+    frame = pd.DataFrame([{k: e.get(k) for k in columns} | {"gap_recovered": e.get("gap_recovered")}
+                          for e in entries])
+    if len(frame):  # "minilm-l6 (layers 0–1)", not the run key "minilm-l6:0,1"
+        frame["student"] = frame["student"].map(lambda s: model_label(s) if isinstance(s, str) else s)
+    return frame

@@ -17,6 +17,7 @@ import pandas as pd
 from alad_kit.core import rundir
 
 from .formats import write_formats
+from .labels import number_text, window_label
 
 NOTE = ("Chosen on the best validation score (model selection keeps the best epoch); the test score is "
         "reported for information only.")
@@ -53,4 +54,8 @@ def write_sweep_table(runs_dir: str | os.PathLike, part: str = "head", out: str 
     table = sweep_rows(runs_dir, part)
     for column in ("best_validation", "last_validation", "test"):
         table[column] = table[column].map(lambda v: None if v is None or pd.isna(v) else round(100 * v, 2))
+    # a column with a missing value turns float in pandas: show whole numbers as such ("W3", 4; not 3.0, NaN)
+    table["window"] = table["window"].map(window_label)
+    for column in ("best_epoch", "epochs", "steps"):
+        table[column] = table[column].map(number_text)
     return write_formats(table, Path(out or runs_dir), f"sweep_{part}", note=NOTE, title=f"{part} lr sweep")

@@ -35,6 +35,7 @@ from alad_kit.core.config import (  # SCALES: smallest to largest
 )
 
 from .formats import write_formats
+from .labels import model_label
 
 # (task, key in metrics.json["scores"], column label, display factor)
 SCORE_COLUMNS = (
@@ -163,9 +164,11 @@ def student_label(student: str) -> str:
 
 def attach_speed(runs: pd.DataFrame, bench: dict | str | os.PathLike, device: str = "cpu") -> pd.DataFrame:
     """Fill the Spd column from an ``alad bench`` JSON: speed-up over M_L of the run's student (+ adapter of
-    the run's window), matched by model name and window. Runs the benchmark did not cover stay blank."""
+    the run's window), matched by model name and window. Runs the benchmark did not cover stay blank, and so
+    do runs with another teacher than the benchmark's (a speed-up over another model is not theirs)."""
     if not isinstance(bench, dict):
         bench = json.loads(Path(bench).read_text())
+    bench_teacher = (bench.get("teacher") or {}).get("name")
     spd = {}
     for row in bench.get("rows", []):
         if row.get("device") == device:
@@ -174,7 +177,7 @@ def attach_speed(runs: pd.DataFrame, bench: dict | str | os.PathLike, device: st
             spd[(row["model"], window, kind)] = row["spd"]
     runs = runs.copy()
     for i, run in runs.iterrows():
-        if not math.isnan(run["spd"]):
+        if not math.isnan(run["spd"]) or (bench_teacher is not None and run["teacher"] != bench_teacher):
             continue
         model = run["teacher"] if run["is_teacher"] else run["student"]
         window = None if pd.isna(run["window"]) else int(run["window"])
@@ -295,14 +298,15 @@ def _stats(values: np.ndarray) -> dict:
 
 
 def _row_order(out: pd.DataFrame) -> list[int]:
-    """Rank of each record's table row: teacher rows first, then each student's block (first-seen order)
+    """Rank of each record's table row: the teacher's rows first, then each student's block (first-seen order)
     in group order, windows ascending."""
     labels = [g[0] for g in GROUPS]
-    students = list(dict.fromkeys(out.loc[out["group"] != labels[0], "model"]))
+    teacher_groups = [g[0] for g in GROUPS if g[2]]  # the teacher's rows (fine-tuned, head only) come first
+    students = list(dict.fromkeys(out.loc[~out["group"].isin(teacher_groups), "model"]))
     teachers = list(dict.fromkeys(out["teacher"]))
     keys = [
         (
-            -1 if group == labels[0] else students.index(model),
+            -1 if group in teacher_groups else students.index(model),
             teachers.index(teacher),
             labels.index(group),
             -1 if window is None or pd.isna(window) else int(window),
@@ -348,7 +352,7 @@ def results_table(
         n_row = int(score_cells["n"].max()) if len(score_cells) else int(cells["n"].max())
         row = {
             "Teacher": teacher,
-            "Model": student_label(model),
+            "Model": model_label(model),
             "Setting": group,
             "W": "" if window is None or pd.isna(window) else f"W{int(window)}",
             "Seeds": str(n_row),

@@ -13,20 +13,10 @@ import pandas as pd
 import plotly.graph_objects as go
 from plotly.subplots import make_subplots
 
-from .probes import PHASES, aggregate
+from .labels import PHASE_LABELS, number_text, phase_label, window_label  # noqa: F401 (re-exported)
+from .probes import PHASES, aggregate, phase_summary
 
 SOURCE_COLORS = {"teacher": "#1f77b4", "adapted": "#ff7f0e", "student": "#2ca02c"}
-PHASE_LABELS = {
-    "before_phase1": "before phase 1",
-    "after_phase1": "after phase 1",
-    "after_phase2": "after phase 2",
-    "after_phase3": "after phase 3",
-}
-
-
-def phase_label(phase: str) -> str:
-    """Readable phase name ("after_phase1" -> "after phase 1"); unknown labels pass through."""
-    return PHASE_LABELS.get(phase, str(phase))
 
 
 def ordered_phases(phases) -> list[str]:
@@ -228,6 +218,25 @@ def alignment_by_phase(
     return fig
 
 
+def alignment_by_window(probes: Mapping[int, pd.DataFrame], metric: str = "mse",
+                        title: str | None = None) -> go.Figure:
+    """One line per window ("W1", "W3", ...) of the mean per-token ``metric`` after each phase (training order,
+    human labels); ``probes`` = {window: probe rows of all phases} (e.g. ``ExplorerData.probes``)."""
+    if not probes:
+        raise ValueError("alignment_by_window: no probe frames")
+    phases = ordered_phases(p for df in probes.values() for p in df["phase"])
+    fig = go.Figure()
+    for window in sorted(probes):
+        summary = phase_summary(probes[window]).set_index("phase").reindex(phases)
+        fig.add_trace(go.Scatter(x=[phase_label(p) for p in phases], y=summary[metric].to_numpy(),
+                                 mode="lines+markers", name=window_label(window),
+                                 hovertemplate="%{x}: %{y:.4f}<extra>" + window_label(window) + "</extra>"))
+    name, better = ("MSE", "lower") if metric == "mse" else (metric, "higher")
+    fig.update_layout(title=title or f"Held-out {name} to the teacher by phase and window ({better} is better)",
+                      xaxis_title="", yaxis_title=f"mean per-token {name}", legend_title_text="window")
+    return fig
+
+
 def _fmt(value) -> str:
     return "" if value is None or (isinstance(value, float) and np.isnan(value)) else f"{value:.4g}"
 
@@ -245,12 +254,13 @@ def loss_curves(history: Mapping[str, Sequence[Sequence[float]]], title: str = "
     phases = [p for p in history if len(history[p])]
     if not phases:
         raise ValueError("loss_curves: history has no recorded steps")
-    fig = make_subplots(rows=1, cols=len(phases), subplot_titles=[p.replace("_", " ") for p in phases])
+    fig = make_subplots(rows=1, cols=len(phases), subplot_titles=[phase_label(p) for p in phases])
     for col, phase in enumerate(phases, start=1):
         points = np.asarray(history[phase], dtype=float)
         if points.ndim != 2 or points.shape[1] != 2:
             raise ValueError(f"loss_curves: phase {phase!r} must be a list of [step, loss] pairs")
-        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="lines", name=phase), row=1, col=col)
+        fig.add_trace(go.Scatter(x=points[:, 0], y=points[:, 1], mode="lines", name=phase_label(phase)),
+                      row=1, col=col)
         fig.update_xaxes(title_text="step", row=1, col=col)
         fig.update_yaxes(title_text="loss", row=1, col=col)
     fig.update_layout(title=title, showlegend=False)
@@ -289,10 +299,14 @@ def results_table_figure(table_df: pd.DataFrame, title: str | None = None) -> go
     headers = [
         " ".join(str(p) for p in c if str(p)) if isinstance(c, tuple) else str(c) for c in table_df.columns
     ]
-    cells = [[_cell_text(v) for v in table_df[c]] for c in table_df.columns]
+    cells = [[number_text(v) for v in table_df[c]] for c in table_df.columns]
     row_px, header_px = 26, 32
+    # columns as wide as their longest text (within 4..48 characters), so that cells do not wrap to a second
+    # line, which would push the last rows below the figure's height
+    widths = [min(48, max(4, len(h), *(len(v) for v in column))) for h, column in zip(headers, cells)]
     fig = go.Figure(
         go.Table(
+            columnwidth=widths,
             header={"values": headers, "fill_color": "#e8eef7", "align": "left", "height": header_px},
             cells={"values": cells, "align": "left", "height": row_px},
         )
@@ -301,14 +315,6 @@ def results_table_figure(table_df: pd.DataFrame, title: str | None = None) -> go
     fig.update_layout(title=title, height=top + header_px + row_px * len(table_df) + 30,
                       margin={"t": top, "b": 10, "l": 10, "r": 10})
     return fig
-
-
-def _cell_text(value) -> str:
-    if value is None or (not isinstance(value, str) and pd.isna(value)):
-        return ""
-    if isinstance(value, (float, np.floating)):
-        return str(int(value)) if float(value).is_integer() else f"{value:.2f}"
-    return str(value)
 
 
 def scores_table(scores: Mapping[str, object], title: str = "Scores") -> go.Figure:

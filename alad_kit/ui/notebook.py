@@ -8,7 +8,9 @@ other's runs.
 
 from __future__ import annotations
 
+import json
 import os
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -21,6 +23,8 @@ SMOKE_MODELS = ("minilm-l6", "minilm-l6", (0,))
 MODELS = ("mpnet-base", "minilm-l6", None)
 # Where the notebooks keep their runs when ALAD_RUNS_DIR is unset (relative to notebooks/, their cwd).
 DEFAULT_RUNS_DIR = "../runs/nb"
+# The committed `alad bench` of the cpu study (relative to notebooks/): mpnet-base, minilm-l6 whole and 0-1.
+COMMITTED_BENCH = "../results/cpu-study/bench_students.json"
 
 
 @dataclass(frozen=True)
@@ -60,9 +64,44 @@ class NotebookSetup:
                       seed=self.seed, cache_dir=self.cache_dir)
         return {**kwargs, **overrides}
 
+    @property
+    def student_key(self) -> str:
+        """The student as ``collect_runs`` and ``alad bench`` name it: ``minilm-l6`` or ``minilm-l6:0,1``."""
+        layers = ",".join(map(str, self.student_layers or ()))
+        return f"{self.student}:{layers}" if layers else self.student
+
+    def speed_bench(self, committed: str | os.PathLike | None = COMMITTED_BENCH,
+                    windows: Sequence[int] = (1, 3, 5)) -> Path:
+        """An ``alad bench`` JSON (the Spd column's source) that times this teacher and student on the CPU:
+        ``committed`` when it covers them, else ``runs/bench.json``, measured once (small: 4 x 64 tokens,
+        3 repeats; seconds at smoke scale) and reused."""
+        for path in (committed, self.runs / "bench.json"):
+            if path is not None and _bench_covers(Path(path), self.teacher, self.student_key, windows):
+                return Path(path)
+        from alad_kit.analysis.bench import run_bench
+
+        out = self.runs / "bench.json"
+        out.parent.mkdir(parents=True, exist_ok=True)
+        run_bench(self.teacher, [self.student_key], windows=windows, batch_size=4, seq_len=64, repeats=3, warmup=1,
+                  out=out, device="cpu", cache_dir=self.cache_dir)
+        return out
+
     def run_config(self, name: str, **overrides) -> RunConfig:
         """The RunConfig of run ``name`` (a folder below ``runs``, e.g. ``"frozen_w3"``)."""
         return RunConfig(**self.common(out=str(self.runs / name), **overrides))
+
+
+def _bench_covers(path: Path, teacher: str, student: str, windows: Sequence[int]) -> bool:
+    """True when the bench JSON at ``path`` timed ``teacher`` and ``student`` alone and with each window on CPU."""
+    if not path.is_file():
+        return False
+    try:
+        bench = json.loads(path.read_text())
+    except ValueError as err:
+        raise ValueError(f"{path}: not a bench JSON ({err})") from None
+    timed = {(r.get("model"), r.get("window")) for r in bench.get("rows", []) if r.get("device") == "cpu"}
+    wanted = {(student, None), *((student, int(w)) for w in windows)}
+    return (bench.get("teacher") or {}).get("name") == teacher and wanted <= timed
 
 
 def notebook_setup(task: str = "ner", seed: int = 0) -> NotebookSetup:

@@ -9,6 +9,10 @@ Live figures are ``plotly.graph_objects.FigureWidget`` (needs the ``anywidget`` 
 figures are redrawn into ``ipywidgets.Output`` areas. Where no widget front end can run (nbconvert, nbmake,
 static HTML) ``display()`` shows static figures of the current state instead: that is the case outside an
 IPython kernel, with ``static=True``, or when the environment variable ``ALAD_STATIC_WIDGETS=1`` is set.
+
+Every control change redraws every view from all the controls' current values (one path: no view can lag
+behind the others), and every ``display()`` builds fresh figure views from them: after a page reload, whose
+front end has lost the old views ("model not found"), displaying the explorer again shows its current state.
 """
 
 from __future__ import annotations
@@ -213,31 +217,43 @@ class WindowExplorer:
             disabled=data.embed is None,
         )
         self.scores_html = widgets.HTML()
+        self._header = widgets.HTML(f"<b>{html.escape(data.title)}</b>") if data.title else widgets.HTML()
         self._fill_sentence_menu()
+        self.shown: dict = {}  # the control values the figures were last drawn from (see ``controls``)
+        self._build_views()
 
+        self.window_slider.observe(self._on_window, names="value")
+        self.phase_buttons.observe(self._on_change, names="value")
+        self.sentence_menu.observe(self._on_change, names="value")
+        self.text_box.observe(self._on_change, names="value")
+
+    def _build_views(self) -> None:
+        """New figure views and a new ``widget`` box drawn from the current controls (the controls stay).
+
+        Called at construction and on every ``display()``: a front end that lost its views (a page reload
+        drops them: "model not found") gets fresh ones showing what the controls say, never an old state.
+        """
+        for old in getattr(self, "_views", []):
+            with contextlib.suppress(Exception):
+                old.close()
         umap, heatmap = self._umap_view(), self._heatmap_view()
         if self._live:
             self.umap_figure, self.heatmap_figure = go.FigureWidget(umap), go.FigureWidget(heatmap)
-            figure_boxes = [self.umap_figure, self.heatmap_figure]
+            self._views = [self.umap_figure, self.heatmap_figure]
         else:
             self.umap_figure, self.heatmap_figure = umap, heatmap
             self._outputs = [widgets.Output(), widgets.Output()]
-            figure_boxes = self._outputs
+            self._views = list(self._outputs)
             self._redraw_outputs()
         self._update_scores()
-
-        self.window_slider.observe(self._on_window, names="value")
-        self.phase_buttons.observe(self._on_phase, names="value")
-        self.sentence_menu.observe(self._on_sentence, names="value")
-        self.text_box.observe(self._on_sentence, names="value")
-        header = widgets.HTML(f"<b>{html.escape(data.title)}</b>") if data.title else widgets.HTML()
+        self.shown = self.controls()
         self.widget = widgets.VBox(
             [
-                header,
+                self._header,
                 widgets.HBox([self.window_slider, self.phase_buttons]),
                 widgets.HBox([self.sentence_menu, self.text_box]),
                 self.scores_html,
-                *figure_boxes,
+                *self._views,
             ]
         )
 
@@ -249,6 +265,11 @@ class WindowExplorer:
     @property
     def phase(self) -> str:
         return self.phase_buttons.value
+
+    def controls(self) -> dict:
+        """The control values every view is drawn from: window, phase, probe sentence, typed text."""
+        return {"window": self.window, "phase": self.phase, "sentence": self.sentence_menu.value,
+                "text": self.text_box.value.strip()}
 
     def _fill_sentence_menu(self) -> None:
         df = self.data.probes[self.window]
@@ -313,21 +334,19 @@ class WindowExplorer:
             self._fill_sentence_menu()
         finally:
             self._muted = False
-        self._refresh(umap=True)
+        self._refresh()
 
-    def _on_phase(self, _change=None) -> None:
-        self._refresh(umap=True)
-
-    def _on_sentence(self, _change=None) -> None:
+    def _on_change(self, _change=None) -> None:
         if not self._muted:
-            self._refresh(umap=False)
+            self._refresh()
 
-    def _refresh(self, umap: bool) -> None:
-        heatmap = self._heatmap_view()
-        _replace(self.heatmap_figure, heatmap)
-        if umap:
-            _replace(self.umap_figure, self._umap_view())
+    def _refresh(self) -> None:
+        """Redraw every view (UMAP, heatmap, scores) from the current controls: one path for all controls,
+        so no view can stay on an older window, phase or sentence than the others."""
+        _replace(self.heatmap_figure, self._heatmap_view())
+        _replace(self.umap_figure, self._umap_view())
         self._update_scores()
+        self.shown = self.controls()
         if not self._live:
             self._redraw_outputs()
 
@@ -353,6 +372,7 @@ class WindowExplorer:
         if self.static:
             display(HTML(self.scores_html.value), *self.figures())
         else:
+            self._build_views()  # fresh views of the current controls (see _build_views)
             display(self.widget)
 
     def _ipython_display_(self) -> None:

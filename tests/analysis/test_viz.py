@@ -122,7 +122,7 @@ def test_mse_by_tag_one_bar_trace_per_phase():
 def test_loss_curves_one_panel_per_phase():
     history = {"phase1": [[0, 2.0], [10, 1.0]], "phase2": [[0, 0.5], [5, 0.4], [10, 0.3]], "phase3": []}
     fig = viz.loss_curves(history)
-    assert [t.name for t in fig.data] == ["phase1", "phase2"]  # empty phases are left out
+    assert [t.name for t in fig.data] == ["phase 1", "phase 2"]  # empty phases are left out; human labels
     assert list(fig.data[1].x) == [0, 5, 10] and list(fig.data[1].y) == [0.5, 0.4, 0.3]
     assert fig.data[1].xaxis == "x2" and fig.layout.xaxis.title.text == "step"
     with pytest.raises(ValueError, match="no recorded steps"):

@@ -1,6 +1,7 @@
 """notebook_setup: the notebooks' parameters (scale, models, data, runs folder) read from the environment."""
 
 import dataclasses
+import json
 from pathlib import Path
 
 import pytest
@@ -92,3 +93,32 @@ def test_setup_is_frozen_and_validated(env):
     with pytest.raises(ValueError, match="seed"):
         dataclasses.replace(setup, seed="0")
     assert isinstance(setup, NotebookSetup)
+
+
+def _bench(path, teacher, student, windows=(1, 3, 5)):
+    rows = [{"device": "cpu", "model": student, "window": w, "spd": 2.0} for w in (None, *windows)]
+    path.write_text(json.dumps({"teacher": {"name": teacher}, "rows": rows}))
+    return path
+
+
+def test_speed_bench_uses_a_bench_of_the_same_models_else_measures_one(env, tmp_path, monkeypatch):
+    env.setenv("ALAD_RUNS_DIR", str(tmp_path / "runs"))
+    setup = notebook_setup()  # smoke: minilm-l6 cut to layer 0 under a whole minilm-l6
+    assert setup.student_key == "minilm-l6:0"
+    covering = _bench(tmp_path / "covering.json", "minilm-l6", "minilm-l6:0")
+    assert setup.speed_bench(committed=covering) == covering
+    calls = []
+
+    def fake_run_bench(teacher, students, out, **kwargs):
+        calls.append((teacher, students))
+        _bench(out, teacher, students[0])
+
+    monkeypatch.setattr("alad_kit.analysis.bench.run_bench", fake_run_bench)
+    other_teacher = _bench(tmp_path / "other.json", "mpnet-base", "minilm-l6:0")
+    measured = setup.speed_bench(committed=other_teacher)
+    assert measured == setup.runs / "bench.json" and calls == [("minilm-l6", ["minilm-l6:0"])]
+    assert setup.speed_bench(committed=_bench(tmp_path / "w1.json", "minilm-l6", "minilm-l6:0", (1,))) == measured
+    assert len(calls) == 1  # measured once, then reused
+    (tmp_path / "bad.json").write_text("{oops")
+    with pytest.raises(ValueError, match="bad.json: not a bench JSON"):
+        setup.speed_bench(committed=tmp_path / "bad.json")

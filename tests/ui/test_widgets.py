@@ -110,6 +110,55 @@ def test_typed_sentence_replaces_the_heatmap(explorer):
     assert list(explorer.heatmap_figure.layout.xaxis.ticktext) == ["Der", "Hund", "bellt"]
 
 
+def _assert_views_match_controls(explorer):
+    """Every view shows what the controls say: window, phase, probe sentence (issue 22: no view lags)."""
+    state = explorer.controls()
+    assert explorer.shown == state
+    window, sentence = state["window"], state["sentence"]
+    assert f"n={window}" in explorer.heatmap_figure.layout.title.text
+    assert list(explorer.heatmap_figure.layout.xaxis.ticktext) == SENTENCES[sentence]
+    np.testing.assert_allclose(_heat_z(explorer)[0][0], window)  # first phase, first word: error = window
+    adapted = [t for t in explorer.umap_figure.data if t.name == "adapted"]
+    if state["phase"] in ("before_phase1", "after_phase2"):  # the phases with a UMAP
+        assert list(adapted[0].x)[0] == window and f"n={window}" in explorer.umap_figure.layout.title.text
+    else:
+        assert not adapted and explorer.umap_figure.layout.title.text.startswith("No UMAP")
+    assert f"window n={window}" in explorer.scores_html.value
+
+
+def test_views_follow_the_controls_in_any_order(explorer):
+    moves = [("sentence_menu", 1), ("window_slider", 3), ("phase_buttons", "before_phase1"), ("window_slider", 1),
+             ("sentence_menu", 0), ("phase_buttons", "after_phase1"), ("sentence_menu", 1), ("window_slider", 5),
+             ("phase_buttons", "after_phase2")]
+    _assert_views_match_controls(explorer)
+    for control, value in moves:
+        getattr(explorer, control).value = value
+        _assert_views_match_controls(explorer)
+    assert explorer.controls() == {"window": 5, "phase": "after_phase2", "sentence": 1, "text": ""}
+
+
+@pytest.mark.parametrize("live", [False, True], ids=["plain-figures", "figure-widgets"])
+def test_display_rebuilds_the_views_from_the_current_controls(data, monkeypatch, live):
+    """A front end that lost the views (page reload) gets fresh ones on the next display, showing the
+    controls' current values; the controls themselves (and their observers) stay."""
+    if live:
+        pytest.importorskip("anywidget")
+    shown = []
+    monkeypatch.setattr("IPython.display.display", lambda *objs: shown.extend(objs))
+    explorer = widgets.WindowExplorer(data, static=False, live_figures=live)
+    explorer.window_slider.value, explorer.sentence_menu.value, explorer.phase_buttons.value = 3, 1, "before_phase1"
+    old_views, slider = (explorer.umap_figure, explorer.heatmap_figure), explorer.window_slider
+    explorer.display()
+    assert shown == [explorer.widget] and explorer.window_slider is slider
+    assert explorer.umap_figure is not old_views[0] and explorer.heatmap_figure is not old_views[1]
+    assert explorer.widget.children[-2:] == tuple(explorer._views)
+    _assert_views_match_controls(explorer)
+    explorer.window_slider.value = 1  # the observers drive the new views
+    _assert_views_match_controls(explorer)
+    if live:
+        assert old_views[0].comm is None and old_views[1].comm is None  # the lost views are closed
+
+
 def test_figures_are_static_copies(explorer):
     figs = explorer.figures()
     assert [type(f) for f in figs] == [go.Figure, go.Figure]
