@@ -3,6 +3,15 @@
 ``Experiment.run`` (in :mod:`.run`) trains; this module only turns what it holds into the run's records, so
 the list of metrics keys and the order the files are written in (metrics.json last: a run directory with it
 is a finished run, see :mod:`alad_kit.core.rundir`) have one place.
+
+``metrics.json["record"]`` is **the record of what the run built**, for readers that need the run's models
+(``ui.phase_models``): the run key, the models' fingerprints, M_L's hidden state the run aligned to, the
+label set, the cache folder and, per alignment phase, its adapter cache key and folder. With the resolved
+configuration beside it (``config``, ``scale_config``, ``precision``) a reader rebuilds the run's models with
+``pipeline.build`` and never loads the phase-1 corpus or hashes a model to find them. It is written once,
+inside metrics.json (atomically, last, by the run that owns the folder under ``core.locks.sole_owner``);
+:func:`read_record` reads it back. Runs made before it existed have metrics.json without it: tables, studies
+and reports read them as before; only readers of the models need a rerun.
 """
 
 from __future__ import annotations
@@ -11,7 +20,9 @@ from dataclasses import asdict
 from pathlib import Path
 
 from alad_kit.core import rundir
+from alad_kit.core.checkpoint import digest
 from alad_kit.core.io import atomic_dir, versions
+from alad_kit.core.runkey import run_key
 from alad_kit.training.trainer import PhaseResult
 
 
@@ -37,7 +48,7 @@ def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
         "student_layers": list(cfg.student_layers) if cfg.student_layers else None, "mode": cfg.mode,
         "window": cfg.window if adapter is not None else None, "seed": cfg.seed, "scale": cfg.scale,
         "scale_config": asdict(exp.scale),
-        "is_teacher": cfg.is_teacher_run, "teacher_layer": exp.teacher_layer, "scores": scores,
+        "is_teacher": cfg.is_teacher_run, "teacher_layer": exp.enc.teacher_layer, "scores": scores,
         "params": {"deployed": size["deployed"], "teacher_reference": size["teacher_reference"]},
         "size_pct": size["size_pct"], "alignment": exp.alignment,
         "adapter_flops_per_token": adapter.flops_per_token() if adapter is not None else None,
@@ -47,7 +58,7 @@ def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
         "ablation": {"skip_phase1": cfg.skip_phase1, "skip_phase2": cfg.skip_phase2,
                      "random_adapter": cfg.random_adapter,
                      # aligned to another hidden state of M_L than the last: a variant of its row
-                     "teacher_layer": exp.teacher_layer if exp.teacher_layer != exp.teacher_depth else None,
+                     "teacher_layer": exp.enc.teacher_layer if exp.enc.teacher_layer != exp.enc.teacher_depth else None,
                      "lr_override": ({"all": cfg.lr} if cfg.lr else {}) | {k: v for k, v in cfg.part_lr.items() if v}
                      if cfg.lr_overridden else None,
                      "adapter_kind": None if cfg.adapter_kind == "dense" else cfg.adapter_kind},
@@ -58,8 +69,36 @@ def run_metrics(exp, adapter, scores: dict, size: dict) -> dict:
         "cache": exp.embeddings.stats.as_dict() | {"enabled": cfg.use_cache},
         "timings": exp.timings, "versions": versions(), "device": exp.device,
         "config": {k: v for k, v in asdict(cfg).items() if k != "extra"}, "extra": cfg.extra,
+        RECORD_KEY: run_record(exp),
     }
     return metrics
+
+
+RECORD_KEY = "record"  # metrics.json's section of what the run built (see the module doc)
+
+
+def run_record(exp) -> dict:
+    """``metrics.json["record"]`` of the run ``exp``: what it built, so readers never rebuild it."""
+    return {
+        "run_key": digest(run_key(exp.cfg)),  # core.runkey.run_key of the configuration, as a digest
+        "fingerprints": dict(exp.fingerprints),  # training.cache.model_fingerprint of M_L and M_C as loaded
+        "teacher_layer": exp.enc.teacher_layer, "teacher_depth": exp.enc.teacher_depth,
+        "labels": exp.labels,  # the head's label set (None for QA)
+        "cache_dir": str(exp.cache_root),  # the embedding / adapter cache the run used
+        # per alignment phase, in order: phase, cache key, folder (as the run saw it; readers take the key
+        # and their own cache folder, adapter_cache.folder, since a study folder may move)
+        "adapters": [dict(a) for a in exp.adapters],
+    }
+
+
+def read_record(metrics: dict, run_dir) -> dict:
+    """The record of the finished run in ``run_dir`` (its ``metrics``); a one-line ValueError naming the file
+    when the run was made before runs recorded what they built."""
+    record = metrics.get(RECORD_KEY)
+    if not isinstance(record, dict):
+        raise ValueError(f"{rundir.metrics_path(run_dir)}: no '{RECORD_KEY}' of what the run built (made by an "
+                         "older alad_kit); rerun the run to read its models")
+    return record
 
 
 def write_run_outputs(exp, metrics: dict, adapter) -> None:

@@ -19,7 +19,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from alad_kit.adapter import AlignmentAdapter
@@ -27,7 +26,6 @@ from alad_kit.core import rundir
 from alad_kit.core.checkpoint import digest as _digest
 from alad_kit.core.config import (
     FROZEN_STUDENT_MODES,
-    MODES,
     RunConfig,
     alignment_phases,
     phase3_config,
@@ -37,10 +35,12 @@ from alad_kit.core.device import resolve_device
 from alad_kit.core.locks import owned, sole_owner
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
+from alad_kit.core.runkey import checkpoint_digest
 from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
-from alad_kit.models.model import AladModel, add_lora
+from alad_kit.models.model import AladModel
 from alad_kit.pipeline import adapter_cache
+from alad_kit.pipeline.build import Encoders, cache_root, initial_adapter, load_encoders, phase3_model
 from alad_kit.pipeline.record import phase_record, run_metrics, write_run_outputs
 from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
 from alad_kit.training.cache import EmbeddingCache, model_fingerprint
@@ -71,17 +71,16 @@ class Experiment:
         self.precision = resolve_precision(cfg.precision, self.scale.precision, self.device)
         self.task = get_task(cfg.task)
         self.out = Path(cfg.out)
-        self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
+        self.cache_root = cache_root(cfg)
         self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
         self.corpus_fallback = corpus_fallback  # phase-1 texts when no corpus is found (None: the default)
         self._task_data = task_data  # (splits, labels) given by the caller instead of loading them
         self.dist = PartialState(cpu=self.device == "cpu")  # under torchrun / accelerate launch: one writer, all wait
 
         # Models and data: set by load_models() and load_data().
-        self.teacher = self.teacher_tok = None  # M_L (frozen) and its tokenizer; cut to teacher_layer layers
-        self.teacher_depth = self.teacher_layer = None  # M_L's layers, and the hidden state phases 1-2 align to
-        self.teacher_params = 0  # parameters of the whole M_L (the reference of Sz)
-        self.student = self.student_tok = None  # M_C (cut to cfg.student_layers) and its tokenizer
+        self.enc: Encoders | None = None  # M_L and M_C with their tokenizers (pipeline.build.load_encoders)
+        self.student = self.student_tok = None  # self.enc's M_C (cut to cfg.student_layers) and its tokenizer
+        self.fingerprints: dict[str, str] = {}  # model_fingerprint of M_L and M_C as loaded (the cache keys')
         self.splits: dict | None = None  # the task's splits, train / validation / test
         self.labels: list[str] | None = None  # label set (None for QA)
         # Set by make_adapter() and phase3(): what later steps and the run's files need.
@@ -94,6 +93,7 @@ class Experiment:
         self.history: dict[str, list] = {}  # [step, loss] per phase
         self.alignment: dict[str, dict] = {}  # mean MSE / cosine / tokens per stage (before_phase1, ...)
         self.probe_frames: list = []  # the per-token rows behind `alignment`
+        self.adapters: list[dict] = []  # metrics["record"]["adapters"]: phase, cache key and folder, in order
         self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
         self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
         self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
@@ -101,24 +101,11 @@ class Experiment:
 
     # ---------------------------------------------------------------------------------------------
     def load_models(self):
-        from alad_kit.models.zoo import keep_layers, load_encoder
-
-        cfg, t0 = self.cfg, time.perf_counter()
-        self.teacher, self.teacher_tok = load_encoder(cfg.teacher_finetuned or cfg.teacher, device=self.device)
-        if cfg.is_teacher_run:
-            self.student, self.student_tok = load_encoder(cfg.teacher, device=self.device)
-        else:
-            self.student, self.student_tok = load_encoder(cfg.student, device=self.device)
-        if cfg.student_layers and not cfg.is_teacher_run:
-            self.student = keep_layers(self.student, list(cfg.student_layers)).to(self.device)
-        self.teacher_params = sum(p.numel() for p in self.teacher.parameters())  # Sz is relative to all of M_L
-        self.teacher_depth = self.teacher.config.num_hidden_layers
-        self.teacher_layer = resolved_teacher_layer(cfg, self.teacher_depth)
-        if self.teacher_layer < self.teacher_depth and not cfg.is_teacher_run:
-            # hidden state k of M_L is the last hidden state of its first k layers: the cut model is the target
-            # (its fingerprint differs, so cache keys follow), and phases 1-2 pay for k layers only
-            self.teacher = keep_layers(self.teacher, list(range(self.teacher_layer))).to(self.device)
-        self.teacher.requires_grad_(False)
+        t0 = time.perf_counter()
+        self.enc = load_encoders(self.cfg, self.device)
+        self.student, self.student_tok = self.enc.student, self.enc.student_tok
+        # hashed once, before phase 3 may train M_C: every cache key and the run's record name these
+        self.fingerprints = {"teacher": model_fingerprint(self.enc.teacher), "student": model_fingerprint(self.student)}
         self.timings["load_models"] = time.perf_counter() - t0
 
     def load_data(self):
@@ -137,7 +124,7 @@ class Experiment:
     def alignment_data(self, texts, desc: str) -> AlignmentData:
         s = self.scale
         return build_alignment_data(
-            texts, self.student, self.student_tok, self.teacher, self.teacher_tok,
+            texts, self.student, self.student_tok, self.enc.teacher, self.enc.teacher_tok,
             self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
             self.precision,
         )
@@ -146,8 +133,8 @@ class Experiment:
         """Cache key of the adapter a phase produces (see ``adapter_cache.adapter_key``)."""
         phases = alignment_phases(self.scale, self.precision, self.cfg.phase2_epochs)
         epochs = {p.name: p.epochs for p in phases}[phase_name]
-        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, model_fingerprint(self.teacher),
-                                         model_fingerprint(self.student), self.precision, parent, texts_digest)
+        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, self.fingerprints["teacher"],
+                                         self.fingerprints["student"], self.precision, parent, texts_digest)
 
     def phase_texts(self, phase_name: str) -> list:
         """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
@@ -155,10 +142,6 @@ class Experiment:
             return chunk_texts(load_corpus_texts(self.cfg.corpus_dir or self.cfg.data_dir, self.scale.corpus_texts,
                                                  self.corpus_fallback), self.scale.corpus_chunk_words)
         return self.task.texts(self.splits["train"])
-
-    def adapter_dir(self, phase_name: str, key: str) -> Path:
-        """Where the adapter cache keeps the adapter a phase produced under ``key``."""
-        return self.cache_root / "adapters" / f"{phase_name}-{key}"
 
     def alignment_steps(self):
         """``(phase, texts, key, adapter directory)`` of each alignment phase the run goes through, in order.
@@ -177,25 +160,8 @@ class Experiment:
                 continue
             texts = self.phase_texts(phase.name)
             key = self.adapter_key(phase.name, None if phase.name == "phase1" else (parent or "none"), _digest(texts))
-            yield phase, texts, key, self.adapter_dir(phase.name, key)
+            yield phase, texts, key, adapter_cache.folder(self.cache_root, phase.name, key)
             parent = key
-
-    def initial_adapter(self) -> AlignmentAdapter:
-        """The adapter before phase 1: drawn from the run's seed, so every reader of the run gets the same."""
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
-        return AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
-                                kind=cfg.adapter_kind)
-
-    def phase3_model(self, encoder, adapter: AlignmentAdapter | None) -> AladModel:
-        """M_C [+ LoRA] [+ adapter] + a fresh task head (seeded), as phase 3 trains it."""
-        cfg = self.cfg
-        if "lora" in MODES[cfg.mode].trainable:
-            encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
-        dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
-        torch.manual_seed(cfg.seed + 1)
-        return AladModel(encoder, adapter, self.task.make_head(dim, self.labels))
 
     def align_phase(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> None:
         """Train (or load from the adapter cache at ``final``) one alignment phase."""
@@ -286,19 +252,20 @@ class Experiment:
         cfg = self.cfg
         if not cfg.uses_adapter:
             return None
-        adapter = self.initial_adapter()
+        adapter = initial_adapter(cfg, self.student.config.hidden_size, self.enc.teacher.config.hidden_size)
         probe_texts = self.task.texts(subsample(self.splits["validation"], self.scale.probe_texts))
         probe = self.alignment_data(probe_texts, "probe")
         self.probe = probe
         self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
-        for phase, texts, _key, final in self.alignment_steps():
+        for phase, texts, key, final in self.alignment_steps():
+            self.adapters.append({"phase": phase.name, "key": key, "folder": str(final)})
             self.align_phase(phase, texts, final, adapter)
         return adapter
 
     # ---------------------------------------------------------------------------------------------
     def phase3(self, adapter: AlignmentAdapter | None):
         cfg, scale, task = self.cfg, self.scale, self.task
-        model = self.phase3_model(self.student, adapter).to(self.device)
+        model = phase3_model(cfg, task, self.labels, self.student, adapter).to(self.device)
         self.model = model
         t0 = time.perf_counter()
         batchers = self.phase3_batchers()
@@ -311,7 +278,7 @@ class Experiment:
                                  self.labels, batchers[split].pad_token_id, self.precision)
 
         ckpt_dir, train = rundir.checkpoints_dir(self.out), batchers["train"]
-        run_digest = _digest({k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "device")})
+        run_digest = checkpoint_digest(cfg)
         t0 = time.perf_counter()
         result = None
         if self.resume:  # a finished phase 3 of another configuration is refused, never reported as this one
@@ -364,8 +331,8 @@ class Experiment:
         return batchers
 
     def size(self) -> dict:
-        head_on_teacher = self.task.make_head(self.teacher.config.hidden_size, self.labels)
-        reference = self.teacher_params + sum(p.numel() for p in head_on_teacher.parameters())
+        head_on_teacher = self.task.make_head(self.enc.teacher.config.hidden_size, self.labels)
+        reference = self.enc.teacher_params + sum(p.numel() for p in head_on_teacher.parameters())
         deployed = self.model.deployed_parameters()
         return {"deployed": deployed, "teacher_reference": reference, "size_pct": 100.0 * deployed / reference}
 
@@ -402,23 +369,6 @@ class Experiment:
             return metrics
         write_run_outputs(self, metrics, adapter)
         return metrics
-
-
-def resolved_teacher_layer(cfg: RunConfig, n_layers: int) -> int:
-    """The hidden state of M_L that phases 1-2 align to: ``teacher_layer``, the best layer of ``teacher_probe``
-    for this teacher (chosen on validation by ``alad probe-layers``), or the last (the paper's)."""
-    if cfg.teacher_probe is not None:
-        from alad_kit.analysis.probes.layers import best_layer
-
-        layer = best_layer(cfg.teacher_probe, cfg.teacher_finetuned or cfg.teacher)
-        if layer == 0:  # the embeddings alone: nothing for the adapter to learn from the encoder
-            raise ValueError(f"{cfg.teacher_probe}: the best probe layer of {cfg.teacher} is 0 (the embeddings); "
-                             "give --teacher-layer explicitly")
-    else:
-        layer = cfg.teacher_layer if cfg.teacher_layer is not None else n_layers
-    if not 1 <= layer <= n_layers:
-        raise ValueError(f"teacher_layer {layer} is outside 1..{n_layers} ({cfg.teacher} has {n_layers} layers)")
-    return layer
 
 
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:
