@@ -41,7 +41,7 @@ from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel
 from alad_kit.pipeline import adapter_cache
 from alad_kit.pipeline.build import Encoders, cache_root, initial_adapter, load_encoders, phase3_model
-from alad_kit.pipeline.record import phase_record, run_metrics, write_run_outputs
+from alad_kit.pipeline.record import Tally, phase_record, run_metrics, run_size, write_run_outputs
 from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
 from alad_kit.training.cache import EmbeddingCache, model_fingerprint
 from alad_kit.training.phases import (
@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 class Experiment:
-    """Holds the models and data of one run; ``run()`` is the whole pipeline."""
+    """Runs one run: ``run()`` is the whole pipeline. Its models are built by :mod:`.build`; what it records
+    goes to ``self.tally``, which :mod:`.record` turns into metrics.json (with the record of what it built)."""
 
     def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
         from accelerate import PartialState
@@ -80,7 +81,6 @@ class Experiment:
         # Models and data: set by load_models() and load_data().
         self.enc: Encoders | None = None  # M_L and M_C with their tokenizers (pipeline.build.load_encoders)
         self.student = self.student_tok = None  # self.enc's M_C (cut to cfg.student_layers) and its tokenizer
-        self.fingerprints: dict[str, str] = {}  # model_fingerprint of M_L and M_C as loaded (the cache keys')
         self.splits: dict | None = None  # the task's splits, train / validation / test
         self.labels: list[str] | None = None  # label set (None for QA)
         # Set by make_adapter() and phase3(): what later steps and the run's files need.
@@ -88,13 +88,8 @@ class Experiment:
         self.model: AladModel | None = None  # the phase-3 model (the deployed one)
         self.phase3_result: PhaseResult | None = None  # phase 3's steps, history and best epoch
 
-        # What the run records as it goes (metrics.json, history.json, probes.csv).
-        self.timings: dict[str, float] = {}  # seconds per step, "<phase>_cached_from" for reused adapters
-        self.history: dict[str, list] = {}  # [step, loss] per phase
-        self.alignment: dict[str, dict] = {}  # mean MSE / cosine / tokens per stage (before_phase1, ...)
-        self.probe_frames: list = []  # the per-token rows behind `alignment`
-        self.adapters: list[dict] = []  # metrics["record"]["adapters"]: phase, cache key and folder, in order
-        self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
+        # What the run records as it goes (metrics.json, history.json, probes.csv): pipeline.record reads it.
+        self.tally = Tally()
         self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
         self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
         self.phase_bar = None  # the outer progress bar over the phases, while run() runs
@@ -105,8 +100,9 @@ class Experiment:
         self.enc = load_encoders(self.cfg, self.device)
         self.student, self.student_tok = self.enc.student, self.enc.student_tok
         # hashed once, before phase 3 may train M_C: every cache key and the run's record name these
-        self.fingerprints = {"teacher": model_fingerprint(self.enc.teacher), "student": model_fingerprint(self.student)}
-        self.timings["load_models"] = time.perf_counter() - t0
+        self.tally.fingerprints = {"teacher": model_fingerprint(self.enc.teacher),
+                                   "student": model_fingerprint(self.student)}
+        self.tally.timings["load_models"] = time.perf_counter() - t0
 
     def load_data(self):
         t0 = time.perf_counter()
@@ -118,7 +114,7 @@ class Experiment:
         for name, split in self.splits.items():
             if len(split) == 0:
                 raise ValueError(f"task {self.cfg.task}: the {name} split is empty")
-        self.timings["load_data"] = time.perf_counter() - t0
+        self.tally.timings["load_data"] = time.perf_counter() - t0
 
     # ---------------------------------------------------------------------------------------------
     def alignment_data(self, texts, desc: str) -> AlignmentData:
@@ -133,8 +129,8 @@ class Experiment:
         """Cache key of the adapter a phase produces (see ``adapter_cache.adapter_key``)."""
         phases = alignment_phases(self.scale, self.precision, self.cfg.phase2_epochs)
         epochs = {p.name: p.epochs for p in phases}[phase_name]
-        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, self.fingerprints["teacher"],
-                                         self.fingerprints["student"], self.precision, parent, texts_digest)
+        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, self.tally.fingerprints["teacher"],
+                                         self.tally.fingerprints["student"], self.precision, parent, texts_digest)
 
     def phase_texts(self, phase_name: str) -> list:
         """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
@@ -177,12 +173,12 @@ class Experiment:
         saved = adapter_cache.read_record(final, remove=self.dist.is_main_process) if self.cfg.use_cache else None
         if saved is not None:
             adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
-            self.history[phase.name] = saved["history"]
-            self.timings[phase.name] = 0.0
-            self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
-            self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True,
-                                                                "timing": dict.fromkeys([*BUCKETS, "other"], 0.0),
-                                                                "prepare_seconds": 0.0}
+            self.tally.history[phase.name] = saved["history"]
+            self.tally.timings[phase.name] = 0.0
+            self.tally.timings[f"{phase.name}_cached_from"] = saved["seconds"]
+            self.tally.phases[phase.name] = saved.get("phase", {}) | {
+                "seconds": 0.0, "student_passes": 0, "reused": True, "timing": dict.fromkeys([*BUCKETS, "other"], 0.0),
+                "prepare_seconds": 0.0}
         else:
             partial = adapter_cache.partial_dir(final)
             if partial.exists() and not self.resume and self.dist.is_main_process:
@@ -198,29 +194,22 @@ class Experiment:
                 callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=final.name,
                 prefetch=data.cached,  # live encoders run a model (and dropout) per batch: those stay in line
             )
-            self.timings[phase.name] = time.perf_counter() - t0
-            self.history[phase.name] = result.history
+            self.tally.timings[phase.name] = time.perf_counter() - t0
+            self.tally.history[phase.name] = result.history
             # student and teacher each cost one pass when their cache entry was filled now, none when it was warm
             passes = min(self.embeddings.stats.misses - misses, 1) if self.cfg.use_cache else result.examples / len(data)
-            self.phases[phase.name] = phase_record(result, passes, prepared)
+            self.tally.phases[phase.name] = phase_record(result, passes, prepared)
             if self.dist.is_main_process:
                 adapter_cache.publish(adapter, final, {"history": result.history, "seconds": result.seconds,
                                                        "steps": result.steps, "tokens": result.tokens,
-                                                       "phase": self.phases[phase.name]})
+                                                       "phase": self.tally.phases[phase.name]})
             self.dist.wait_for_everyone()
         return model
-
-    def planned_phases(self) -> list[str]:
-        """The phases this run goes through (a cached one counts: it is loaded instead of trained)."""
-        cfg = self.cfg
-        aligned = cfg.uses_adapter and not cfg.random_adapter
-        skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
-        return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
 
     @contextmanager
     def phase_progress(self):
         """The outer progress bar over the phases (closed on errors too, so an error starts a line of its own)."""
-        self.phase_bar = tqdm(total=len(self.planned_phases()), desc=f"{self.cfg.task} {self.cfg.mode}",
+        self.phase_bar = tqdm(total=len(planned_phases(self.cfg)), desc=f"{self.cfg.task} {self.cfg.mode}",
                               unit="phase", leave=True, disable=not self.dist.is_main_process)
         try:
             yield self.phase_bar
@@ -229,7 +218,7 @@ class Experiment:
             self.phase_bar = None
 
     def _phase_done(self, name: str) -> None:
-        record = self.phases.get(name, {})
+        record = self.tally.phases.get(name, {})
         how = "reused from the cache" if record.get("reused") else f"{record.get('steps')} steps, {record.get('seconds')} s"
         log.info("%s done: %s (%s)", name, how, self.out)
         if self.phase_bar is not None:
@@ -244,8 +233,8 @@ class Experiment:
             probe = probe.with_student(model.encoder)  # the fine-tuned M_C: the cache holds the original's states
         frame = token_probe_frame(model, probe, self.student_tok, stage, self.scale.eval_batch_size, self.device,
                                   self.precision)
-        self.probe_frames.append(frame)
-        self.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
+        self.tally.probe_frames.append(frame)
+        self.tally.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
                                  "tokens": len(frame)}
 
     def make_adapter(self) -> AlignmentAdapter | None:
@@ -258,7 +247,7 @@ class Experiment:
         self.probe = probe
         self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
         for phase, texts, key, final in self.alignment_steps():
-            self.adapters.append({"phase": phase.name, "key": key, "folder": str(final)})
+            self.tally.adapters.append({"phase": phase.name, "key": key, "folder": str(final)})
             self.align_phase(phase, texts, final, adapter)
         return adapter
 
@@ -291,17 +280,17 @@ class Experiment:
                 device=self.device, evaluate=lambda m: evaluate(m)[task.selection_metric], lengths=train.lengths(),
                 config_digest=run_digest, prefetch=True,  # a Batcher only collates features (and cached states)
             )
-        self.timings["phase3"] = time.perf_counter() - t0
-        self.history["phase3"] = result.history
+        self.tally.timings["phase3"] = time.perf_counter() - t0
+        self.tally.history["phase3"] = result.history
         self.phase3_result = result
-        self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train),
-                                             prepared)
+        passes = 0 if train.hidden is not None else result.examples / len(train)
+        self.tally.phases["phase3"] = phase_record(result, passes, prepared)
         if train.hidden is not None:
-            self.phases["phase3"]["student_passes"] = self.phase3_student_fills
+            self.tally.phases["phase3"]["student_passes"] = self.phase3_student_fills
         self._phase_done("phase3")
         t0 = time.perf_counter()
         scores = evaluate(model, "test")
-        self.timings["evaluate_test"] = time.perf_counter() - t0
+        self.tally.timings["evaluate_test"] = time.perf_counter() - t0
         return scores
 
     def phase3_batchers(self) -> dict[str, Batcher]:
@@ -330,12 +319,6 @@ class Experiment:
             batchers[name] = Batcher(f, pad, hidden)
         return batchers
 
-    def size(self) -> dict:
-        head_on_teacher = self.task.make_head(self.enc.teacher.config.hidden_size, self.labels)
-        reference = self.enc.teacher_params + sum(p.numel() for p in head_on_teacher.parameters())
-        deployed = self.model.deployed_parameters()
-        return {"deployed": deployed, "teacher_reference": reference, "size_pct": 100.0 * deployed / reference}
-
     # ---------------------------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, start = self.cfg, time.perf_counter()
@@ -362,13 +345,20 @@ class Experiment:
             scores = self.phase3(adapter)
         if adapter is not None:
             self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
-        size = self.size()
-        self.timings["total"] = time.perf_counter() - start
+        size = run_size(self)
+        self.tally.timings["total"] = time.perf_counter() - start
         metrics = run_metrics(self, adapter, scores, size)
         if not self.dist.is_main_process:
             return metrics
         write_run_outputs(self, metrics, adapter)
         return metrics
+
+
+def planned_phases(cfg: RunConfig) -> list[str]:
+    """The phases a run of ``cfg`` goes through (a cached one counts: it is loaded instead of trained)."""
+    aligned = cfg.uses_adapter and not cfg.random_adapter
+    skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
+    return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
 
 
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:

@@ -6,9 +6,9 @@
     DIR/claims.json, .md      the verdicts of alad_kit.analysis.claims
     DIR/study.md, .csv, .html the grid in the layout of the paper's Table 1: mean ± std over seeds, Sz, Spd
 
-A run whose metrics.json exists and holds the same run (``core.runkey``: same run key, same budgets) is skipped; any other run is started with
-``resume=True``, so a killed one continues from its checkpoints. Run on a finished directory, the command
-trains nothing and rewrites the same claims.json.
+A run whose metrics.json exists and holds the same run (``core.runkey``: same run key, same budgets) is
+skipped; any other run is started with ``resume=True``, so a killed one continues from its checkpoints. Run
+on a finished directory, the command trains nothing and rewrites the same claims.json.
 """
 
 from __future__ import annotations

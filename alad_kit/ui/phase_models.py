@@ -61,18 +61,19 @@ class PhaseModels:
 def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     """The student + adapter of every phase the run went through (before phase 1 ... after phase 3).
 
-    With ``ensure_run`` a missing or different run in ``cfg.out`` is run first (``experiments.run_or_reuse``;
-    phases 1-2 come from the cache). The models are built from the run's record (``metrics.json["record"]``:
-    adapter folders, teacher layer, labels) with ``pipeline.build``, as the run built them. Raises ValueError
-    for modes without an adapter or a run without a record, and FileNotFoundError when the run, the adapter
-    cache or the phase-3 checkpoint of the run is gone.
+    With ``ensure_run`` a missing or different run in ``cfg.out``, or one made before runs recorded what they
+    built, is run first (``experiments.run_or_reuse``; phases 1-2 come from the cache). The models are built
+    from the run's record (``metrics.json["record"]``: adapter folders, teacher layer, labels) with
+    ``pipeline.build``, as the run built them. Raises ValueError for modes without an adapter or (without
+    ``ensure_run``) a run without a record, and FileNotFoundError when the run, the adapter cache or the
+    phase-3 checkpoint of the run is gone.
     """
     from alad_kit.core.device import resolve_device
     from alad_kit.core.runkey import run_state
     from alad_kit.models.model import AladModel
     from alad_kit.pipeline import adapter_cache, build
     from alad_kit.pipeline.experiments import run_or_reuse
-    from alad_kit.pipeline.record import read_record
+    from alad_kit.pipeline.record import RECORD_KEY, read_record
     from alad_kit.tasks.specs import get_task
     from alad_kit.training.trainer import load_finished
 
@@ -81,6 +82,8 @@ def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     metrics = run_or_reuse(cfg) if ensure_run else run_state(cfg).metrics
     if metrics is None:
         raise FileNotFoundError(f"load_phase_models: {cfg.out} holds no finished run of this configuration")
+    if ensure_run and RECORD_KEY not in metrics:  # made before runs recorded what they built: run it again
+        metrics = run_or_reuse(cfg, rerun=True)
     record = read_record(metrics, cfg.out)
     enc = build.load_encoders(cfg, resolve_device(cfg.device), teacher_layer=record["teacher_layer"])
     splits, labels = _task_data(cfg)

@@ -250,7 +250,7 @@ def test_adapter_cache_key_keeps_dense_keys_and_separates_kinds(tmp_path):
     def keys(**kw):
         exp = Experiment(RunConfig(task="ner", teacher="t", student="s", out=str(tmp_path / "run"), **kw))
         torch.manual_seed(0)
-        exp.fingerprints = dict.fromkeys(("teacher", "student"), model_fingerprint(torch.nn.Linear(3, 2)))
+        exp.tally.fingerprints = dict.fromkeys(("teacher", "student"), model_fingerprint(torch.nn.Linear(3, 2)))
         return exp.adapter_key("phase1", None), exp.adapter_key("phase2", "abc")
 
     # dense keys do not name the kind (they are what they were before kinds existed); other kinds differ
@@ -272,7 +272,8 @@ def test_adapter_key_names_the_training_texts(tmp_path, ner_task_data):
     from alad_kit.pipeline.run import Experiment, _digest
 
     exp = Experiment(RunConfig(task="ner", out=str(tmp_path / "o"), **BASE), task_data=ner_task_data)
-    exp.fingerprints = {"teacher": model_fingerprint(nn.Linear(3, 4)), "student": model_fingerprint(nn.Linear(3, 2))}
+    exp.tally.fingerprints = {"teacher": model_fingerprint(nn.Linear(3, 4)),
+                              "student": model_fingerprint(nn.Linear(3, 2))}
     keys = {exp.adapter_key("phase2", "p", _digest(texts)) for texts in (["a b"], [["a", "b"]], ["a c"], ["a b"])}
     assert len(keys) == 3  # same texts, same key; other texts (even tokenised differently), another key
 
