@@ -1,8 +1,9 @@
 """The run directory: what ``alad run`` leaves in ``OUT/``, named in one place.
 
 =========================  ==========================================================================
-``metrics.json``           scores, sizes, alignment, timings, config, versions (written last: a run
-                           directory with it is a finished run)
+``metrics.json``           scores, sizes, alignment, timings, config, versions and the record of what
+                           the run built (``pipeline.record``); written last: a run directory with it
+                           is a finished run (of its configuration: ``core.runkey``)
 ``history.json``           loss curves of the three phases
 ``probes.csv|parquet``     per-token alignment error on held-out text (``analysis.probes``)
 ``umap.csv|parquet``       a UMAP of the phases' representations (``ui.phase_models``)

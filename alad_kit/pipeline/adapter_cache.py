@@ -38,6 +38,11 @@ def adapter_key(cfg: RunConfig, phase_name: str, epochs: int, teacher_fingerprin
     })
 
 
+def folder(cache_root: Path, phase_name: str, key: str) -> Path:
+    """Where the adapter cache under ``cache_root`` keeps the adapter a phase produced under ``key``."""
+    return Path(cache_root) / "adapters" / f"{phase_name}-{key}"
+
+
 def read_record(final: Path, remove: bool) -> dict | None:
     """``result.json`` of the finished adapter folder ``final`` when its files match their digests, else None.
 

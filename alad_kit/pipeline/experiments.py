@@ -1,29 +1,25 @@
 """Several runs at once, for notebooks: run a list of configurations, reusing the ones already finished.
 
 A notebook re-executed from the top (or a later notebook that needs an earlier one's runs) should not pay
-for phase 3 again when ``cfg.out/metrics.json`` already holds the result of the same configuration:
+for phase 3 again when ``cfg.out/metrics.json`` already holds the result of the same run (same run key):
 ``run_or_reuse`` reads it back instead. Phases 1-2 are cached by ``alad_kit.pipeline.run`` itself, so a rerun that
 does happen is cheap too. ``sweep`` runs many configurations and returns one flat row per run.
 """
 
 from __future__ import annotations
 
-import json
 import logging
 import math
 import os
 from collections.abc import Iterable
-from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import pandas as pd
 from tqdm.auto import tqdm
 
-from alad_kit.core import rundir
-from alad_kit.core.config import RunConfig, phase3_config, scale_config
+from alad_kit.core.config import RunConfig
+from alad_kit.core.runkey import run_state
 
-# Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
-PLACE_FIELDS = ("out", "cache_dir", "device", "use_cache")
 log = logging.getLogger(__name__)
 
 
@@ -51,58 +47,20 @@ def env_path(name: str, default: str | None = None, parents: int = 2) -> str | N
     raise FileNotFoundError(f"{name}={value!r} exists nowhere; tried {tried}")
 
 
-def config_key(cfg: RunConfig | dict) -> dict:
-    """The configuration as metrics.json stores it (JSON types), minus ``PLACE_FIELDS`` and ``extra``.
-
-    A stored configuration lacking a field that ``RunConfig`` has gained since gets that field's default:
-    a run made before the field existed is the run the default describes.
-    """
-    defaults = {f.name: f.default for f in fields(RunConfig) if f.default is not MISSING}
-    data = asdict(cfg) if isinstance(cfg, RunConfig) else defaults | dict(cfg)
-    data = {k: v for k, v in data.items() if k not in PLACE_FIELDS and k != "extra"}
-    return json.loads(json.dumps(data, default=str))  # tuples -> lists, as in the written file
-
-
-def same_scale_budgets(metrics: dict, cfg: RunConfig) -> bool:
-    """False when ``metrics`` was made under other budgets than ``cfg`` gets today: another preset of
-    ``cfg.scale``, or other default phase-3 learning rates (e.g. before HEAD_LR moved). Such a run is stale.
-    Runs stored before metrics.json recorded the budgets (no ``scale_config`` / ``phase3_lr``) are taken as
-    they are."""
-    scale = scale_config(cfg.scale)
-    saved = metrics.get("scale_config")
-    if saved is not None and saved != json.loads(json.dumps(asdict(scale))):
-        return False
-    saved_lr = metrics.get("phase3_lr")
-    want_lr = phase3_config(cfg.mode, cfg.task, scale, lr=cfg.lr, part_lr=cfg.part_lr).lr
-    return saved_lr is None or saved_lr == want_lr
-
-
-def finished_metrics(cfg: RunConfig) -> dict | None:
-    """``cfg.out/metrics.json`` when it exists and was written by the same configuration, else None."""
-    path = rundir.metrics_path(cfg.out)
-    if not path.is_file():
-        return None
-    try:
-        metrics = json.loads(path.read_text())
-    except json.JSONDecodeError:
-        return None  # a damaged file is the same as none: the run is redone
-    if not isinstance(metrics, dict) or "config" not in metrics:
-        return None
-    if not same_scale_budgets(metrics, cfg):
-        return None
-    return metrics if config_key(metrics["config"]) == config_key(cfg) else None
-
-
 def run_or_reuse(cfg: RunConfig, rerun: bool = False, **run_kwargs) -> dict:
     """The run's metrics: read back when ``cfg.out`` holds a finished run of ``cfg``, else ``run(cfg)``.
 
-    A directory holding a *different* configuration is overwritten by the new run. ``rerun=True`` always runs.
+    Finished means :func:`alad_kit.core.runkey.run_state` says so (the rule ``alad study`` uses too). A
+    directory holding another run (or a damaged metrics.json) is overwritten by the new run, with a line
+    saying why. ``rerun=True`` always runs.
     """
     if not rerun:
-        metrics = finished_metrics(cfg)
-        if metrics is not None:
+        state = run_state(cfg)
+        if state.metrics is not None:
             log.info("reusing the finished run in %s", cfg.out)
-            return metrics
+            return state.metrics
+        if state.problem is not None:
+            log.info("%s; running it again", state.problem)
     from .run import run
 
     return run(cfg, **run_kwargs)

@@ -19,7 +19,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-import torch
 from tqdm.auto import tqdm
 
 from alad_kit.adapter import AlignmentAdapter
@@ -27,7 +26,6 @@ from alad_kit.core import rundir
 from alad_kit.core.checkpoint import digest as _digest
 from alad_kit.core.config import (
     FROZEN_STUDENT_MODES,
-    MODES,
     RunConfig,
     alignment_phases,
     phase3_config,
@@ -37,11 +35,13 @@ from alad_kit.core.device import resolve_device
 from alad_kit.core.locks import owned, sole_owner
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
+from alad_kit.core.runkey import checkpoint_digest
 from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
-from alad_kit.models.model import AladModel, add_lora
+from alad_kit.models.model import AladModel
 from alad_kit.pipeline import adapter_cache
-from alad_kit.pipeline.record import phase_record, run_metrics, write_run_outputs
+from alad_kit.pipeline.build import Encoders, cache_root, initial_adapter, load_encoders, phase3_model
+from alad_kit.pipeline.record import Tally, phase_record, run_metrics, run_size, write_run_outputs
 from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
 from alad_kit.training.cache import EmbeddingCache, model_fingerprint
 from alad_kit.training.phases import (
@@ -59,7 +59,8 @@ log = logging.getLogger(__name__)
 
 # --------------------------------------------------------------------------------------------------
 class Experiment:
-    """Holds the models and data of one run; ``run()`` is the whole pipeline."""
+    """Runs one run: ``run()`` is the whole pipeline. Its models are built by :mod:`.build`; what it records
+    goes to ``self.tally``, which :mod:`.record` turns into metrics.json (with the record of what it built)."""
 
     def __init__(self, cfg: RunConfig, resume: bool = False, callbacks=(), corpus_fallback=None, task_data=None):
         from accelerate import PartialState
@@ -71,17 +72,15 @@ class Experiment:
         self.precision = resolve_precision(cfg.precision, self.scale.precision, self.device)
         self.task = get_task(cfg.task)
         self.out = Path(cfg.out)
-        self.cache_root = Path(cfg.cache_dir) if cfg.cache_dir else self.out.parent / ".alad_cache"
+        self.cache_root = cache_root(cfg)
         self.embeddings = EmbeddingCache(self.cache_root / "embeddings", enabled=cfg.use_cache)
         self.corpus_fallback = corpus_fallback  # phase-1 texts when no corpus is found (None: the default)
         self._task_data = task_data  # (splits, labels) given by the caller instead of loading them
         self.dist = PartialState(cpu=self.device == "cpu")  # under torchrun / accelerate launch: one writer, all wait
 
         # Models and data: set by load_models() and load_data().
-        self.teacher = self.teacher_tok = None  # M_L (frozen) and its tokenizer; cut to teacher_layer layers
-        self.teacher_depth = self.teacher_layer = None  # M_L's layers, and the hidden state phases 1-2 align to
-        self.teacher_params = 0  # parameters of the whole M_L (the reference of Sz)
-        self.student = self.student_tok = None  # M_C (cut to cfg.student_layers) and its tokenizer
+        self.enc: Encoders | None = None  # M_L and M_C with their tokenizers (pipeline.build.load_encoders)
+        self.student = self.student_tok = None  # self.enc's M_C (cut to cfg.student_layers) and its tokenizer
         self.splits: dict | None = None  # the task's splits, train / validation / test
         self.labels: list[str] | None = None  # label set (None for QA)
         # Set by make_adapter() and phase3(): what later steps and the run's files need.
@@ -89,37 +88,21 @@ class Experiment:
         self.model: AladModel | None = None  # the phase-3 model (the deployed one)
         self.phase3_result: PhaseResult | None = None  # phase 3's steps, history and best epoch
 
-        # What the run records as it goes (metrics.json, history.json, probes.csv).
-        self.timings: dict[str, float] = {}  # seconds per step, "<phase>_cached_from" for reused adapters
-        self.history: dict[str, list] = {}  # [step, loss] per phase
-        self.alignment: dict[str, dict] = {}  # mean MSE / cosine / tokens per stage (before_phase1, ...)
-        self.probe_frames: list = []  # the per-token rows behind `alignment`
-        self.phases: dict[str, dict] = {}  # metrics["phases"]: what each phase that ran cost and used
+        # What the run records as it goes (metrics.json, history.json, probes.csv): pipeline.record reads it.
+        self.tally = Tally()
         self.truncation: dict | None = None  # words cut by max_length per split (POS/NER)
         self.phase3_student_fills = 0  # student passes that filled the phase-3 feature cache
         self.phase_bar = None  # the outer progress bar over the phases, while run() runs
 
     # ---------------------------------------------------------------------------------------------
     def load_models(self):
-        from alad_kit.models.zoo import keep_layers, load_encoder
-
-        cfg, t0 = self.cfg, time.perf_counter()
-        self.teacher, self.teacher_tok = load_encoder(cfg.teacher_finetuned or cfg.teacher, device=self.device)
-        if cfg.is_teacher_run:
-            self.student, self.student_tok = load_encoder(cfg.teacher, device=self.device)
-        else:
-            self.student, self.student_tok = load_encoder(cfg.student, device=self.device)
-        if cfg.student_layers and not cfg.is_teacher_run:
-            self.student = keep_layers(self.student, list(cfg.student_layers)).to(self.device)
-        self.teacher_params = sum(p.numel() for p in self.teacher.parameters())  # Sz is relative to all of M_L
-        self.teacher_depth = self.teacher.config.num_hidden_layers
-        self.teacher_layer = resolved_teacher_layer(cfg, self.teacher_depth)
-        if self.teacher_layer < self.teacher_depth and not cfg.is_teacher_run:
-            # hidden state k of M_L is the last hidden state of its first k layers: the cut model is the target
-            # (its fingerprint differs, so cache keys follow), and phases 1-2 pay for k layers only
-            self.teacher = keep_layers(self.teacher, list(range(self.teacher_layer))).to(self.device)
-        self.teacher.requires_grad_(False)
-        self.timings["load_models"] = time.perf_counter() - t0
+        t0 = time.perf_counter()
+        self.enc = load_encoders(self.cfg, self.device)
+        self.student, self.student_tok = self.enc.student, self.enc.student_tok
+        # hashed once, before phase 3 may train M_C: every cache key and the run's record name these
+        self.tally.fingerprints = {"teacher": model_fingerprint(self.enc.teacher),
+                                   "student": model_fingerprint(self.student)}
+        self.tally.timings["load_models"] = time.perf_counter() - t0
 
     def load_data(self):
         t0 = time.perf_counter()
@@ -131,13 +114,13 @@ class Experiment:
         for name, split in self.splits.items():
             if len(split) == 0:
                 raise ValueError(f"task {self.cfg.task}: the {name} split is empty")
-        self.timings["load_data"] = time.perf_counter() - t0
+        self.tally.timings["load_data"] = time.perf_counter() - t0
 
     # ---------------------------------------------------------------------------------------------
     def alignment_data(self, texts, desc: str) -> AlignmentData:
         s = self.scale
         return build_alignment_data(
-            texts, self.student, self.student_tok, self.teacher, self.teacher_tok,
+            texts, self.student, self.student_tok, self.enc.teacher, self.enc.teacher_tok,
             self.embeddings if self.cfg.use_cache else None, s.max_length, s.eval_batch_size, self.device, desc,
             self.precision,
         )
@@ -146,8 +129,8 @@ class Experiment:
         """Cache key of the adapter a phase produces (see ``adapter_cache.adapter_key``)."""
         phases = alignment_phases(self.scale, self.precision, self.cfg.phase2_epochs)
         epochs = {p.name: p.epochs for p in phases}[phase_name]
-        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, model_fingerprint(self.teacher),
-                                         model_fingerprint(self.student), self.precision, parent, texts_digest)
+        return adapter_cache.adapter_key(self.cfg, phase_name, epochs, self.tally.fingerprints["teacher"],
+                                         self.tally.fingerprints["student"], self.precision, parent, texts_digest)
 
     def phase_texts(self, phase_name: str) -> list:
         """The exact texts an alignment phase trains on (and that its adapter cache key names)."""
@@ -155,10 +138,6 @@ class Experiment:
             return chunk_texts(load_corpus_texts(self.cfg.corpus_dir or self.cfg.data_dir, self.scale.corpus_texts,
                                                  self.corpus_fallback), self.scale.corpus_chunk_words)
         return self.task.texts(self.splits["train"])
-
-    def adapter_dir(self, phase_name: str, key: str) -> Path:
-        """Where the adapter cache keeps the adapter a phase produced under ``key``."""
-        return self.cache_root / "adapters" / f"{phase_name}-{key}"
 
     def alignment_steps(self):
         """``(phase, texts, key, adapter directory)`` of each alignment phase the run goes through, in order.
@@ -177,25 +156,8 @@ class Experiment:
                 continue
             texts = self.phase_texts(phase.name)
             key = self.adapter_key(phase.name, None if phase.name == "phase1" else (parent or "none"), _digest(texts))
-            yield phase, texts, key, self.adapter_dir(phase.name, key)
+            yield phase, texts, key, adapter_cache.folder(self.cache_root, phase.name, key)
             parent = key
-
-    def initial_adapter(self) -> AlignmentAdapter:
-        """The adapter before phase 1: drawn from the run's seed, so every reader of the run gets the same."""
-        cfg = self.cfg
-        torch.manual_seed(cfg.seed)
-        student_dim, teacher_dim = self.student.config.hidden_size, self.teacher.config.hidden_size
-        return AlignmentAdapter(student_dim, teacher_dim, window=cfg.window, hidden=cfg.adapter_hidden,
-                                kind=cfg.adapter_kind)
-
-    def phase3_model(self, encoder, adapter: AlignmentAdapter | None) -> AladModel:
-        """M_C [+ LoRA] [+ adapter] + a fresh task head (seeded), as phase 3 trains it."""
-        cfg = self.cfg
-        if "lora" in MODES[cfg.mode].trainable:
-            encoder = add_lora(encoder, r=cfg.lora_r, alpha=cfg.lora_alpha)
-        dim = adapter.config.teacher_dim if adapter is not None else encoder.config.hidden_size
-        torch.manual_seed(cfg.seed + 1)
-        return AladModel(encoder, adapter, self.task.make_head(dim, self.labels))
 
     def align_phase(self, phase, texts, final: Path, adapter: AlignmentAdapter) -> None:
         """Train (or load from the adapter cache at ``final``) one alignment phase."""
@@ -211,12 +173,12 @@ class Experiment:
         saved = adapter_cache.read_record(final, remove=self.dist.is_main_process) if self.cfg.use_cache else None
         if saved is not None:
             adapter.load_state_dict(AlignmentAdapter.from_pretrained(final).state_dict())
-            self.history[phase.name] = saved["history"]
-            self.timings[phase.name] = 0.0
-            self.timings[f"{phase.name}_cached_from"] = saved["seconds"]
-            self.phases[phase.name] = saved.get("phase", {}) | {"seconds": 0.0, "student_passes": 0, "reused": True,
-                                                                "timing": dict.fromkeys([*BUCKETS, "other"], 0.0),
-                                                                "prepare_seconds": 0.0}
+            self.tally.history[phase.name] = saved["history"]
+            self.tally.timings[phase.name] = 0.0
+            self.tally.timings[f"{phase.name}_cached_from"] = saved["seconds"]
+            self.tally.phases[phase.name] = saved.get("phase", {}) | {
+                "seconds": 0.0, "student_passes": 0, "reused": True, "timing": dict.fromkeys([*BUCKETS, "other"], 0.0),
+                "prepare_seconds": 0.0}
         else:
             partial = adapter_cache.partial_dir(final)
             if partial.exists() and not self.resume and self.dist.is_main_process:
@@ -232,29 +194,22 @@ class Experiment:
                 callbacks=self.callbacks, device=self.device, lengths=data.student_lengths(), config_digest=final.name,
                 prefetch=data.cached,  # live encoders run a model (and dropout) per batch: those stay in line
             )
-            self.timings[phase.name] = time.perf_counter() - t0
-            self.history[phase.name] = result.history
+            self.tally.timings[phase.name] = time.perf_counter() - t0
+            self.tally.history[phase.name] = result.history
             # student and teacher each cost one pass when their cache entry was filled now, none when it was warm
             passes = min(self.embeddings.stats.misses - misses, 1) if self.cfg.use_cache else result.examples / len(data)
-            self.phases[phase.name] = phase_record(result, passes, prepared)
+            self.tally.phases[phase.name] = phase_record(result, passes, prepared)
             if self.dist.is_main_process:
                 adapter_cache.publish(adapter, final, {"history": result.history, "seconds": result.seconds,
                                                        "steps": result.steps, "tokens": result.tokens,
-                                                       "phase": self.phases[phase.name]})
+                                                       "phase": self.tally.phases[phase.name]})
             self.dist.wait_for_everyone()
         return model
-
-    def planned_phases(self) -> list[str]:
-        """The phases this run goes through (a cached one counts: it is loaded instead of trained)."""
-        cfg = self.cfg
-        aligned = cfg.uses_adapter and not cfg.random_adapter
-        skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
-        return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
 
     @contextmanager
     def phase_progress(self):
         """The outer progress bar over the phases (closed on errors too, so an error starts a line of its own)."""
-        self.phase_bar = tqdm(total=len(self.planned_phases()), desc=f"{self.cfg.task} {self.cfg.mode}",
+        self.phase_bar = tqdm(total=len(planned_phases(self.cfg)), desc=f"{self.cfg.task} {self.cfg.mode}",
                               unit="phase", leave=True, disable=not self.dist.is_main_process)
         try:
             yield self.phase_bar
@@ -263,7 +218,7 @@ class Experiment:
             self.phase_bar = None
 
     def _phase_done(self, name: str) -> None:
-        record = self.phases.get(name, {})
+        record = self.tally.phases.get(name, {})
         how = "reused from the cache" if record.get("reused") else f"{record.get('steps')} steps, {record.get('seconds')} s"
         log.info("%s done: %s (%s)", name, how, self.out)
         if self.phase_bar is not None:
@@ -278,27 +233,28 @@ class Experiment:
             probe = probe.with_student(model.encoder)  # the fine-tuned M_C: the cache holds the original's states
         frame = token_probe_frame(model, probe, self.student_tok, stage, self.scale.eval_batch_size, self.device,
                                   self.precision)
-        self.probe_frames.append(frame)
-        self.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
+        self.tally.probe_frames.append(frame)
+        self.tally.alignment[stage] = {"mse": float(frame["mse"].mean()), "cosine": float(frame["cosine"].mean()),
                                  "tokens": len(frame)}
 
     def make_adapter(self) -> AlignmentAdapter | None:
         cfg = self.cfg
         if not cfg.uses_adapter:
             return None
-        adapter = self.initial_adapter()
+        adapter = initial_adapter(cfg, self.student.config.hidden_size, self.enc.teacher.config.hidden_size)
         probe_texts = self.task.texts(subsample(self.splits["validation"], self.scale.probe_texts))
         probe = self.alignment_data(probe_texts, "probe")
         self.probe = probe
         self.measure_alignment("before_phase1", AladModel(self.student, adapter).to(self.device))
-        for phase, texts, _key, final in self.alignment_steps():
+        for phase, texts, key, final in self.alignment_steps():
+            self.tally.adapters.append({"phase": phase.name, "key": key, "folder": str(final)})
             self.align_phase(phase, texts, final, adapter)
         return adapter
 
     # ---------------------------------------------------------------------------------------------
     def phase3(self, adapter: AlignmentAdapter | None):
         cfg, scale, task = self.cfg, self.scale, self.task
-        model = self.phase3_model(self.student, adapter).to(self.device)
+        model = phase3_model(cfg, task, self.labels, self.student, adapter).to(self.device)
         self.model = model
         t0 = time.perf_counter()
         batchers = self.phase3_batchers()
@@ -311,7 +267,7 @@ class Experiment:
                                  self.labels, batchers[split].pad_token_id, self.precision)
 
         ckpt_dir, train = rundir.checkpoints_dir(self.out), batchers["train"]
-        run_digest = _digest({k: v for k, v in asdict(cfg).items() if k not in ("out", "extra", "device")})
+        run_digest = checkpoint_digest(cfg)
         t0 = time.perf_counter()
         result = None
         if self.resume:  # a finished phase 3 of another configuration is refused, never reported as this one
@@ -324,17 +280,17 @@ class Experiment:
                 device=self.device, evaluate=lambda m: evaluate(m)[task.selection_metric], lengths=train.lengths(),
                 config_digest=run_digest, prefetch=True,  # a Batcher only collates features (and cached states)
             )
-        self.timings["phase3"] = time.perf_counter() - t0
-        self.history["phase3"] = result.history
+        self.tally.timings["phase3"] = time.perf_counter() - t0
+        self.tally.history["phase3"] = result.history
         self.phase3_result = result
-        self.phases["phase3"] = phase_record(result, 0 if train.hidden is not None else result.examples / len(train),
-                                             prepared)
+        passes = 0 if train.hidden is not None else result.examples / len(train)
+        self.tally.phases["phase3"] = phase_record(result, passes, prepared)
         if train.hidden is not None:
-            self.phases["phase3"]["student_passes"] = self.phase3_student_fills
+            self.tally.phases["phase3"]["student_passes"] = self.phase3_student_fills
         self._phase_done("phase3")
         t0 = time.perf_counter()
         scores = evaluate(model, "test")
-        self.timings["evaluate_test"] = time.perf_counter() - t0
+        self.tally.timings["evaluate_test"] = time.perf_counter() - t0
         return scores
 
     def phase3_batchers(self) -> dict[str, Batcher]:
@@ -363,12 +319,6 @@ class Experiment:
             batchers[name] = Batcher(f, pad, hidden)
         return batchers
 
-    def size(self) -> dict:
-        head_on_teacher = self.task.make_head(self.teacher.config.hidden_size, self.labels)
-        reference = self.teacher_params + sum(p.numel() for p in head_on_teacher.parameters())
-        deployed = self.model.deployed_parameters()
-        return {"deployed": deployed, "teacher_reference": reference, "size_pct": 100.0 * deployed / reference}
-
     # ---------------------------------------------------------------------------------------------
     def run(self) -> dict:
         cfg, start = self.cfg, time.perf_counter()
@@ -395,8 +345,8 @@ class Experiment:
             scores = self.phase3(adapter)
         if adapter is not None:
             self.measure_alignment("after_phase3", self.model, live_student=cfg.mode not in FROZEN_STUDENT_MODES)
-        size = self.size()
-        self.timings["total"] = time.perf_counter() - start
+        size = run_size(self)
+        self.tally.timings["total"] = time.perf_counter() - start
         metrics = run_metrics(self, adapter, scores, size)
         if not self.dist.is_main_process:
             return metrics
@@ -404,21 +354,11 @@ class Experiment:
         return metrics
 
 
-def resolved_teacher_layer(cfg: RunConfig, n_layers: int) -> int:
-    """The hidden state of M_L that phases 1-2 align to: ``teacher_layer``, the best layer of ``teacher_probe``
-    for this teacher (chosen on validation by ``alad probe-layers``), or the last (the paper's)."""
-    if cfg.teacher_probe is not None:
-        from alad_kit.analysis.probes.layers import best_layer
-
-        layer = best_layer(cfg.teacher_probe, cfg.teacher_finetuned or cfg.teacher)
-        if layer == 0:  # the embeddings alone: nothing for the adapter to learn from the encoder
-            raise ValueError(f"{cfg.teacher_probe}: the best probe layer of {cfg.teacher} is 0 (the embeddings); "
-                             "give --teacher-layer explicitly")
-    else:
-        layer = cfg.teacher_layer if cfg.teacher_layer is not None else n_layers
-    if not 1 <= layer <= n_layers:
-        raise ValueError(f"teacher_layer {layer} is outside 1..{n_layers} ({cfg.teacher} has {n_layers} layers)")
-    return layer
+def planned_phases(cfg: RunConfig) -> list[str]:
+    """The phases a run of ``cfg`` goes through (a cached one counts: it is loaded instead of trained)."""
+    aligned = cfg.uses_adapter and not cfg.random_adapter
+    skipped = {"phase1": cfg.skip_phase1, "phase2": cfg.skip_phase2}
+    return [name for name, skip in skipped.items() if aligned and not skip] + ["phase3"]
 
 
 def run(cfg: RunConfig, resume: bool = False, callbacks=(), log_with: str | None = None, **kwargs) -> dict:

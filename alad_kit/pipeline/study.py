@@ -6,9 +6,9 @@
     DIR/claims.json, .md      the verdicts of alad_kit.analysis.claims
     DIR/study.md, .csv, .html the grid in the layout of the paper's Table 1: mean ± std over seeds, Sz, Spd
 
-A run whose metrics.json exists and holds the same configuration is skipped; any other run is started with
-``resume=True``, so a killed one continues from its checkpoints. Run on a finished directory, the command
-trains nothing and rewrites the same claims.json.
+A run whose metrics.json exists and holds the same run (``core.runkey``: same run key, same budgets) is
+skipped; any other run is started with ``resume=True``, so a killed one continues from its checkpoints. Run
+on a finished directory, the command trains nothing and rewrites the same claims.json.
 """
 
 from __future__ import annotations
@@ -35,8 +35,7 @@ from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label
 from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_text_atomic
-
-from .experiments import config_key, same_scale_budgets
+from alad_kit.core.runkey import run_state
 
 _RUN_FIELDS = {f.name for f in fields(RunConfig)}
 logger = logging.getLogger(__name__)
@@ -140,37 +139,12 @@ def plan(rows: Sequence[Row], seeds: Sequence[int], out: str | Path, **base) -> 
 
 
 def is_finished(cfg: RunConfig) -> bool:
-    """True when ``cfg.out`` holds this configuration's metrics.json; a different one there is an error."""
-    import json
-
-    path = rundir.metrics_path(cfg.out)
-    if not path.is_file():
-        return False
-    try:
-        metrics = json.loads(path.read_text())
-        saved = metrics.get("config")
-    except (ValueError, AttributeError):
-        raise ValueError(f"{path}: unreadable metrics.json; move it away to rerun this run") from None
-    if not same_scale_budgets(metrics, cfg):
-        raise ValueError(f"{path}: made under other {cfg.scale!r} budgets (an older preset or phase-3 lr default); move it away to rerun it")
-    if not isinstance(saved, dict):
-        raise ValueError(f"{path}: metrics.json has no 'config'; move it away to rerun this run")
-    want, have = _study_key(cfg), _study_key(saved)
-    if want != have:
-        diff = ", ".join(f"{k}: {have.get(k)!r} != {want.get(k)!r}" for k in want if have.get(k) != want.get(k))
-        raise ValueError(f"{path}: a run of another configuration ({diff}); move it away or use another --out")
-    return True
-
-
-def _study_key(cfg: RunConfig | dict) -> dict:
-    """``config_key``, with the study's own fine-tuned teacher named relative to the study, which may move."""
-    key = config_key(cfg)
-    out = Path(cfg.out if isinstance(cfg, RunConfig) else cfg.get("out") or "")
-    if len(out.parents) > 1 and key.get("teacher_finetuned") == str(tuned_teacher_path(out.parents[1])):
-        key["teacher_finetuned"] = str(tuned_teacher_path("<study>"))
-    if len(out.parents) > 1 and key.get("teacher_probe") == str(probe_path(out.parents[1])):
-        key["teacher_probe"] = str(probe_path("<study>"))
-    return key
+    """True when ``cfg.out`` holds this run finished (``core.runkey.run_state``, the rule sweeps use too); a
+    study never overwrites anything else there: another run, or a damaged metrics.json, is an error."""
+    state = run_state(cfg)
+    if state.problem is not None:
+        raise ValueError(f"{state.problem}; move it away or use another --out")
+    return state.metrics is not None
 
 
 def _check_tuned_teacher(runs: list[tuple[Row, RunConfig]], pending: list[bool], out: Path) -> None:

@@ -2,8 +2,9 @@
 
 ``alad_kit.pipeline.run`` keeps the phase-1 and phase-2 adapters in its adapter cache and the phase-3 weights in
 ``RUN_DIR/checkpoints``; the adapter before phase 1 is its seeded initialisation. ``load_phase_models`` puts
-them back together as one ``AladModel`` (student encoder + adapter) per phase, so a notebook can look at
-what each phase changed:
+them back together as one ``AladModel`` (student encoder + adapter) per phase -- from the run's record in its
+metrics.json (``pipeline.record``), with the run's own builders (``pipeline.build``), never by rebuilding the
+run or hashing its models -- so a notebook can look at what each phase changed:
 
 * ``word_probes``   -- per-word MSE/cosine to the teacher with the task's tags (POS/NER), per phase;
 * ``phase_umap``    -- ONE UMAP map of the teacher's word vectors and the adapted vectors of every phase,
@@ -25,7 +26,7 @@ import pandas as pd
 
 from alad_kit.analysis.probes import PHASES, UMAP_COLUMNS, fit_umap, probe_frame, save_run_frame
 from alad_kit.core import rundir
-from alad_kit.core.config import MODES, RunConfig
+from alad_kit.core.config import MODES, RunConfig, scale_config
 
 SHARED_SPACE_NAME = "teacher+adapted"  # the ``space`` label umap_projection gives the teacher's space
 
@@ -60,43 +61,59 @@ class PhaseModels:
 def load_phase_models(cfg: RunConfig, ensure_run: bool = True) -> PhaseModels:
     """The student + adapter of every phase the run went through (before phase 1 ... after phase 3).
 
-    With ``ensure_run`` a missing or different run in ``cfg.out`` is run first (``experiments.run_or_reuse``;
-    phases 1-2 come from the cache). Raises ValueError for modes without an adapter and FileNotFoundError
-    when the adapter cache or the phase-3 checkpoint of the run is gone.
+    With ``ensure_run`` a missing or different run in ``cfg.out``, or one made before runs recorded what they
+    built, is run first (``experiments.run_or_reuse``; phases 1-2 come from the cache). The models are built
+    from the run's record (``metrics.json["record"]``: adapter folders, teacher layer, labels) with
+    ``pipeline.build``, as the run built them. Raises ValueError for modes without an adapter or (without
+    ``ensure_run``) a run without a record, and FileNotFoundError when the run, the adapter cache or the
+    phase-3 checkpoint of the run is gone.
     """
-    from alad_kit.adapter import AlignmentAdapter
+    from alad_kit.core.device import resolve_device
+    from alad_kit.core.runkey import run_state
     from alad_kit.models.model import AladModel
-    from alad_kit.pipeline.experiments import finished_metrics, run_or_reuse
-    from alad_kit.pipeline.run import Experiment
+    from alad_kit.pipeline import adapter_cache, build
+    from alad_kit.pipeline.experiments import run_or_reuse
+    from alad_kit.pipeline.record import RECORD_KEY, read_record
+    from alad_kit.tasks.specs import get_task
     from alad_kit.training.trainer import load_finished
 
     if not cfg.uses_adapter:
         raise ValueError(f"load_phase_models: mode {cfg.mode!r} has no adapter, so there are no phases to load")
-    if ensure_run:
-        run_or_reuse(cfg)
-    elif finished_metrics(cfg) is None:
+    metrics = run_or_reuse(cfg) if ensure_run else run_state(cfg).metrics
+    if metrics is None:
         raise FileNotFoundError(f"load_phase_models: {cfg.out} holds no finished run of this configuration")
-    exp = Experiment(cfg)
-    exp.load_data()
-    exp.load_models()
-    adapter = exp.initial_adapter()  # the run's own draw: the adapter before phase 1
-    models = {"before_phase1": AladModel(exp.student, adapter)}
-    for phase, _texts, _key, directory in exp.alignment_steps():  # the run's adapter chain and cache keys
-        adapter = _cached_adapter(directory, AlignmentAdapter)
-        models[f"after_{phase.name}"] = AladModel(exp.student, adapter)
+    if ensure_run and RECORD_KEY not in metrics:  # made before runs recorded what they built: run it again
+        metrics = run_or_reuse(cfg, rerun=True)
+    record = read_record(metrics, cfg.out)
+    enc = build.load_encoders(cfg, resolve_device(cfg.device), teacher_layer=record["teacher_layer"])
+    splits, labels = _task_data(cfg)
+    adapter = build.initial_adapter(cfg, enc.student.config.hidden_size, enc.teacher.config.hidden_size)
+    models = {"before_phase1": AladModel(enc.student, adapter)}  # the run's own draw: the adapter before phase 1
+    for step in record["adapters"]:  # the run's adapter chain, as it recorded it
+        adapter = _cached_adapter(adapter_cache.folder(build.cache_root(cfg), step["phase"], step["key"]))
+        models[f"after_{step['phase']}"] = AladModel(enc.student, adapter)
 
     trains_encoder = bool({"student", "lora"} & set(MODES[cfg.mode].trainable))
-    final = exp.phase3_model(copy.deepcopy(exp.student) if trains_encoder else exp.student, copy.deepcopy(adapter))
+    encoder = copy.deepcopy(enc.student) if trains_encoder else enc.student
+    final = build.phase3_model(cfg, get_task(cfg.task), record["labels"], encoder, copy.deepcopy(adapter))
     if load_finished("phase3", rundir.checkpoints_dir(cfg.out), final) is None:
         raise FileNotFoundError(f"load_phase_models: {cfg.out}/checkpoints has no finished phase 3; rerun the run")
     models["after_phase3"] = final
     for model in models.values():
         model.eval()
-    return PhaseModels(cfg, models, exp.student_tok, exp.teacher, exp.teacher_tok, exp.splits, exp.labels,
-                       exp.scale.probe_texts)
+    return PhaseModels(cfg, models, enc.student_tok, enc.teacher, enc.teacher_tok, splits, labels,
+                       scale_config(cfg.scale).probe_texts)
 
 
-def _cached_adapter(directory: Path, adapter_cls):
+def _task_data(cfg: RunConfig):
+    """The run's task splits and labels, as its scale cut them (probe words are read from them)."""
+    from alad_kit.data.task_data import load_task_data
+
+    return load_task_data(cfg.task, cfg.data_dir, scale_config(cfg.scale), strict=cfg.strict_data)
+
+
+def _cached_adapter(directory: Path):
+    from alad_kit.adapter import AlignmentAdapter
     from alad_kit.pipeline import adapter_cache
 
     # remove=False: this only reads; the run that owns the cache rebuilds a damaged adapter
@@ -105,9 +122,7 @@ def _cached_adapter(directory: Path, adapter_cls):
             f"load_phase_models: the cached adapter {directory} is missing (cache deleted or another cache_dir); "
             "rerun the run with experiments.run_or_reuse(cfg, rerun=True)"
         )
-    return adapter_cls.from_pretrained(directory)
-
-
+    return AlignmentAdapter.from_pretrained(directory)
 # --------------------------------------------------------------------------------------------------
 # Word-level views
 def probe_words(pm: PhaseModels, n_sentences: int | None = None) -> tuple[list, list | None]:

@@ -3,7 +3,8 @@ from pathlib import Path
 
 import pytest
 
-from alad_kit.core.config import HEAD_LR, RunConfig
+from alad_kit.core.config import RunConfig
+from alad_kit.core.runkey import run_key
 from alad_kit.pipeline import experiments
 
 
@@ -15,7 +16,7 @@ def _cfg(tmp_path, name="run", **kw):
 def _finish(cfg, **metrics):
     """Write a metrics.json as run() does (config stored without ``extra``)."""
     body = {"task": cfg.task, "mode": cfg.mode, "window": cfg.window, "scores": {"f1_overall": 0.5},
-            "config": experiments.config_key(cfg) | {"out": cfg.out, "cache_dir": cfg.cache_dir}} | metrics
+            "config": run_key(cfg) | {"out": cfg.out, "cache_dir": cfg.cache_dir}} | metrics
     path = Path(cfg.out) / "metrics.json"
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text(json.dumps(body))
@@ -30,7 +31,7 @@ def no_run(monkeypatch):
     def fake_run(cfg, **kw):
         calls.append(cfg)
         return {"task": cfg.task, "mode": cfg.mode, "window": cfg.window, "scores": {"f1_overall": 0.25},
-                "timings": {"total": 60.0}, "config": experiments.config_key(cfg)}
+                "timings": {"total": 60.0}, "config": run_key(cfg)}
 
     monkeypatch.setattr("alad_kit.pipeline.run.run", fake_run)
     return calls
@@ -65,42 +66,6 @@ def test_env_path_missing_names_the_places_tried(monkeypatch, tmp_path):
 
 
 # ---- reuse -----------------------------------------------------------------------------------------
-def test_config_key_ignores_where_a_run_writes(tmp_path):
-    a, b = _cfg(tmp_path, "a"), _cfg(tmp_path / "elsewhere", "b", device="cpu", use_cache=False)
-    assert experiments.config_key(a) == experiments.config_key(b)
-    assert experiments.config_key(a)["student_layers"] == [0]  # JSON form, as in metrics.json
-    assert experiments.config_key(a) != experiments.config_key(_cfg(tmp_path, window=5))
-
-
-def test_finished_metrics_only_for_the_same_configuration(tmp_path):
-    cfg = _cfg(tmp_path)
-    assert experiments.finished_metrics(cfg) is None
-    written = _finish(cfg)
-    assert experiments.finished_metrics(cfg) == written
-    assert experiments.finished_metrics(_cfg(tmp_path, window=5)) is None  # same out, other window
-    (tmp_path / "run" / "metrics.json").write_text("{not json")
-    assert experiments.finished_metrics(cfg) is None
-
-
-def test_a_run_stored_before_a_field_existed_is_the_default_run(tmp_path):
-    cfg = _cfg(tmp_path)
-    old = {k: v for k, v in experiments.config_key(cfg).items() if k != "lr"}  # written before RunConfig.lr
-    assert experiments.config_key(old) == experiments.config_key(cfg)
-    assert experiments.config_key(old) != experiments.config_key(_cfg(tmp_path, lr=1e-3))
-
-
-def test_a_run_made_with_another_default_lr_is_stale(tmp_path):
-    """A run made before HEAD_LR moved holds the same RunConfig but trained the head at another rate."""
-    cfg = _cfg(tmp_path)
-    _finish(cfg, phase3_lr={"adapter": 1e-4, "head": 2e-3})
-    assert experiments.finished_metrics(cfg) is None
-    _finish(cfg, phase3_lr={"adapter": 1e-4, "head": HEAD_LR})
-    assert experiments.finished_metrics(cfg) is not None
-    explicit = _cfg(tmp_path, head_lr=2e-3)  # the same rate given on the command line is that run
-    _finish(explicit, phase3_lr={"adapter": 1e-4, "head": 2e-3})
-    assert experiments.finished_metrics(explicit) is not None
-
-
 def test_run_or_reuse_reads_back_or_runs(tmp_path, no_run):
     cfg = _cfg(tmp_path)
     written = _finish(cfg)
@@ -109,6 +74,9 @@ def test_run_or_reuse_reads_back_or_runs(tmp_path, no_run):
     other = _cfg(tmp_path, window=1)  # same directory, different configuration: runs again
     assert experiments.run_or_reuse(other)["window"] == 1
     assert no_run == [cfg, other]
+    (Path(cfg.out) / "metrics.json").write_text("{not json")  # a damaged record is redone, never an error
+    experiments.run_or_reuse(cfg)
+    assert no_run == [cfg, other, cfg]
 
 
 def test_metrics_row_flattens_scores_alignment_and_time():

@@ -1,11 +1,13 @@
 """End-to-end phases 1-3 at smoke scale (teacher MiniLM-L6, student MiniLM cut to one layer)."""
 
 import json
+from pathlib import Path
 
 import pytest
 
 from alad_kit.core.config import HEAD_LR, RunConfig
 from alad_kit.pipeline.run import run
+from alad_kit.training.cache import model_fingerprint
 from alad_kit.training.trainer import TrainingInterrupted
 
 BASE = dict(teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
@@ -40,6 +42,14 @@ def test_frozen_run_writes_complete_metrics(frozen_ner):
     assert set(history) == {"phase1", "phase2", "phase3"}
     assert (tmp / "run" / "probes.csv").is_file()
     assert not list((tmp / "run").glob(".*.tmp"))
+    # the record of what the run built: its adapter folders in the cache, in order, and the models' fingerprints
+    record = on_disk["record"]
+    assert [a["phase"] for a in record["adapters"]] == ["phase1", "phase2"]
+    cached = sorted(p.name for p in (tmp / "cache" / "adapters").iterdir() if p.suffix != ".lock")
+    assert sorted(Path(a["folder"]).name for a in record["adapters"]) == cached
+    assert all(Path(a["folder"]).name == f"{a['phase']}-{a['key']}" for a in record["adapters"])
+    assert set(record["fingerprints"]) == {"teacher", "student"} and record["teacher_layer"] == 6
+    assert record["cache_dir"] == str(tmp / "cache") and record["labels"][0] == "O"
 
 
 def test_same_seed_twice_gives_same_metrics_and_reuses_adapters(tmp_path, frozen_ner, ner_task_data, corpus_texts):
@@ -240,7 +250,7 @@ def test_adapter_cache_key_keeps_dense_keys_and_separates_kinds(tmp_path):
     def keys(**kw):
         exp = Experiment(RunConfig(task="ner", teacher="t", student="s", out=str(tmp_path / "run"), **kw))
         torch.manual_seed(0)
-        exp.teacher = exp.student = torch.nn.Linear(3, 2)
+        exp.tally.fingerprints = dict.fromkeys(("teacher", "student"), model_fingerprint(torch.nn.Linear(3, 2)))
         return exp.adapter_key("phase1", None), exp.adapter_key("phase2", "abc")
 
     # dense keys do not name the kind (they are what they were before kinds existed); other kinds differ
@@ -262,7 +272,8 @@ def test_adapter_key_names_the_training_texts(tmp_path, ner_task_data):
     from alad_kit.pipeline.run import Experiment, _digest
 
     exp = Experiment(RunConfig(task="ner", out=str(tmp_path / "o"), **BASE), task_data=ner_task_data)
-    exp.teacher, exp.student = nn.Linear(3, 4), nn.Linear(3, 2)
+    exp.tally.fingerprints = {"teacher": model_fingerprint(nn.Linear(3, 4)),
+                              "student": model_fingerprint(nn.Linear(3, 2))}
     keys = {exp.adapter_key("phase2", "p", _digest(texts)) for texts in (["a b"], [["a", "b"]], ["a c"], ["a b"])}
     assert len(keys) == 3  # same texts, same key; other texts (even tokenised differently), another key
 

@@ -5,6 +5,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 import pytest
+import torch
 
 from alad_kit.analysis.probes import PHASES, PROBE_COLUMNS, UMAP_COLUMNS, load_run_frame
 from alad_kit.core.config import RunConfig
@@ -49,6 +50,33 @@ def test_modes_without_adapter_and_missing_runs_are_refused(tmp_path):
         phase_models.load_phase_models(RunConfig(mode="lora", out=str(tmp_path / "x"), **BASE))
     with pytest.raises(FileNotFoundError, match="no finished run"):
         phase_models.load_phase_models(RunConfig(mode="frozen", out=str(tmp_path / "x"), **BASE), ensure_run=False)
+
+
+def test_models_come_from_the_run_s_record_never_from_a_rebuilt_run(runs, monkeypatch):
+    """No Experiment, no phase-1 corpus, no model hashing: the record names the adapter folders."""
+    def refuse(*args, **kwargs):
+        raise AssertionError("load_phase_models rebuilt what the run recorded")
+
+    monkeypatch.setattr("alad_kit.pipeline.run.Experiment.__init__", refuse)
+    monkeypatch.setattr("alad_kit.training.cache.model_fingerprint", refuse)
+    monkeypatch.setattr("alad_kit.data.task_data.load_corpus_texts", refuse)
+    again = phase_models.load_phase_models(runs[1].cfg, ensure_run=False)
+    for phase in PHASES:
+        mine, theirs = again.adapter(phase).state_dict(), runs[1].adapter(phase).state_dict()
+        assert all(torch.equal(mine[k], theirs[k]) for k in theirs), phase
+
+
+def test_a_run_without_a_record_is_a_one_line_error_naming_its_file(runs, tmp_path):
+    import json
+    import shutil
+
+    cfg = runs[1].cfg
+    old = RunConfig(**{**cfg.__dict__, "out": str(tmp_path / "old")})
+    shutil.copytree(cfg.out, old.out)
+    path = Path(old.out) / "metrics.json"
+    path.write_text(json.dumps({k: v for k, v in json.loads(path.read_text()).items() if k != "record"}))
+    with pytest.raises(ValueError, match=r"^\S+/old/metrics.json: no 'record' of what the run built [^\n]*$"):
+        phase_models.load_phase_models(old, ensure_run=False)
 
 
 def test_missing_adapter_cache_is_named(runs, tmp_path):
