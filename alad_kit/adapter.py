@@ -8,7 +8,7 @@ one teacher-sized vector:
     y_i = W_2 · GELU(W_1 · x_i + b_1) + b_2                      (D_L)
 
 "Outside the sequence" means before token 0 *and* after the last real token: padding positions of a batch
-are zeroed before the window is read, so they never leak into real tokens. :func:`window` is that rule, the
+are zeroed before the window is read, so they never leak into real tokens. :func:`windowed` is that rule, the
 only place it is written: every kind below reads its windows through it, and so do the deployed int8 and
 bf16 forms (``models/adapter_precision.py``).
 
@@ -80,7 +80,7 @@ class AdapterConfig:
 
 # --------------------------------------------------------------------------------------------------
 # The window: the one place that says which tokens token i reads.
-def window(h: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+def windowed(h: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """The sequence as the windows read it: (B, T, D) -> (B, T + n - 1, D), row i + k = h_{i-n//2+k}.
 
     n//2 zero rows before token 0 and after the last one; tokens where ``mask`` is 0 are zeroed too."""
@@ -91,7 +91,7 @@ def window(h: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.T
 
 def window_concat(h: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.Tensor:
     """x_i = [h_{i-n//2}; ...; h_{i+n//2}] for every token: (B, T, D) -> (B, T, n·D)."""
-    padded, T = window(h, n, mask), h.shape[1]
+    padded, T = windowed(h, n, mask), h.shape[1]
     # n shifted views side by side (slices, unlike unfold, export to ONNX with dynamic lengths)
     return torch.cat([padded[:, k : k + T] for k in range(n)], dim=-1)  # block k = token i - n//2 + k
 
@@ -110,7 +110,7 @@ class AdapterKind:
 
     @staticmethod
     def forward(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
-        """W_1 · x_i + b_1 for every token: (B, T, D_C) -> (B, T, hidden), windows read through ``window``."""
+        """W_1 · x_i + b_1 for every token: (B, T, D_C) -> (B, T, hidden), windows read through ``windowed``."""
         raise NotImplementedError
 
     @staticmethod
@@ -166,7 +166,7 @@ class Factorised(AdapterKind):
 
     @staticmethod
     def init(adapter):
-        c = adapter.config  # the mix has no padding of its own: window() supplies the zeros
+        c = adapter.config  # the mix has no padding of its own: windowed() supplies the zeros
         adapter.window_proj = nn.Sequential(OrderedDict(
             proj=nn.Conv1d(c.student_dim, c.hidden, kernel_size=1, bias=False),
             mix=nn.Conv1d(c.hidden, c.hidden, kernel_size=c.window, groups=c.hidden),
@@ -176,7 +176,7 @@ class Factorised(AdapterKind):
     def forward(adapter, h, mask):
         p = adapter.window_proj.proj(h.transpose(1, 2)).transpose(1, 2)  # P · h_j: (B, T, D_C) -> (B, T, hidden)
         # P has no bias, so zeroing a padding token after P is zeroing it before: P · 0 = 0.
-        padded = window(p, adapter.config.window, mask).transpose(1, 2)  # (B, hidden, T + n - 1)
+        padded = windowed(p, adapter.config.window, mask).transpose(1, 2)  # (B, hidden, T + n - 1)
         return adapter.window_proj.mix(padded).transpose(1, 2)  # sum_k a_k ⊙ P·h_{i-n//2+k} + b_1: (B, T, hidden)
 
     @staticmethod

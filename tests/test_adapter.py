@@ -7,7 +7,7 @@ import torch
 from torch.nn import functional as F
 
 from alad_kit import AlignmentAdapter
-from alad_kit.adapter import ADAPTER_KINDS, CONFIG_NAME, WEIGHTS_NAME, AdapterKind, register_kind, window
+from alad_kit.adapter import ADAPTER_KINDS, CONFIG_NAME, WEIGHTS_NAME, AdapterKind, register_kind, windowed
 from alad_kit.adapter import KINDS as ADAPTER_KIND_CLASSES
 
 
@@ -285,11 +285,11 @@ def test_the_registry_is_the_choices():
         register_kind(type("Again", (AdapterKind,), {"name": "dense"}))
 
 
-def test_window_pads_masks_and_orders_the_tokens():
+def test_windowed_pads_masks_and_orders_the_tokens():
     h = torch.arange(1.0, 6.0).reshape(1, 5, 1)  # tokens 1 .. 5
     mask = torch.tensor([[1, 1, 1, 1, 0]])
-    assert window(h, 3, mask).flatten().tolist() == [0, 1, 2, 3, 4, 0, 0]  # padding zeroed, n//2 zeros each side
-    assert window(h, 1).flatten().tolist() == [1, 2, 3, 4, 5]
+    assert windowed(h, 3, mask).flatten().tolist() == [0, 1, 2, 3, 4, 0, 0]  # padding zeroed, n//2 zeros each side
+    assert windowed(h, 1).flatten().tolist() == [1, 2, 3, 4, 5]
 
 
 class Tied(AdapterKind):
@@ -303,7 +303,7 @@ class Tied(AdapterKind):
 
     @staticmethod
     def forward(adapter, h, mask):
-        padded, n, T = window(h, adapter.config.window, mask), adapter.config.window, h.shape[1]
+        padded, n, T = windowed(h, adapter.config.window, mask), adapter.config.window, h.shape[1]
         return adapter.window_proj(sum(padded[:, k : k + T] for k in range(n)))
 
     @staticmethod
