@@ -2,7 +2,13 @@
 
 The floors of the package, from the bottom up, are described in docs/architecture.md: ``adapter`` (the idea),
 ``core``, ``models``, ``data``, ``compress``, ``tasks``, ``training``, ``analysis``, ``pipeline``, ``ui`` and
-``cli``. This module only names the four things most users start from.
+``cli``. This module only names the things most users start from:
+
+    from alad_kit import AlignmentAdapter, RunConfig, run          # train: one ALAd run
+    from alad_kit import AladModel, AladPipeline, load_encoder     # use: a trained model, predictions
+
+``AladModel``, ``AladPipeline``, ``load_encoder`` and ``run`` are imported on first use (their modules take
+longer to import than the rest together); ``import alad_kit`` imports torch (the adapter), not transformers.
 """
 
 from alad_kit.adapter import AlignmentAdapter
@@ -24,4 +30,21 @@ def run(*args, **kwargs) -> dict:
     return _run(*args, **kwargs)
 
 
-__all__ = ["AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "run", "scale_config", "__version__"]
+def __getattr__(name: str):
+    """The classes imported on first use: ``AladModel`` (models.model), ``AladPipeline`` (pipeline.predict)."""
+    if name == "AladModel":
+        from alad_kit.models.model import AladModel as value
+    elif name == "AladPipeline":
+        from alad_kit.pipeline.predict import AladPipeline as value
+    else:
+        raise AttributeError(f"module 'alad_kit' has no attribute {name!r}")
+    globals()[name] = value  # later lookups find it without this function
+    return value
+
+
+def __dir__() -> list[str]:
+    return sorted(set(globals()) | set(__all__))
+
+
+__all__ = ["AladModel", "AladPipeline", "AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "run",
+           "scale_config", "__version__"]

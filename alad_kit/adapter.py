@@ -8,7 +8,9 @@ one teacher-sized vector:
     y_i = W_2 · GELU(W_1 · x_i + b_1) + b_2                      (D_L)
 
 "Outside the sequence" means before token 0 *and* after the last real token: padding positions of a batch
-are zeroed before the window is read, so they never leak into real tokens.
+are zeroed before the window is read, so they never leak into real tokens. :func:`windowed` is that rule, the
+only place it is written: every kind below reads its windows through it, and so do the deployed int8 and
+bf16 forms (``models/adapter_precision.py``).
 
 The first layer applied to the zero-padded window concat is exactly a 1-D convolution with kernel size n
 and padding n//2 over the (masked) sequence, so W_1 is stored as the kernel of ``nn.Conv1d`` (hidden, D_C,
@@ -17,7 +19,8 @@ over the n shifted copies: on the 2-core AVX-512/AMX CPU here a training step (W
 47 ms instead of the convolution's 66 ms in bf16 and 133 instead of 176 ms in fp32. ``tests/test_adapter.py``
 checks it against the convolution.
 
-Two kinds of first layer (``kind``):
+Kinds of first layer (``kind``), each a class registered in ``KINDS`` (like peft's LoRA variants: a class
+of static methods acting on the adapter module; a new kind is one class with ``@register_kind``):
 
 * ``"dense"`` (the paper's): W_1 is a free (hidden, n·D_C) matrix -- n·D_C·hidden multiply-adds per token.
 * ``"factorised"``: one projection P (hidden, D_C), shared by all positions, then a learned per-unit mix
@@ -26,8 +29,9 @@ Two kinds of first layer (``kind``):
       W_1 · x_i = sum_k a_k ⊙ (P · h_{i-n//2+k})       i.e. W_1's block k is diag(a_k) · P
 
   written as a 1x1 convolution (no bias, so a zeroed token projects to exactly 0, as in the dense form)
-  followed by a depthwise convolution (groups = hidden, kernel n, zero padding n//2, bias b_1). It costs
-  D_C·hidden + n·hidden multiply-adds instead of n·D_C·hidden: about 1/n of the dense first layer.
+  followed by a depthwise convolution (groups = hidden, kernel n, bias b_1) over the window of the projected
+  sequence. It costs D_C·hidden + n·hidden multiply-adds instead of n·D_C·hidden: about 1/n of the dense
+  first layer.
 """
 
 from __future__ import annotations
@@ -42,12 +46,15 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
+from alad_kit.core.io import atomic_path, write_text_atomic  # stdlib only: the one floor below this file
+
 # Not peft's names (adapter_config.json / adapter.safetensors): with those, AutoModel and peft mistake an
 # ALAd folder for a peft adapter and fail. Folders written before the rename are still read.
 CONFIG_NAME = "alad_adapter_config.json"
 WEIGHTS_NAME = "alad_adapter.safetensors"
 LEGACY_NAMES = ("adapter_config.json", "adapter.safetensors")
-ADAPTER_KINDS = ("dense", "factorised")  # first layer: a free window matrix | shared projection + depthwise mix
+KINDS: dict[str, type[AdapterKind]] = {}  # kind name -> class, filled by @register_kind below
+ADAPTER_KINDS = KINDS.keys()  # the choices of AdapterConfig.kind, RunConfig.adapter_kind and the CLI (a live view)
 
 
 @dataclass(frozen=True)
@@ -67,8 +74,121 @@ class AdapterConfig:
             raise ValueError(
                 f"AlignmentAdapter: window must be an odd integer >= 1 (centred on the token), got {self.window!r}"
             )
-        if self.kind not in ADAPTER_KINDS:
-            raise ValueError(f"AlignmentAdapter: kind must be one of {', '.join(ADAPTER_KINDS)}, got {self.kind!r}")
+        if self.kind not in KINDS:
+            raise ValueError(f"AlignmentAdapter: kind must be one of {', '.join(KINDS)}, got {self.kind!r}")
+
+
+# --------------------------------------------------------------------------------------------------
+# The window: the one place that says which tokens token i reads.
+def windowed(h: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """The sequence as the windows read it: (B, T, D) -> (B, T + n - 1, D), row i + k = h_{i-n//2+k}.
+
+    n//2 zero rows before token 0 and after the last one; tokens where ``mask`` is 0 are zeroed too."""
+    if mask is not None:
+        h = h * mask.unsqueeze(-1).to(h.dtype)  # zero padding: it must not enter any window
+    return F.pad(h, (0, 0, n // 2, n // 2))  # (B, T, D) -> (B, T + n - 1, D)
+
+
+def window_concat(h: torch.Tensor, n: int, mask: torch.Tensor | None = None) -> torch.Tensor:
+    """x_i = [h_{i-n//2}; ...; h_{i+n//2}] for every token: (B, T, D) -> (B, T, n·D)."""
+    padded, T = windowed(h, n, mask), h.shape[1]
+    # n shifted views side by side (slices, unlike unfold, export to ONNX with dynamic lengths)
+    return torch.cat([padded[:, k : k + T] for k in range(n)], dim=-1)  # block k = token i - n//2 + k
+
+
+# --------------------------------------------------------------------------------------------------
+# Kinds of first layer. Each stores W_1 as ``adapter.window_proj``, whose state_dict is the file layout.
+class AdapterKind:
+    """A first layer W_1 · x_i + b_1: its parameters, its forward, its concat form and its cost."""
+
+    name = ""  # the ``kind`` of AdapterConfig that selects this class
+
+    @staticmethod
+    def init(adapter: AlignmentAdapter) -> None:
+        """Give ``adapter`` its ``window_proj`` module for ``adapter.config``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def forward(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
+        """W_1 · x_i + b_1 for every token: (B, T, D_C) -> (B, T, hidden), windows read through ``windowed``."""
+        raise NotImplementedError
+
+    @staticmethod
+    def as_linear(adapter: AlignmentAdapter) -> tuple[torch.Tensor, torch.Tensor]:
+        """W_1 (hidden, n·D_C) and b_1 of the concat form; column block k reads token i - n//2 + k."""
+        raise NotImplementedError
+
+    @staticmethod
+    def multiply_adds(config: AdapterConfig) -> int:
+        """Multiply-adds of the first layer per token."""
+        raise NotImplementedError
+
+
+def register_kind(cls: type[AdapterKind]) -> type[AdapterKind]:
+    """Class decorator: make ``cls`` the kind ``cls.name`` (a choice of configs and the CLI from then on)."""
+    if not cls.name or cls.name in KINDS:
+        raise ValueError(f"register_kind: {cls.__name__} needs a new name, got {cls.name!r}")
+    KINDS[cls.name] = cls
+    return cls
+
+
+@register_kind
+class Dense(AdapterKind):
+    """The paper's: W_1 a free (hidden, n·D_C) matrix, stored as a Conv1d kernel (hidden, D_C, n)."""
+
+    name = "dense"
+
+    @staticmethod
+    def init(adapter):
+        c = adapter.config  # Linear(n·D_C -> hidden) written as a convolution over the token axis
+        adapter.window_proj = nn.Conv1d(c.student_dim, c.hidden, kernel_size=c.window, padding=c.window // 2)
+
+    @staticmethod
+    def forward(adapter, h, mask):
+        x = window_concat(h, adapter.config.window, mask)  # (B, T, n·D_C) = [h_{i-n//2}; ...]
+        return F.linear(x, *Dense.as_linear(adapter))  # (B, T, n·D_C) -> (B, T, hidden)
+
+    @staticmethod
+    def as_linear(adapter):
+        w = adapter.window_proj.weight  # (hidden, D_C, n)
+        return w.permute(0, 2, 1).reshape(w.shape[0], -1), adapter.window_proj.bias
+
+    @staticmethod
+    def multiply_adds(config):
+        return config.window * config.student_dim * config.hidden
+
+
+@register_kind
+class Factorised(AdapterKind):
+    """Shared projection P (1x1 conv, no bias), then a depthwise mix a_k of the n projected neighbours."""
+
+    name = "factorised"
+
+    @staticmethod
+    def init(adapter):
+        c = adapter.config  # the mix has no padding of its own: windowed() supplies the zeros
+        adapter.window_proj = nn.Sequential(OrderedDict(
+            proj=nn.Conv1d(c.student_dim, c.hidden, kernel_size=1, bias=False),
+            mix=nn.Conv1d(c.hidden, c.hidden, kernel_size=c.window, groups=c.hidden),
+        ))
+
+    @staticmethod
+    def forward(adapter, h, mask):
+        p = adapter.window_proj.proj(h.transpose(1, 2)).transpose(1, 2)  # P · h_j: (B, T, D_C) -> (B, T, hidden)
+        # P has no bias, so zeroing a padding token after P is zeroing it before: P · 0 = 0.
+        padded = windowed(p, adapter.config.window, mask).transpose(1, 2)  # (B, hidden, T + n - 1)
+        return adapter.window_proj.mix(padded).transpose(1, 2)  # sum_k a_k ⊙ P·h_{i-n//2+k} + b_1: (B, T, hidden)
+
+    @staticmethod
+    def as_linear(adapter):
+        p = adapter.window_proj.proj.weight[:, :, 0]  # P: (hidden, D_C)
+        a = adapter.window_proj.mix.weight[:, 0, :]  # a: (hidden, n)
+        blocks = [a[:, k : k + 1] * p for k in range(adapter.config.window)]  # block k = diag(a_k) · P
+        return torch.cat(blocks, dim=1), adapter.window_proj.mix.bias
+
+    @staticmethod
+    def multiply_adds(config):
+        return (config.student_dim + config.window) * config.hidden
 
 
 class AlignmentAdapter(nn.Module):
@@ -77,29 +197,13 @@ class AlignmentAdapter(nn.Module):
     def __init__(self, student_dim: int, teacher_dim: int, window: int = 5, hidden: int = 1280, kind: str = "dense"):
         super().__init__()
         self.config = AdapterConfig(student_dim, teacher_dim, window, hidden, kind)
-        # Linear(n·D_C -> hidden) written as a convolution over the token axis: (B, D_C, T) -> (B, hidden, T).
-        if kind == "dense":
-            self.window_proj = nn.Conv1d(student_dim, hidden, kernel_size=window, padding=window // 2)
-        else:  # factorised: shared projection P, then the depthwise mix a_k over the n positions
-            self.window_proj = nn.Sequential(OrderedDict(
-                proj=nn.Conv1d(student_dim, hidden, kernel_size=1, bias=False),
-                mix=nn.Conv1d(hidden, hidden, kernel_size=window, padding=window // 2, groups=hidden),
-            ))
+        self.kind = KINDS[kind]  # a class of static methods, not a module: nothing of it is in the state_dict
+        self.kind.init(self)  # self.window_proj: W_1 and b_1 in the kind's layout
         self.out_proj = nn.Linear(hidden, teacher_dim)
 
     def forward(self, student_hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
         self._check(student_hidden, attention_mask)
-        h, n = student_hidden, self.config.window
-        if attention_mask is not None:
-            h = h * attention_mask.unsqueeze(-1).to(h.dtype)  # zero padding: it must not enter any window
-        if self.config.kind == "dense":
-            padded, T = F.pad(h, (0, 0, n // 2, n // 2)), h.shape[1]  # (B, T + n - 1, D_C), zeros outside
-            # n shifted views side by side (slices, unlike unfold, export to ONNX with dynamic lengths)
-            x = torch.cat([padded[:, k : k + T] for k in range(n)], dim=-1)  # (B, T, n·D_C) = [h_{i-n//2}; ...]
-            w1, b1 = self.first_layer_as_linear()  # (hidden, n·D_C), (hidden,)
-            x = F.linear(x, w1, b1)  # (B, T, n·D_C) -> (B, T, hidden)
-        else:
-            x = self.window_proj(h.transpose(1, 2)).transpose(1, 2)  # (B, D_C, T) -> (B, hidden, T) -> (B, T, hidden)
+        x = self.kind.forward(self, student_hidden, attention_mask)  # (B, T, D_C) -> (B, T, hidden)
         return self.out_proj(F.gelu(x))  # (B, T, hidden) -> (B, T, D_L)
 
     # ----------------------------------------------------------------------------------------------
@@ -109,19 +213,12 @@ class AlignmentAdapter(nn.Module):
 
     def first_layer_as_linear(self) -> tuple[torch.Tensor, torch.Tensor]:
         """W_1 (hidden, n·D_C) and b_1 of the concat form; column block k reads token i - n//2 + k."""
-        if self.config.kind == "dense":
-            w = self.window_proj.weight  # (hidden, D_C, n)
-            return w.permute(0, 2, 1).reshape(w.shape[0], -1), self.window_proj.bias
-        p = self.window_proj.proj.weight[:, :, 0]  # P: (hidden, D_C)
-        a = self.window_proj.mix.weight[:, 0, :]  # a: (hidden, n)
-        blocks = [a[:, k : k + 1] * p for k in range(self.config.window)]  # block k = diag(a_k) · P
-        return torch.cat(blocks, dim=1), self.window_proj.mix.bias
+        return self.kind.as_linear(self)
 
     def flops_per_token(self) -> int:
         """Multiply-adds x2 of one output token (the arithmetic floor of the adapter's overhead)."""
         c = self.config
-        first = c.window * c.student_dim * c.hidden if c.kind == "dense" else (c.student_dim + c.window) * c.hidden
-        return 2 * (first + c.hidden * c.teacher_dim)
+        return 2 * (self.kind.multiply_adds(c) + c.hidden * c.teacher_dim)
 
     def _check(self, hidden: torch.Tensor, mask: torch.Tensor | None) -> None:
         if hidden.dim() != 3:
@@ -139,18 +236,14 @@ class AlignmentAdapter(nn.Module):
 
     # ----------------------------------------------------------------------------------------------
     def save_pretrained(self, directory: str | Path) -> Path:
-        """Write ``alad_adapter_config.json`` + ``alad_adapter.safetensors`` (atomically: temp files, then rename)."""
+        """Write ``alad_adapter_config.json`` + ``alad_adapter.safetensors`` (each atomically, through core.io)."""
         from safetensors.torch import save
 
         directory = Path(directory)
-        directory.mkdir(parents=True, exist_ok=True)
         state = {k: v.detach().contiguous().cpu() for k, v in self.state_dict().items()}
-        tmp_w, tmp_c = directory / (WEIGHTS_NAME + ".tmp"), directory / (CONFIG_NAME + ".tmp")
-        # Bytes through Python's open, not save_file: safetensors creates its files 0600 whatever the umask.
-        tmp_w.write_bytes(save(state, metadata={"format": "pt"}))
-        tmp_c.write_text(json.dumps(asdict(self.config), indent=2))
-        tmp_w.replace(directory / WEIGHTS_NAME)
-        tmp_c.replace(directory / CONFIG_NAME)
+        with atomic_path(directory / WEIGHTS_NAME) as tmp:  # the weights, then the config describing them
+            tmp.write_bytes(save(state, metadata={"format": "pt"}))
+        write_text_atomic(directory / CONFIG_NAME, json.dumps(asdict(self.config), indent=2))
         return directory
 
     @classmethod

@@ -1,12 +1,14 @@
 import json
 import re
+from pathlib import Path
 
 import pytest
 import torch
 from torch.nn import functional as F
 
 from alad_kit import AlignmentAdapter
-from alad_kit.adapter import CONFIG_NAME, WEIGHTS_NAME
+from alad_kit.adapter import ADAPTER_KINDS, CONFIG_NAME, WEIGHTS_NAME, AdapterKind, register_kind, windowed
+from alad_kit.adapter import KINDS as ADAPTER_KIND_CLASSES
 
 
 def concat_reference(adapter: AlignmentAdapter, h: torch.Tensor, mask: torch.Tensor | None) -> torch.Tensor:
@@ -241,3 +243,94 @@ def test_a_bool_is_no_size(field):
     sizes = {"student_dim": 4, "teacher_dim": 8, "window": 3, "hidden": 4} | {field: True}
     with pytest.raises(ValueError, match=f"{field} must be"):
         AlignmentAdapter(**sizes)
+
+
+# --------------------------------------------------------------------------------------------------
+# Folders written before kinds became classes (tests/fixtures/adapters_4012d99/README.md) load as they did.
+BASE = Path(__file__).parent / "fixtures" / "adapters_4012d99"
+
+
+def base_expected() -> dict:
+    return json.loads((BASE / "expected.json").read_text())
+
+
+@pytest.mark.parametrize("kind", KINDS)
+def test_a_folder_written_before_kind_classes_loads_with_the_same_keys_and_outputs(kind):
+    expected = base_expected()
+    adapter = AlignmentAdapter.from_pretrained(BASE / kind).eval()
+    assert adapter.config.kind == kind and adapter.kind is ADAPTER_KIND_CLASSES[kind]
+    assert {k: list(v.shape) for k, v in adapter.state_dict().items()} == expected[f"{kind}/state_dict"]
+    assert list(adapter.state_dict()) == list(expected[f"{kind}/state_dict"])  # same order too
+    fresh = AlignmentAdapter(4, 6, window=3, hidden=8, kind=kind)  # and a new adapter has the same layout
+    assert list(fresh.state_dict()) == list(adapter.state_dict())
+    hidden, mask = torch.tensor(expected["hidden"]), torch.tensor(expected["mask"])
+    with torch.no_grad():
+        out = adapter(hidden, mask)
+    # bit for bit on the machine that wrote them; the tolerance leaves room for another CPU's summation order
+    torch.testing.assert_close(out, torch.tensor(expected[f"{kind}/fp32"]), rtol=1e-5, atol=1e-6)
+
+
+# --------------------------------------------------------------------------------------------------
+# The kinds are classes in a registry: a new kind is one class, and every choice follows it.
+
+
+def test_the_registry_is_the_choices():
+    from alad_kit.core.config import RUN_CHOICES
+
+    assert tuple(ADAPTER_KIND_CLASSES) == tuple(ADAPTER_KINDS) == KINDS
+    assert tuple(RUN_CHOICES["adapter_kind"]) == KINDS
+    for name, cls in ADAPTER_KIND_CLASSES.items():
+        assert issubclass(cls, AdapterKind) and cls.name == name
+    with pytest.raises(ValueError, match="needs a new name, got 'dense'"):
+        register_kind(type("Again", (AdapterKind,), {"name": "dense"}))
+
+
+def test_windowed_pads_masks_and_orders_the_tokens():
+    h = torch.arange(1.0, 6.0).reshape(1, 5, 1)  # tokens 1 .. 5
+    mask = torch.tensor([[1, 1, 1, 1, 0]])
+    assert windowed(h, 3, mask).flatten().tolist() == [0, 1, 2, 3, 4, 0, 0]  # padding zeroed, n//2 zeros each side
+    assert windowed(h, 1).flatten().tolist() == [1, 2, 3, 4, 5]
+
+
+class Tied(AdapterKind):
+    """A kind for the test: one matrix W for every position, W_1 · x_i = W · sum_k h_{i-n//2+k} + b."""
+
+    name = "tied-test"
+
+    @staticmethod
+    def init(adapter):
+        adapter.window_proj = torch.nn.Linear(adapter.config.student_dim, adapter.config.hidden)
+
+    @staticmethod
+    def forward(adapter, h, mask):
+        padded, n, T = windowed(h, adapter.config.window, mask), adapter.config.window, h.shape[1]
+        return adapter.window_proj(sum(padded[:, k : k + T] for k in range(n)))
+
+    @staticmethod
+    def as_linear(adapter):
+        return adapter.window_proj.weight.repeat(1, adapter.config.window), adapter.window_proj.bias
+
+    @staticmethod
+    def multiply_adds(config):
+        return config.student_dim * config.hidden
+
+
+def test_a_new_kind_is_one_registered_class(tmp_path):
+    from alad_kit.core.config import RUN_CHOICES, RunConfig
+
+    register_kind(Tied)
+    try:
+        assert "tied-test" in RUN_CHOICES["adapter_kind"]
+        assert RunConfig(task="ner", teacher="t", student="s", adapter_kind="tied-test").adapter_kind == "tied-test"
+        torch.manual_seed(5)
+        adapter = AlignmentAdapter(8, 12, window=3, hidden=16, kind="tied-test")
+        h, mask = torch.randn(2, 6, 8), torch.ones(2, 6)
+        mask[1, 4:] = 0
+        torch.testing.assert_close(adapter(h, mask), concat_reference(adapter, h, mask), atol=1e-5, rtol=1e-5)
+        assert adapter.flops_per_token() == 2 * (8 * 16 + 16 * 12)
+        adapter.save_pretrained(tmp_path)
+        assert torch.equal(AlignmentAdapter.from_pretrained(tmp_path)(h, mask), adapter(h, mask))
+    finally:
+        del ADAPTER_KIND_CLASSES["tied-test"]
+    with pytest.raises(ValueError, match="kind must be one of dense, factorised, got 'tied-test'"):
+        AlignmentAdapter(8, 12, kind="tied-test")

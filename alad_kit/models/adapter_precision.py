@@ -4,11 +4,14 @@ The adapter trains in float32. At deployment an int8 student would lose much of 
 adapter, so the adapter can follow it:
 
 * ``int8``: torch.ao has no dynamic int8 Conv1d, so the first layer goes back to its concat form (the
-  window of n student vectors side by side, ``AlignmentAdapter.first_layer_as_linear``) and both layers
-  become dynamic int8 Linear layers (int8 weights per output channel, activations quantized per batch).
-* ``bf16``: the adapter's weights and arithmetic in bfloat16; input and output stay float32.
+  window of n student vectors side by side, ``adapter.window_concat``, and the kind's W_1 as one matrix,
+  ``AlignmentAdapter.first_layer_as_linear``) and both layers become dynamic int8 Linear layers (int8
+  weights per output channel, activations quantized per batch). Any kind deploys this way.
+* ``bf16``: the adapter's weights and arithmetic in bfloat16 (its kind's own forward); input and output
+  stay float32.
 
 Both are made from the float32 weights on load (deterministic), so the folder keeps one set of weights.
+A deployed form is a class taking the float32 adapter, registered in ``DEPLOYED`` under its precision.
 """
 
 from __future__ import annotations
@@ -19,7 +22,7 @@ import torch
 from torch import nn
 from torch.nn import functional as F
 
-from alad_kit.adapter import AlignmentAdapter
+from alad_kit.adapter import AlignmentAdapter, window_concat
 from alad_kit.core.config import ADAPTER_PRECISIONS
 
 BENCH_PRECISIONS = (*ADAPTER_PRECISIONS, "follow")  # follow: int8 next to an int8 student, else fp32
@@ -40,12 +43,7 @@ class Int8Adapter(nn.Module):
         self.layers = dynamic_quantize(nn.ModuleDict({"first": first, "out": out}))
 
     def forward(self, student_hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
-        h = student_hidden
-        if attention_mask is not None:
-            h = h * attention_mask.unsqueeze(-1).to(h.dtype)
-        n = self.config.window
-        windows = F.pad(h, (0, 0, n // 2, n // 2)).unfold(1, n, 1)  # (B, T, D_C) -> (B, T, D_C, n)
-        x = windows.transpose(2, 3).flatten(2)  # (B, T, n, D_C) -> (B, T, n·D_C): block k = token i - n//2 + k
+        x = window_concat(student_hidden, self.config.window, attention_mask)  # (B, T, D_C) -> (B, T, n·D_C)
         return self.layers["out"](F.gelu(self.layers["first"](x)))  # (B, T, n·D_C) -> (B, T, D_L)
 
 
@@ -61,15 +59,14 @@ class Bf16Adapter(nn.Module):
         return self.adapter(student_hidden.to(torch.bfloat16), attention_mask).float()
 
 
+DEPLOYED = {"int8": Int8Adapter, "bf16": Bf16Adapter}  # precision -> deployed form (fp32: the adapter itself)
+
+
 def adapter_in(adapter: AlignmentAdapter, precision: str) -> nn.Module:
     """The deployed form of ``adapter`` in ``precision`` (fp32: itself)."""
     if precision not in ADAPTER_PRECISIONS:
         raise ValueError(f"adapter precision must be one of {ADAPTER_PRECISIONS}, got {precision!r}")
-    if precision == "int8":
-        return Int8Adapter(adapter).eval()
-    if precision == "bf16":
-        return Bf16Adapter(adapter).eval()
-    return adapter
+    return adapter if precision == "fp32" else DEPLOYED[precision](adapter).eval()
 
 
 def adapter_for_student(adapter: AlignmentAdapter, student: nn.Module, precision: str = "follow") -> nn.Module:

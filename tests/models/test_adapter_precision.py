@@ -1,5 +1,8 @@
 """The deployed adapter in int8 (concat form, dynamic int8 Linear) and bf16: close to the float32 adapter."""
 
+import json
+from pathlib import Path
+
 import pytest
 import torch
 
@@ -59,3 +62,23 @@ def test_follow_gives_int8_next_to_an_int8_student_only(adapter_and_input):
     assert adapter_for_student(adapter, student) is adapter
     assert isinstance(adapter_for_student(adapter, dynamic_quantize(student)), Int8Adapter)
     assert isinstance(adapter_for_student(adapter, student, "bf16"), Bf16Adapter)
+
+
+def test_every_precision_but_fp32_is_a_registered_deployed_form():
+    from alad_kit.core.config import ADAPTER_PRECISIONS
+    from alad_kit.models.adapter_precision import DEPLOYED
+
+    assert {"fp32", *DEPLOYED} == set(ADAPTER_PRECISIONS)
+
+
+@pytest.mark.parametrize("kind", ["dense", "factorised"])
+@pytest.mark.parametrize("precision, tolerance", [("int8", 5e-3), ("bf16", 1e-2)])
+def test_deployed_forms_of_a_folder_written_before_kind_classes_give_the_same_outputs(kind, precision, tolerance):
+    """tests/fixtures/adapters_4012d99: the outputs that code computed (bit for bit on the machine that wrote
+    them; int8 kernels and bf16 rounding may differ a little on another CPU, far less than a wrong window)."""
+    base = Path(__file__).parents[1] / "fixtures" / "adapters_4012d99"
+    expected = json.loads((base / "expected.json").read_text())
+    low = adapter_in(AlignmentAdapter.from_pretrained(base / kind).eval(), precision)
+    with torch.no_grad():
+        out = low(torch.tensor(expected["hidden"]), torch.tensor(expected["mask"]))
+    torch.testing.assert_close(out, torch.tensor(expected[f"{kind}/{precision}"]), rtol=0, atol=tolerance)
