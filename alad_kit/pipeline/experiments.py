@@ -17,10 +17,10 @@ from dataclasses import MISSING, asdict, fields
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig, phase3_config, scale_config
+from alad_kit.core.progress import progress as tqdm
 
 # Fields that say where a run writes or computes, not what it computes: a run reused across them is the same run.
 PLACE_FIELDS = ("out", "cache_dir", "device", "use_cache")

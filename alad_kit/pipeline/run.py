@@ -20,7 +20,6 @@ from dataclasses import asdict
 from pathlib import Path
 
 import torch
-from tqdm.auto import tqdm
 
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core import rundir
@@ -37,6 +36,7 @@ from alad_kit.core.device import resolve_device
 from alad_kit.core.locks import owned, sole_owner
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel, add_lora

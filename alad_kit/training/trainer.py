@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from alad_kit.core import checkpoint
 from alad_kit.core.config import PhaseConfig
 from alad_kit.core.precision import autocast
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.core.timing import PhaseClock
 
 from .tracking import StepInfo, current_lr, notify
