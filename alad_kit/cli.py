@@ -372,7 +372,7 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
     s.add_argument("--out", default="runs/demo")
-    s.add_argument("--scale", default="cpu", choices=list(SCALES))
+    s.add_argument("--scale", default="tiny", choices=list(SCALES))
     s.set_defaults(fn=_demo)
 
     s = sub.add_parser("check-gpu", parents=[common], help="CUDA tests + a timed full-scale run, one JSON (no network)")
