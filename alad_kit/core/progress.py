@@ -7,7 +7,9 @@ an ``alad: INFO:`` line goes through the package logger at most every ``ALAD_PRO
 
     alad: INFO: phase2: step 120/300 (40%), 0:42 elapsed, ~1:03 left, loss=0.0123
 
-A step that ends after at least one such line gets a closing line too; a short one stays silent.
+A step that ends after at least one such line gets a closing line too; a short one stays silent. When a
+single step takes longer than the interval (a busy machine), a heartbeat thread repeats the line of the
+innermost open step, marked "still at", so the log never goes quiet for much longer than the interval.
 ``ALAD_PROGRESS=lines`` forces the lines (a terminal recorded by ``script``), ``bar`` the bar.
 """
 
@@ -16,6 +18,7 @@ from __future__ import annotations
 import logging
 import os
 import sys
+import threading
 import time
 
 from tqdm.auto import tqdm as _auto_tqdm
@@ -57,6 +60,36 @@ def _clock(seconds: float) -> str:
     return f"{hours}:{rest // 60:02d}:{rest % 60:02d}" if hours else f"{rest // 60}:{rest % 60:02d}"
 
 
+_open_bars: list = []  # the open line bars, innermost last (read by the heartbeat)
+_open_lock = threading.Lock()
+_heartbeat: threading.Thread | None = None
+
+
+def _beat() -> None:
+    """Every second: if the innermost open bar has been silent for its interval, log its line again."""
+    while True:
+        time.sleep(1.0)
+        with _open_lock:
+            bar = _open_bars[-1] if _open_bars else None
+        if bar is not None:
+            bar.heartbeat()
+
+
+def _register(bar) -> None:
+    global _heartbeat
+    with _open_lock:
+        _open_bars.append(bar)
+        if _heartbeat is None or not _heartbeat.is_alive():
+            _heartbeat = threading.Thread(target=_beat, name="alad-progress", daemon=True)
+            _heartbeat.start()
+
+
+def _unregister(bar) -> None:
+    with _open_lock:
+        if bar in _open_bars:
+            _open_bars.remove(bar)
+
+
 class _LineProgress(_std_tqdm):
     """tqdm's counting and timing, shown as a logged line every ``interval`` seconds instead of a bar."""
 
@@ -66,12 +99,15 @@ class _LineProgress(_std_tqdm):
         self._interval = interval
         self._last_line = None  # time of the last line (None: none yet)
         self._closing = False
+        self._last_n = None  # the count the last line showed: a line only when it moved
         kwargs["file"] = open(os.devnull, "w")  # noqa: SIM115 - closed in close(); tqdm draws nothing there
         kwargs["mininterval"] = 0.0  # every update reaches display(), which throttles by itself
         kwargs["miniters"] = 1
         kwargs.pop("position", None)
         self._began_line = self.clock()
         super().__init__(*args, **kwargs)
+        if not self.disable:
+            _register(self)
 
     def line(self) -> str:
         """The current state as one line: what, step k of N, elapsed and remaining time, the postfix."""
@@ -92,15 +128,25 @@ class _LineProgress(_std_tqdm):
         now = self.clock()
         if self._closing:  # close() writes the closing line itself
             return True
-        if now - (self._last_line if self._last_line is not None else self._began_line) >= self._interval:
-            self._last_line = now
+        due = now - (self._last_line if self._last_line is not None else self._began_line) >= self._interval
+        if due and self.n != self._last_n and self.n > 0:  # a new postfix alone (same count) waits for the next step
+            self._last_line, self._last_n = now, self.n
             log.info("%s", self.line())
         return True
+
+    def heartbeat(self) -> None:
+        """Called by the heartbeat thread: the line again when this bar has said nothing for its interval."""
+        now = self.clock()
+        if self._closing or now - (self._last_line if self._last_line is not None else self._began_line) < self._interval:
+            return
+        self._last_line = now
+        log.info("%s", self.line().replace(": ", ": still at ", 1))
 
     def close(self):
         if getattr(self, "disable", True):  # closed already, or __init__ never finished
             return
         self._closing = True
+        _unregister(self)
         if self._last_line is not None:  # a long step: say that it ended (a short one stays silent)
             log.info("%s", self.line())
         file = self.fp

@@ -58,7 +58,7 @@ def describe_data(scale: str, corpus_dir: str | None) -> list[str]:
         f"test {sizes['test']:,}",
         f"scale {scale}: trains on {used['train']:,} train tweets, picks the best epoch on {used['validation']:,} "
         f"validation tweets, scores {used['test']:,} test tweets (the scores below); phase 1 reads "
-        f"{budget.corpus_texts or 'all'} pieces of {corpus}",
+        f"{budget.corpus_texts or 'all'} texts (in pieces of <= {budget.corpus_chunk_words} words) of {corpus}",
         "models: teacher M_L mpnet-base (all-mpnet-base-v2, 12 layers, 768 wide), student M_C MiniLM-L6 cut to its "
         "first 2 layers (384 wide)",
         "runs: " + "; ".join(f"{k}) {what}" for k, (_, _, what) in enumerate(DEMO_RUNS, 1)),

@@ -1,5 +1,6 @@
 import io
 import logging
+import time
 
 import pytest
 from tqdm.std import tqdm as std_tqdm
@@ -60,6 +61,7 @@ def test_a_short_step_stays_silent_and_a_long_one_is_throttled(monkeypatch, capl
             pass
     assert caplog.records == []  # default: a line every 10 s, so a short step prints nothing
     clock = iter(range(0, 1000, 4))  # 4 s between two looks at the clock: never two lines within 10 s
+    monkeypatch.setattr("alad_kit.core.progress._register", lambda bar: None)  # no heartbeat reading the clock
     monkeypatch.setattr(_LineProgress, "clock", staticmethod(lambda: next(clock)))
     with caplog.at_level(logging.INFO, logger="alad_kit.progress"):
         bar = progress(total=9, desc="phase3", file=io.StringIO())
@@ -74,3 +76,14 @@ def test_a_bad_interval_is_one_error(monkeypatch):
     monkeypatch.setenv("ALAD_PROGRESS_SECONDS", "often")
     with pytest.raises(ValueError, match="ALAD_PROGRESS_SECONDS"):
         progress(total=2, file=io.StringIO())
+
+
+def test_a_step_longer_than_the_interval_still_gets_a_line(monkeypatch, caplog):
+    monkeypatch.setenv("ALAD_PROGRESS_SECONDS", "0.3")
+    with caplog.at_level(logging.INFO, logger="alad_kit.progress"):
+        bar = progress(total=3, desc="teacher phase1", file=io.StringIO())
+        deadline = time.monotonic() + 10
+        while not caplog.records and time.monotonic() < deadline:  # one step that takes long: no update at all
+            time.sleep(0.1)
+        bar.close()
+    assert caplog.records[0].getMessage().startswith("teacher phase1: still at step 0/3 (0%)")
