@@ -22,7 +22,7 @@ import threading
 import time
 
 from tqdm.auto import tqdm as _auto_tqdm
-from tqdm.std import tqdm as _std_tqdm
+from tqdm.std import tqdm as _std_tqdm  # the base of the line form
 
 log = logging.getLogger("alad_kit.progress")
 DEFAULT_SECONDS = 10.0  # seconds between two progress lines when the stream is no terminal
@@ -44,7 +44,7 @@ def wants_lines(stream=None) -> bool:
         raise ValueError(f"ALAD_PROGRESS must be auto, lines or bar, got {choice!r}")
     if choice != "auto":
         return choice == "lines"
-    if _auto_tqdm is not _std_tqdm and "ipykernel" in sys.modules:  # tqdm.auto chose the notebook widget
+    if "ipykernel" in sys.modules:  # a notebook: tqdm.auto's widget (or its text bar, which the cell shows)
         return False
     stream = stream if stream is not None else sys.stderr
     isatty = getattr(stream, "isatty", None)

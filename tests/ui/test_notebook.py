@@ -118,3 +118,12 @@ def test_copy_notebooks_never_overwrites_a_copy(tmp_path):
     assert copied == [] and len(kept) == 2 and (dest / "01_a.ipynb").read_text() == '{"mine": 1}'
     with pytest.raises(ValueError, match="tracked notebooks"):
         copy_notebooks(source, source)
+
+
+def test_the_notebooks_command_copies_the_repository_notebooks(tmp_path, capsys):
+    from alad_kit.cli import main
+
+    assert main(["notebooks", "--to", str(tmp_path / "mine")]) == 0
+    tracked = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "mine").glob("*.ipynb")) == tracked
+    assert f"{len(tracked)} copied to {tmp_path / 'mine'}; open them with: jupyter lab" in capsys.readouterr().out
