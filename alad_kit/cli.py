@@ -1,4 +1,4 @@
-"""The ``alad`` command: info, run, demo, check-gpu, compress, bench, table, study, report, predict, evaluate, export."""
+"""The ``alad`` command: info, run, demo, notebooks, clean, check-gpu, compress, bench, table, study, report, predict, evaluate, export."""
 
 from __future__ import annotations
 
