@@ -34,3 +34,25 @@ def test_the_summary_reads_the_rows_from_their_numbers(tmp_path):
 @pytest.mark.parametrize("scale", ["smoke", "cpu"])
 def test_other_scales_run_the_same_three_rows(tmp_path, scale):
     assert [c.mode for c in demo_configs(str(tmp_path), scale, None)] == ["head", "frozen", "finetune"]
+
+
+def test_run_demo_says_what_it_runs_and_keeps_the_announced_corpus_warning_out(tmp_path, monkeypatch, caplog, capsys):
+    import logging
+    import warnings
+
+    import alad_kit.pipeline.demo as demo
+
+    def fake_run(cfg):
+        warnings.warn("no phase-1 corpus (ALAD_DATA_DIR is not set); using the fallback English text", stacklevel=2)
+        return _metrics(cfg.mode, cfg.window if cfg.mode == "frozen" else None, 0.2)
+
+    monkeypatch.setattr(demo, "run", fake_run)
+    monkeypatch.setattr(demo, "describe_data", lambda scale, corpus: [f"data: WNUT-16 at scale {scale}"])
+    with caplog.at_level(logging.INFO, logger="alad_kit"), warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always")
+        demo.run_demo(out=str(tmp_path), scale="tiny", data_dir=None)
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages[0] == "demo: data: WNUT-16 at scale tiny"
+    assert [m for m in messages if m.startswith("demo: run ")][-1].startswith("demo: run 3 of 3: M_C fine-tuned")
+    assert not [w for w in caught if "phase-1 corpus" in str(w.message)]
+    assert "frozen M_C + ALAd W3" in capsys.readouterr().out
