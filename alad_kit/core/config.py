@@ -1,9 +1,10 @@
 """Configuration: scales, phases and run settings, all frozen dataclasses.
 
 One switch, ``scale``, shrinks every run (data slices, phase budgets, sequence lengths) the way big_vision's
-``runlocal`` does: ``smoke`` runs in seconds on a CPU (tests, CI), ``cpu`` uses the offline models and real
-data sub-sampled so one task x student x mode run takes about a quarter of an hour on two cores, ``full``
-uses all of the data and the paper's budgets (meant for a GPU).
+``runlocal`` does: ``smoke`` runs in seconds on a CPU (tests, CI: the pipeline, not the method), ``tiny``
+shows the method in a minute or two per run on two cores (``alad demo``, the notebooks run by a person),
+``cpu`` uses the offline models and real data sub-sampled so one task x student x mode run takes about a
+quarter of an hour on two cores, ``full`` uses all of the data and the paper's budgets (meant for a GPU).
 
 The three training phases are *data* (:class:`PhaseConfig`); :mod:`alad_kit.training.trainer` runs any of them.
 """
@@ -16,7 +17,7 @@ from dataclasses import dataclass, field, replace
 from alad_kit.adapter import ADAPTER_KINDS
 
 TASKS = ("pos", "ner", "qa")
-SCALES = ("smoke", "cpu", "full")
+SCALES = ("smoke", "tiny", "cpu", "full")  # smallest to largest
 PRECISIONS = ("fp32", "bf16")  # training / evaluation autocast
 ADAPTER_PRECISIONS = ("fp32", "int8", "bf16")  # the deployed adapter (int8: dynamic quantization)
 
@@ -28,7 +29,7 @@ def _check_choice(what: str, value, choices) -> None:
 
 @dataclass(frozen=True)
 class ScaleConfig:
-    name: str  # smoke | cpu | full
+    name: str  # smoke | tiny | cpu | full
     train_examples: int | None  # task training examples used (None: all)
     eval_examples: int | None  # validation examples (model selection)
     test_examples: int | None  # test examples (reported scores)
@@ -62,6 +63,15 @@ SCALE_PRESETS = {
         phase1_epochs=1, phase2_epochs=2, phase3_epochs={"pos": 2, "ner": 2, "qa": 1},
         max_length=48, qa_max_length=128, qa_doc_stride=48, batch_size=16, eval_batch_size=32, probe_texts=16,
         checkpoint_every=2,
+    ),
+    # tiny: enough steps for the losses to fall and the scores to leave zero, little enough text for the teacher
+    # (mpnet-base, the costly forward pass) that a run takes a minute or two on two idle cores: phase 1 reads 480
+    # pieces of <= 40 words (30 steps), phase 2 sees 1,000 task texts 4 times (252 steps), phase 3 5 NER epochs.
+    "tiny": ScaleConfig(
+        "tiny", train_examples=1000, eval_examples=200, test_examples=300, corpus_texts=480,
+        phase1_epochs=1, phase2_epochs=4, phase3_epochs={"pos": 8, "ner": 5, "qa": 2},
+        max_length=64, qa_max_length=192, qa_doc_stride=64, batch_size=16, eval_batch_size=64, probe_texts=80,
+        checkpoint_every=25, precision="bf16", corpus_chunk_words=40,
     ),
     # cpu: phase 3 long enough for the validation score to flatten (NER 1,504 steps, best epoch 4-7 of 8; POS
     # 1,380; QA ~450; curves in results/cpu), phase 1 reads the whole corpus once (cut into <= 64-word
@@ -204,7 +214,7 @@ class RunConfig:
     mode: str = "frozen"  # one of MODES
     window: int = 5  # adapter window n (odd); ignored by modes without adapter
     seed: int = 0  # seeds data order, init and dropout
-    scale: str = "smoke"  # smoke | cpu | full
+    scale: str = "smoke"  # smoke | tiny | cpu | full
     out: str = "runs/latest"  # output directory (metrics.json, checkpoints, history)
     data_dir: str | None = None  # ALAD_DATA_DIR override, a task file/folder, or "wnut16" (offline NER)
     corpus_dir: str | None = None  # phase-1 corpus (default: <data root>/corpus_en_wiki, else Python's docs)

@@ -15,9 +15,9 @@ from collections.abc import Iterable
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from alad_kit.core.config import RunConfig
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.core.runkey import run_state
 
 log = logging.getLogger(__name__)

@@ -19,8 +19,6 @@ from contextlib import contextmanager, nullcontext
 from dataclasses import asdict
 from pathlib import Path
 
-from tqdm.auto import tqdm
-
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core import rundir
 from alad_kit.core.checkpoint import digest as _digest
@@ -35,6 +33,7 @@ from alad_kit.core.device import resolve_device
 from alad_kit.core.locks import owned, sole_owner
 from alad_kit.core.precision import resolve_precision
 from alad_kit.core.preflight import check_writable
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.core.runkey import checkpoint_digest
 from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample

@@ -20,7 +20,6 @@ from dataclasses import dataclass, fields
 from pathlib import Path
 
 import pandas as pd
-from tqdm.auto import tqdm
 
 from alad_kit.analysis.claims import (
     TEACHER_ROW,
@@ -35,6 +34,7 @@ from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label
 from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_text_atomic
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.core.runkey import run_state
 
 _RUN_FIELDS = {f.name for f in fields(RunConfig)}

@@ -18,9 +18,9 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 from torch import nn
-from tqdm.auto import tqdm
 
 from alad_kit.core.precision import autocast
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.data.summary import qa_texts, token_texts
 from alad_kit.models.heads import SpanHead, TokenClassificationHead
 from alad_kit.tasks import metrics

@@ -28,12 +28,12 @@ from pathlib import Path
 
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
 from alad_kit.core.integrity import digest_problem, read_json_record, sha256_file
 from alad_kit.core.io import clean_stale, replace, temp_name
 from alad_kit.core.locks import owned
 from alad_kit.core.precision import autocast
+from alad_kit.core.progress import progress as tqdm
 
 # storage dtype -> (file name, numpy dtype)
 STORAGE = {"float16": ("embeddings.f16", np.float16), "float32": ("embeddings.f32", np.float32)}

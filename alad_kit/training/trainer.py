@@ -41,11 +41,11 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from alad_kit.core import checkpoint
 from alad_kit.core.config import PhaseConfig
 from alad_kit.core.precision import autocast
+from alad_kit.core.progress import progress as tqdm
 from alad_kit.core.timing import PhaseClock
 
 from .tracking import StepInfo, current_lr, notify
@@ -166,8 +166,8 @@ def train_phase(
             with run.clock.measure("data"):
                 batch = next(stream)
             loss = run.step(batches[b], batch, loss_fn)
+            bar.set_postfix(loss=f"{loss:.4f}", refresh=False)
             bar.update(1)
-            bar.set_postfix(loss=f"{loss:.4f}")
             result.stopped_by = _budget_hit(phase, result)
             if result.steps % phase.checkpoint_every == 0:
                 run.save(epoch, b + 1)

@@ -18,9 +18,14 @@ from alad_kit.core.config import TASKS, RunConfig, scale_config
 from alad_kit.pipeline.experiments import env_path
 
 # Teacher M_L, student M_C and the student layers kept, by scale: smoke cuts one MiniLM down to one layer
-# and uses it as both (seconds on a CPU); every other scale distils MPNet-base into the full MiniLM-L6.
+# and uses it as both (seconds on a CPU); tiny distils MPNet-base into MiniLM-L6 cut to two layers (as
+# `alad demo`: a small student leaves ALAd something to recover, and is cheap to fine-tune); cpu and full
+# distil MPNet-base into the full MiniLM-L6.
 SMOKE_MODELS = ("minilm-l6", "minilm-l6", (0,))
+TINY_MODELS = ("mpnet-base", "minilm-l6", (0, 1))
 MODELS = ("mpnet-base", "minilm-l6", None)
+# The scale of a notebook run by a person when ALAD_SCALE is unset (CI and the tests set ALAD_SCALE=smoke).
+NOTEBOOK_SCALE = "tiny"
 # Where the notebooks keep their runs when ALAD_RUNS_DIR is unset (relative to notebooks/, their cwd).
 DEFAULT_RUNS_DIR = "../runs/nb"
 # The committed `alad bench` of the cpu study (relative to notebooks/): mpnet-base, minilm-l6 whole and 0-1.
@@ -29,7 +34,7 @@ COMMITTED_BENCH = "../results/cpu-study/bench_students.json"
 
 @dataclass(frozen=True)
 class NotebookSetup:
-    scale: str  # smoke | cpu | full: the budget preset (ALAD_SCALE)
+    scale: str  # smoke | tiny | cpu | full: the budget preset (ALAD_SCALE, default tiny)
     task: str  # pos | ner | qa
     data_dir: str | None  # the task data (ALAD_DATA_DIR), else "wnut16": WNUT-16 tweets shipped on PyPI
     teacher: str  # M_L: offline alias, hub id or local dir
@@ -51,6 +56,12 @@ class NotebookSetup:
     def smoke(self) -> bool:
         """True at smoke scale, where notebooks pick their smallest budgets."""
         return self.scale == "smoke"
+
+    @property
+    def quick(self) -> bool:
+        """True at smoke and tiny scale: extras outside the runs (compression, benchmarks) take their
+        smallest budgets, so a notebook stays within minutes."""
+        return self.scale in ("smoke", "tiny")
 
     @property
     def cache_dir(self) -> str:
@@ -107,12 +118,43 @@ def _bench_covers(path: Path, teacher: str, student: str, windows: Sequence[int]
 def notebook_setup(task: str = "ner", seed: int = 0) -> NotebookSetup:
     """The parameters of a notebook for ``task``, read from the environment.
 
-    ALAD_SCALE (smoke when unset) picks the budgets and the models, ALAD_DATA_DIR the data (relative paths
+    ALAD_SCALE (``tiny`` when unset: a person at a notebook; CI sets smoke) picks the budgets and the models, ALAD_DATA_DIR the data (relative paths
     are found from notebooks/ as well as from the repository root; default: WNUT-16), ALAD_RUNS_DIR the
     parent of the runs folder (default ``../runs/nb``).
     """
-    scale = scale_config(os.environ.get("ALAD_SCALE")).name
-    teacher, student, layers = SMOKE_MODELS if scale == "smoke" else MODELS
+    scale = scale_config(os.environ.get("ALAD_SCALE") or NOTEBOOK_SCALE).name
+    teacher, student, layers = {"smoke": SMOKE_MODELS, "tiny": TINY_MODELS}.get(scale, MODELS)
     runs = Path(os.environ.get("ALAD_RUNS_DIR", DEFAULT_RUNS_DIR)) / f"{scale}-{task}"
     return NotebookSetup(scale=scale, task=task, data_dir=env_path("ALAD_DATA_DIR", default="wnut16"),
                          teacher=teacher, student=student, student_layers=layers, seed=seed, runs=runs)
+
+
+# Where `alad notebooks` puts a person's working copies (next to notebooks/, so their ../runs and ../results
+# paths still point into the repository; .gitignore lists it).
+WORK_COPY_DIR = "my-notebooks"
+
+
+def copy_notebooks(source: str | os.PathLike, dest: str | os.PathLike) -> tuple[list[Path], list[Path]]:
+    """Copy every ``*.ipynb`` of ``source`` into ``dest`` (made if missing), never over a copy already there:
+    JupyterLab's autosave then changes the copies, not the tracked notebooks. Returns (copied, kept)."""
+    import shutil
+
+    from alad_kit.core.io import atomic_path
+
+    source, dest = Path(source), Path(dest)
+    notebooks = sorted(source.glob("*.ipynb"))
+    if not notebooks:
+        raise FileNotFoundError(f"no notebooks (*.ipynb) in {source}")
+    if dest.resolve() == source.resolve():
+        raise ValueError(f"{dest} is the folder of the tracked notebooks; choose another")
+    dest.mkdir(parents=True, exist_ok=True)
+    copied, kept = [], []
+    for notebook in notebooks:
+        target = dest / notebook.name
+        if target.exists():
+            kept.append(target)
+        else:
+            with atomic_path(target) as tmp:  # a copy is whole or absent
+                shutil.copyfile(notebook, tmp)
+            copied.append(target)
+    return copied, kept

@@ -13,6 +13,7 @@ from alad_kit.core.config import (
     PHASE1,
     PHASE2,
     SCALE_PRESETS,
+    SCALES,
     TASKS,
     TRAINABLE,
     PhaseConfig,
@@ -37,18 +38,21 @@ def test_scale_comes_from_the_name_then_alad_scale_then_smoke(monkeypatch):
 
 
 def test_scales_shrink_monotonically():
-    smoke, cpu, full = (SCALE_PRESETS[n] for n in ("smoke", "cpu", "full"))
-    assert smoke.train_examples < cpu.train_examples and full.train_examples is None
-    assert smoke.max_length <= cpu.max_length <= full.max_length
+    smoke, tiny, cpu, full = (SCALE_PRESETS[n] for n in ("smoke", "tiny", "cpu", "full"))
+    assert SCALES == ("smoke", "tiny", "cpu", "full")
+    assert smoke.train_examples < tiny.train_examples < cpu.train_examples and full.train_examples is None
+    assert smoke.corpus_texts < tiny.corpus_texts and cpu.corpus_texts is None
+    assert smoke.max_length <= tiny.max_length <= cpu.max_length <= full.max_length
+    assert smoke.phase2_epochs < tiny.phase2_epochs < cpu.phase2_epochs
     assert full.phase2_epochs == 10 and full.phase3_epochs == {"pos": 4, "ner": 4, "qa": 3}  # the paper's
-    for s in (smoke, cpu, full):
+    for s in (smoke, tiny, cpu, full):
         assert set(s.phase3_epochs) == set(TASKS)
 
 
 @pytest.mark.parametrize(
     "change, message",
     [
-        (dict(name="tiny"), "unknown scale"),
+        (dict(name="medium"), "unknown scale"),
         (dict(batch_size=0), "batch_size must be positive"),
         (dict(max_length=-1), "max_length must be positive"),
         (dict(qa_doc_stride=128), "qa_doc_stride"),

@@ -17,12 +17,20 @@ def env(monkeypatch):
     return monkeypatch
 
 
-def test_defaults_are_the_smoke_scale_on_wnut16(env):
+def test_a_person_gets_the_tiny_scale_on_wnut16(env):
+    setup = notebook_setup()  # ALAD_SCALE unset: someone opened the notebook
+    assert (setup.scale, setup.task, setup.data_dir, setup.seed) == ("tiny", "ner", "wnut16", 0)
+    assert (setup.teacher, setup.student, setup.student_layers) == ("mpnet-base", "minilm-l6", (0, 1))
+    assert setup.quick and not setup.smoke
+    assert setup.runs == Path("../runs/nb") / "tiny-ner"  # relative to notebooks/, shared by all notebooks
+
+
+def test_ci_sets_the_smoke_scale(env):
+    env.setenv("ALAD_SCALE", "smoke")
     setup = notebook_setup()
-    assert (setup.scale, setup.task, setup.data_dir, setup.seed) == ("smoke", "ner", "wnut16", 0)
     assert (setup.teacher, setup.student, setup.student_layers) == ("minilm-l6", "minilm-l6", (0,))
-    assert setup.smoke
-    assert setup.runs == Path("../runs/nb") / "smoke-ner"  # relative to notebooks/, shared by all notebooks
+    assert setup.smoke and setup.quick
+    assert setup.runs == Path("../runs/nb") / "smoke-ner"
 
 
 @pytest.mark.parametrize("scale", ["cpu", "full"])
@@ -30,7 +38,7 @@ def test_larger_scales_distil_mpnet_into_the_whole_minilm(env, scale):
     env.setenv("ALAD_SCALE", scale)
     setup = notebook_setup(task="pos")
     assert (setup.scale, setup.teacher, setup.student, setup.student_layers) == (scale, "mpnet-base", "minilm-l6", None)
-    assert not setup.smoke
+    assert not setup.smoke and not setup.quick
     assert setup.runs == Path("../runs/nb") / f"{scale}-pos"
 
 
@@ -47,6 +55,7 @@ def test_unknown_task_is_refused(env):
 
 def test_data_and_runs_folders_come_from_the_environment(env, tmp_path):
     (tmp_path / "data").mkdir()
+    env.setenv("ALAD_SCALE", "smoke")
     env.setenv("ALAD_DATA_DIR", str(tmp_path / "data"))
     env.setenv("ALAD_RUNS_DIR", str(tmp_path / "runs"))
     setup = notebook_setup(task="qa", seed=3)
@@ -70,6 +79,7 @@ def test_missing_data_dir_is_an_error(env, tmp_path):
 
 
 def test_common_kwargs_and_run_config(env):
+    env.setenv("ALAD_SCALE", "smoke")
     setup = notebook_setup()
     assert setup.common() == dict(task="ner", teacher="minilm-l6", student="minilm-l6", student_layers=(0,),
                                   scale="smoke", data_dir="wnut16", seed=0,
@@ -122,3 +132,28 @@ def test_speed_bench_uses_a_bench_of_the_same_models_else_measures_one(env, tmp_
     (tmp_path / "bad.json").write_text("{oops")
     with pytest.raises(ValueError, match="bad.json: not a bench JSON"):
         setup.speed_bench(committed=tmp_path / "bad.json")
+
+
+def test_copy_notebooks_never_overwrites_a_copy(tmp_path):
+    from alad_kit.ui.notebook import copy_notebooks
+
+    source, dest = tmp_path / "notebooks", tmp_path / "my-notebooks"
+    source.mkdir()
+    (source / "01_a.ipynb").write_text("{}")
+    (source / "02_b.ipynb").write_text("{}")
+    copied, kept = copy_notebooks(source, dest)
+    assert [p.name for p in copied] == ["01_a.ipynb", "02_b.ipynb"] and kept == []
+    (dest / "01_a.ipynb").write_text('{"mine": 1}')  # the person's work
+    copied, kept = copy_notebooks(source, dest)
+    assert copied == [] and len(kept) == 2 and (dest / "01_a.ipynb").read_text() == '{"mine": 1}'
+    with pytest.raises(ValueError, match="tracked notebooks"):
+        copy_notebooks(source, source)
+
+
+def test_the_notebooks_command_copies_the_repository_notebooks(tmp_path, capsys):
+    from alad_kit.cli import main
+
+    assert main(["notebooks", "--to", str(tmp_path / "mine")]) == 0
+    tracked = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
+    assert sorted(p.name for p in (tmp_path / "mine").glob("*.ipynb")) == tracked
+    assert f"{len(tracked)} copied to {tmp_path / 'mine'}; open them with: jupyter lab" in capsys.readouterr().out
