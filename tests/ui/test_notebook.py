@@ -113,6 +113,7 @@ def _bench(path, teacher, student, windows=(1, 3, 5)):
 
 def test_speed_bench_uses_a_bench_of_the_same_models_else_measures_one(env, tmp_path, monkeypatch):
     env.setenv("ALAD_RUNS_DIR", str(tmp_path / "runs"))
+    env.setenv("ALAD_SCALE", "smoke")
     setup = notebook_setup()  # smoke: minilm-l6 cut to layer 0 under a whole minilm-l6
     assert setup.student_key == "minilm-l6:0"
     covering = _bench(tmp_path / "covering.json", "minilm-l6", "minilm-l6:0")
