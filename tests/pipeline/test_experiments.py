@@ -102,9 +102,10 @@ def test_sweep_keeps_order_and_refuses_shared_out(tmp_path, no_run):
         experiments.sweep([first, _cfg(tmp_path, "w1", window=5)])
 
 
-def test_sweep_shows_an_outer_bar_over_the_runs_that_stays(tmp_path, no_run, capsys, caplog):
+def test_sweep_shows_an_outer_bar_over_the_runs_that_stays(tmp_path, no_run, capsys, caplog, monkeypatch):
     import logging
 
+    monkeypatch.setenv("ALAD_PROGRESS", "bar")  # captured stderr is no terminal: it would get lines, not a bar
     configs = [_cfg(tmp_path, f"w{w}", window=w) for w in (1, 3, 5)]
     with caplog.at_level(logging.INFO, logger="alad_kit"):
         experiments.sweep(configs)
