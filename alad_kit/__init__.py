@@ -8,6 +8,7 @@ The floors of the package, from the bottom up, are described in docs/architectur
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core.config import MODES, RunConfig, scale_config
 from alad_kit.core.io import __version__
+from alad_kit.tasks import register as register_task  # importing alad_kit.tasks registers POS, NER and QA
 
 
 def load_encoder(*args, **kwargs):
@@ -24,4 +25,4 @@ def run(*args, **kwargs) -> dict:
     return _run(*args, **kwargs)
 
 
-__all__ = ["AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "run", "scale_config", "__version__"]
+__all__ = ["AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "register_task", "run", "scale_config", "__version__"]

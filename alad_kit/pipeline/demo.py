@@ -17,6 +17,7 @@ import os
 from pathlib import Path
 
 from alad_kit.core.config import RunConfig
+from alad_kit.tasks import DEFAULT_TASK
 
 from .run import run
 
@@ -28,7 +29,7 @@ DEMO_EPOCHS = {"phase2_epochs": 5, "phase3_epochs": 5}
 
 
 def demo_configs(out: str, scale: str, data_dir: str | None) -> list[RunConfig]:
-    common = dict(task="ner", teacher="mpnet-base", student="minilm-l6", student_layers=(0, 1), scale=scale,
+    common = dict(task=DEFAULT_TASK, teacher="mpnet-base", student="minilm-l6", student_layers=(0, 1), scale=scale,
                   data_dir="wnut16", corpus_dir=data_dir, cache_dir=str(Path(out) / ".alad_cache"), seed=0,
                   **(DEMO_EPOCHS if scale == "cpu" else {}))
     return [

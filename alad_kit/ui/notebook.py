@@ -1,4 +1,4 @@
-"""The notebooks' parameters in one call: ``setup = notebook_setup(task="ner")``.
+"""The notebooks' parameters in one call: ``setup = notebook_setup()`` (task: ALAD_TASK).
 
 Every notebook used to repeat the same fifteen lines (scale, task, data, models, seed, runs folder and the
 RunConfig keyword arguments they share). They live here once, so the notebooks agree on them: all of them
@@ -14,6 +14,7 @@ from pathlib import Path
 
 from alad_kit.core.config import TASKS, RunConfig, scale_config
 from alad_kit.pipeline.experiments import env_path
+from alad_kit.tasks import DEFAULT_TASK
 
 # Teacher M_L, student M_C and the student layers kept, by scale: smoke cuts one MiniLM down to one layer
 # and uses it as both (seconds on a CPU); every other scale distils MPNet-base into the full MiniLM-L6.
@@ -26,7 +27,7 @@ DEFAULT_RUNS_DIR = "../runs/nb"
 @dataclass(frozen=True)
 class NotebookSetup:
     scale: str  # smoke | cpu | full: the budget preset (ALAD_SCALE)
-    task: str  # pos | ner | qa
+    task: str  # a registered task (alad_kit.tasks): pos | ner | qa built in
     data_dir: str | None  # the task data (ALAD_DATA_DIR), else "wnut16": WNUT-16 tweets shipped on PyPI
     teacher: str  # M_L: offline alias, hub id or local dir
     student: str  # M_C: offline alias, hub id or local dir
@@ -37,7 +38,7 @@ class NotebookSetup:
     def __post_init__(self):
         scale_config(self.scale)  # raises on an unknown scale
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if not self.teacher or not self.student:
             raise ValueError("teacher and student must be given")
         if not isinstance(self.seed, int):
@@ -65,14 +66,16 @@ class NotebookSetup:
         return RunConfig(**self.common(out=str(self.runs / name), **overrides))
 
 
-def notebook_setup(task: str = "ner", seed: int = 0) -> NotebookSetup:
-    """The parameters of a notebook for ``task``, read from the environment.
+def notebook_setup(task: str | None = None, seed: int = 0) -> NotebookSetup:
+    """The parameters of a notebook for ``task`` (None: ALAD_TASK, else the default task), read from the
+    environment.
 
     ALAD_SCALE (smoke when unset) picks the budgets and the models, ALAD_DATA_DIR the data (relative paths
     are found from notebooks/ as well as from the repository root; default: WNUT-16), ALAD_RUNS_DIR the
     parent of the runs folder (default ``../runs/nb``).
     """
     scale = scale_config(os.environ.get("ALAD_SCALE")).name
+    task = task or os.environ.get("ALAD_TASK") or DEFAULT_TASK
     teacher, student, layers = SMOKE_MODELS if scale == "smoke" else MODELS
     runs = Path(os.environ.get("ALAD_RUNS_DIR", DEFAULT_RUNS_DIR)) / f"{scale}-{task}"
     return NotebookSetup(scale=scale, task=task, data_dir=env_path("ALAD_DATA_DIR", default="wnut16"),

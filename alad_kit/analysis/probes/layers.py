@@ -194,7 +194,7 @@ def probe_layers(task: str, models: Sequence[str], data_dir: str | None, setting
     if not isinstance(spec, TokenTask):
         raise ValueError(f"alad probe-layers: task {task!r} is not a token task; the QA span probe is not "
                          "implemented yet (POS and NER are)")
-    splits, labels = load_task_data(task, data_dir, scale_config("full"))
+    splits, labels = load_task_data(spec, data_dir, scale_config("full"))
     train = subsample(splits["train"], settings.train_sentences)
     validation = subsample(splits["validation"], settings.eval_sentences)
     result = {"schema": SCHEMA, "task": task, "metric": spec.selection_metric, "split": "validation",
