@@ -33,14 +33,15 @@ IGNORE = -100
 
 
 def collate(features: list[dict], pad_token_id: int) -> dict[str, torch.Tensor]:
-    """Pad a list of feature dicts into tensors (labels padded with -100, ids with the pad id)."""
+    """Pad a list of feature dicts into tensors (labels padded with -100, ids with the pad id); the per-feature
+    targets start_positions / end_positions (spans) and label (one class per sentence) are stacked."""
     width = max(len(f["input_ids"]) for f in features)
     batch: dict[str, torch.Tensor] = {}
     pads = {"input_ids": pad_token_id, "attention_mask": 0, "token_type_ids": 0, "labels": IGNORE}
     for key, pad in pads.items():
         if key in features[0]:
             batch[key] = torch.tensor([list(f[key]) + [pad] * (width - len(f[key])) for f in features])
-    for key in ("start_positions", "end_positions"):
+    for key in ("start_positions", "end_positions", "label"):  # one target per feature (label: a sentence's class)
         if key in features[0]:
             batch[key] = torch.tensor([f[key] for f in features])
     return batch
@@ -74,7 +75,8 @@ def as_batcher(features, pad_token_id: int) -> Batcher:
 
 @torch.no_grad()
 def predict_logits(model, features, batch_size, pad_token_id, device, precision: str = "fp32") -> list[np.ndarray]:
-    """Head logits per feature, unpadded: list of (T_i, K) arrays. ``features`` may be a :class:`Batcher`."""
+    """Head logits per feature, unpadded: list of (T_i, K) arrays, or (K,) from a sentence-level head.
+    ``features`` may be a :class:`Batcher`."""
     batcher = as_batcher(features, pad_token_id)
     was_training = model.training
     model.eval()
@@ -86,7 +88,10 @@ def predict_logits(model, features, batch_size, pad_token_id, device, precision:
         batch = {k: v.to(device) for k, v in batcher(chunk).items()}
         with autocast(precision, device):
             logits = model(batch).float().cpu().numpy()
-        by_index |= {i: logits[b, : len(batcher.features[i]["input_ids"])] for b, i in enumerate(chunk)}
+        if logits.ndim == 2:  # one row per feature (a sentence-level head): nothing to unpad
+            by_index |= {i: logits[b] for b, i in enumerate(chunk)}
+        else:
+            by_index |= {i: logits[b, : len(batcher.features[i]["input_ids"])] for b, i in enumerate(chunk)}
     out = [by_index[i] for i in range(len(batcher))]
     model.train(was_training)
     return out
