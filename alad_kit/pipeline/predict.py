@@ -150,13 +150,19 @@ def best_span(context: str, features: list[dict], logits: list[np.ndarray], n_be
             "score": 1 / (1 + math.exp(min(700.0, null_score - score))), "no_answer": False}
 
 
-def compare_tags(models: dict[str, str | Path | AladModel], text: str):
-    """One table: the words of ``text`` and the tags every model gives them (e.g. student alone vs + ALAd)."""
+def compare_tags(models: dict[str, str | Path | AladModel], text):
+    """One table of what every model says about ``text`` (e.g. student alone vs + ALAd): for a tagging task the
+    words and each model's tags, one column per model; otherwise (a (question, context) pair for QA, or a
+    task whose output is not per word) one row per model with its output's fields."""
     import pandas as pd
 
-    columns = {}
+    columns, rows = {}, {}
     for name, model in models.items():
-        result = AladPipeline(model)(text)
-        columns.setdefault("word", result["words"])
-        columns[name] = result["tags"]
-    return pd.DataFrame(columns)
+        pipe = AladPipeline(model)
+        result = pipe(question=text[0], context=text[1]) if pipe.task.pairs else pipe(text)
+        if "tags" in result:
+            columns.setdefault("word", result["words"])
+            columns[name] = result["tags"]
+        else:
+            rows[name] = result
+    return pd.DataFrame(columns) if columns else pd.DataFrame.from_dict(rows, orient="index")

@@ -14,7 +14,7 @@ from pathlib import Path
 
 from alad_kit.core.config import TASKS, RunConfig, scale_config
 from alad_kit.pipeline.experiments import env_path
-from alad_kit.tasks import DEFAULT_TASK
+from alad_kit.tasks import DEFAULT_TASK, get_task
 
 # Teacher M_L, student M_C and the student layers kept, by scale: smoke cuts one MiniLM down to one layer
 # and uses it as both (seconds on a CPU); every other scale distils MPNet-base into the full MiniLM-L6.
@@ -48,6 +48,21 @@ class NotebookSetup:
     def smoke(self) -> bool:
         """True at smoke scale, where notebooks pick their smallest budgets."""
         return self.scale == "smoke"
+
+    @property
+    def scores(self) -> list[str]:
+        """The task's score keys in table order (Task.score_columns): the columns a notebook shows."""
+        return [key for key, _, _ in get_task(self.task).score_columns]
+
+    @property
+    def metric(self) -> str:
+        """The task's selection metric (Task.selection_metric): the one score a figure plots."""
+        return get_task(self.task).selection_metric
+
+    @property
+    def sample_input(self):
+        """One real input of the task (Task.sample_inputs): a text, or a (question, context) pair."""
+        return get_task(self.task).sample_inputs[0]
 
     @property
     def cache_dir(self) -> str:
