@@ -43,7 +43,7 @@ def test_notebook_runs_for_the_task(task, path, runs_by_task, monkeypatch):
     monkeypatch.setenv("ALAD_RUNS_DIR", str(runs_by_task[task]))
     notebook = nbformat.read(path, as_version=4)
     start = time.perf_counter()
-    NotebookClient(notebook, timeout=1200, kernel_name="python3",
+    NotebookClient(notebook, timeout=3600, kernel_name="python3",
                    resources={"metadata": {"path": str(NOTEBOOKS)}}).execute()
     print(f"{path.name} for {task}: {time.perf_counter() - start:.0f} s")
     setup_output = "".join(o.get("data", {}).get("text/plain", "") for o in notebook.cells[1].get("outputs", []))
