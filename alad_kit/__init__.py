@@ -14,6 +14,7 @@ longer to import than the rest together); ``import alad_kit`` imports torch (the
 from alad_kit.adapter import AlignmentAdapter
 from alad_kit.core.config import MODES, RunConfig, scale_config
 from alad_kit.core.io import __version__
+from alad_kit.tasks import register as register_task  # importing alad_kit.tasks registers POS, NER and QA
 
 
 def load_encoder(*args, **kwargs):
@@ -46,5 +47,5 @@ def __dir__() -> list[str]:
     return sorted(set(globals()) | set(__all__))
 
 
-__all__ = ["AladModel", "AladPipeline", "AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "run",
-           "scale_config", "__version__"]
+__all__ = ["AladModel", "AladPipeline", "AlignmentAdapter", "MODES", "RunConfig", "load_encoder", "register_task",
+           "run", "scale_config", "__version__"]

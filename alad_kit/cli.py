@@ -12,6 +12,7 @@ from pathlib import Path
 from alad_kit.adapter import ADAPTER_KINDS
 from alad_kit.core.config import ADAPTER_PRECISIONS, RUN_DEFAULTS, RUN_FLAGS, SCALES, TASKS, TRAINABLE_PARTS
 from alad_kit.core.logs import configure_logging
+from alad_kit.tasks import DEFAULT_TASK
 
 
 def _info(args) -> int:
@@ -229,9 +230,9 @@ def _predict(args) -> int:
     from alad_kit.pipeline.predict import AladPipeline
 
     pipe = AladPipeline(args.model, device=args.device or "cpu")
-    if pipe.config.task == "qa":
+    if pipe.task.pairs:
         if args.question is None or args.context is None or args.texts or args.file:
-            raise ValueError(f"{args.model} is a QA model: give --question and --context (no texts)")
+            raise ValueError(f"{args.model} is a {pipe.task.title} model: give --question and --context (no texts)")
         print(json.dumps(pipe(question=args.question, context=args.context), ensure_ascii=False))
         return 0
     texts = list(args.texts)
@@ -334,7 +335,7 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="a learning-rate sweep of this part instead: one row per run (sweep_<part>.md)")
     s.add_argument("--compression", action="store_true",
                    help="one row per student: head-only vs frozen ALAd, size, speed, FLOPs (compression.md)")
-    s.add_argument("--task", default="ner", choices=list(TASKS), help="task of --compression")
+    s.add_argument("--task", default=DEFAULT_TASK, choices=TASKS, help="task of --compression")
     s.add_argument("--window", type=int, default=5, help="ALAd window of --compression")
     s.add_argument("--reports", default=None,
                    help="JSON {student dir name: compression_report} for students whose directories are gone")
@@ -360,7 +361,7 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
 
     s = sub.add_parser("probe-layers", parents=[common],
                        help="a linear probe on every hidden state of each model (validation scores, JSON + figure)")
-    s.add_argument("--task", required=True, choices=list(TASKS))
+    s.add_argument("--task", required=True, choices=TASKS)
     s.add_argument("--models", nargs="+", required=True, help="NAME or NAME:0,1 (as for alad bench)")
     s.add_argument("--out", required=True, help="folder for probe_layers.json/.html (features cached below it)")
     s.add_argument("--device", default=None)

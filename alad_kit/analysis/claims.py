@@ -27,7 +27,7 @@ from pathlib import Path
 from alad_kit.core import rundir
 
 from .formats import to_markdown
-from .table import SCORE_COLUMNS, _student_name, student_label
+from .table import _student_name, score_columns, student_label
 from .verdicts import TESTS, VERDICTS, judge, paired  # noqa: F401  (VERDICTS: the names claims.json uses)
 
 TEACHER_ROW = "teacher"  # the row whose score closes the student -> teacher gap (C5)
@@ -201,7 +201,7 @@ def _finite(t: float | None) -> float | None:
 
 def points(task: str, metric: str) -> float:
     """Table points per metric unit (x100 for POS/NER scores, 1 for QA percentages and the rest)."""
-    return {(t, key): f for t, key, _, f in SCORE_COLUMNS}.get((task, metric), 1.0)
+    return {(t, key): f for t, key, _, f in score_columns()}.get((task, metric), 1.0)
 
 
 def _gap_recovered(study: Study, metric: str, check: Check, seeds: list[int], delta: float | None) -> dict:

@@ -26,16 +26,13 @@ from pathlib import Path
 import pandas as pd
 
 from alad_kit.compress._io import REPORT_NAME
+from alad_kit.core.config import TASKS
+from alad_kit.tasks import DEFAULT_TASK, get_task
 
 from .formats import write_formats
 from .table import collect_runs, drop_ablations, pick_scale, student_label
 
-# task -> ((score key, label, display factor), ...): the same two columns Table 1 shows for the task
-TASK_SCORES = {
-    "pos": (("accuracy", "Acc", 100.0), ("f1", "F1", 100.0)),
-    "ner": (("f1_overall", "F1_O", 100.0), ("f1_macro", "F1_M", 100.0)),
-    "qa": (("exact", "EM", 1.0), ("f1", "F1", 1.0)),
-}
+# The score columns of a task are its spec's (Task.score_columns): the same ones Table 1 shows for the task.
 NOTE = (
     "head: frozen student + task head, no adapter; +W{w}: frozen student + ALAd window {w} + head. Scores x100 "
     "(QA in %), mean over seeds. Sz: deployed parameters in % of the teacher + head. MB, Spd (speed-up over the "
@@ -73,7 +70,7 @@ def _report_for(student: str, reports: dict) -> dict | None:
 
 
 def compression_table(
-    runs: pd.DataFrame, task: str = "ner", window: int = 5, bench: dict | None = None,
+    runs: pd.DataFrame, task: str = DEFAULT_TASK, window: int = 5, bench: dict | None = None,
     reports: dict | None = None, digits: int = 2, scale: str | None = None, device: str = "cpu",
 ) -> pd.DataFrame:
     """Strings, one row per student that has a ``head`` or ``frozen``/W run for ``task`` (see module doc).
@@ -81,8 +78,8 @@ def compression_table(
     ``scale``: tabulate runs of this scale (default: the largest present, with a warning when several are);
     ``device``: which of the benchmark's devices the MB/Spd/FLOPs columns come from.
     """
-    if task not in TASK_SCORES:
-        raise ValueError(f"compression_table: unknown task {task!r}; expected one of {sorted(TASK_SCORES)}")
+    if task not in TASKS:
+        raise ValueError(f"compression_table: unknown task {task!r}; expected one of {sorted(TASKS)}")
     reports = reports or {}
     df = drop_ablations(pick_scale(runs, scale), "compression_table")
     df = df[(df["task"] == task) & ~df["is_teacher"].astype(bool)]
@@ -117,7 +114,7 @@ def compression_table(
             "GFLOPs/tok": _fmt(_giga(info.get("flops_per_token")), 4),
             f"adapter W{window} GFLOPs/tok": _fmt(_giga(with_adapter.get("adapter_flops_per_token")), 4),
         }
-        for key, label, factor in TASK_SCORES[task]:
+        for key, label, factor in get_task(task).score_columns:
             for setting, runs_of in (("head", head), (f"+W{window}", alad)):
                 mine = runs_of[runs_of["student"] == student]
                 col = f"score.{key}"
@@ -147,7 +144,7 @@ def _bench_device(bench: dict) -> str:
 
 
 def write_compression_table(
-    runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, task: str = "ner", window: int = 5,
+    runs_dir: str | os.PathLike, out_dir: str | os.PathLike | None = None, task: str = DEFAULT_TASK, window: int = 5,
     bench: str | os.PathLike | None = None, reports: str | os.PathLike | None = None,
 ) -> dict[str, Path]:
     """``alad table RUNS_DIR --compression``: write compression.md / .csv / .html (atomically)."""

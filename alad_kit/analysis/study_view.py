@@ -16,13 +16,13 @@ import plotly.graph_objects as go
 
 from .claims import load_studies, selection_metric
 from .labels import model_label
-from .table import SCORE_COLUMNS, student_label
+from .table import score_columns, student_label
 
 
 def seed_scores(root: str | Path) -> pd.DataFrame:
     """One line per run of every study below ``root``: study, task, student, row, seed, metric, value (in
     the units tables show: POS/NER x100, QA %)."""
-    factor = {(task, key): f for task, key, _, f in SCORE_COLUMNS}
+    factor = {(task, key): f for task, key, _, f in score_columns()}
     lines = []
     for study in load_studies(root):
         metric = selection_metric(study.task)

@@ -33,19 +33,20 @@ from alad_kit.core.config import (  # SCALES: smallest to largest
     phase3_config,
     scale_config,
 )
+from alad_kit.tasks import get_task
 
 from .formats import write_formats
 from .labels import model_label
 
-# (task, key in metrics.json["scores"], column label, display factor)
-SCORE_COLUMNS = (
-    ("pos", "accuracy", "POS Acc", 100.0),
-    ("pos", "f1", "POS F1", 100.0),
-    ("ner", "f1_overall", "NER F1_O", 100.0),
-    ("ner", "f1_macro", "NER F1_M", 100.0),
-    ("qa", "exact", "QA EM", 1.0),
-    ("qa", "f1", "QA F1", 1.0),
-)
+
+def score_columns() -> tuple:
+    """(task, key in metrics.json["scores"], column label, display factor) of every registered task, in
+    registration order: each task's own ``Task.score_columns``, labelled with its title (e.g. "NER F1_O")."""
+    return tuple((name, key, f"{spec.title} {label}", factor)
+                 for name, spec in ((name, get_task(name)) for name in TASKS)
+                 for key, label, factor in spec.score_columns)
+
+
 # (row group label, mode, is_teacher, uses a window) in table order
 GROUPS = (
     ("Teacher fine-tuned", "finetune", True, False),
@@ -271,7 +272,7 @@ def summarize_runs(df: pd.DataFrame, scale: str | None = None) -> pd.DataFrame:
     records = []
     for (teacher, model, group, wkey), rows in df.groupby(key, sort=False, dropna=False):
         base = {"teacher": teacher, "model": model, "group": group, "window": None if wkey < 0 else int(wkey)}
-        for task, score, label, factor in SCORE_COLUMNS:
+        for task, score, label, factor in score_columns():
             col = f"score.{score}"
             if col not in rows.columns:
                 continue
@@ -340,7 +341,7 @@ def results_table(
     largest seed count of the row's cells; a cell with fewer seeds carries "(n=k)". Empty cells are "".
     """
     summary = summarize_runs(df, scale=scale)
-    score_labels = [label for _, _, label, _ in SCORE_COLUMNS if label in set(summary.get("column", []))]
+    score_labels = [label for _, _, label, _ in score_columns() if label in set(summary.get("column", []))]
     columns = ["Model", "Setting", "W", *score_labels, "Sz", "Spd", "Seeds"]
     several_teachers = summary["teacher"].nunique() > 1 if len(summary) else False
     if several_teachers:

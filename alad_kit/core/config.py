@@ -16,7 +16,10 @@ from dataclasses import dataclass, field, replace
 
 from alad_kit.adapter import ADAPTER_KINDS
 
-TASKS = ("pos", "ner", "qa")
+from .registry import Registry
+
+# The tasks, filled by alad_kit.tasks (built-ins) and alad_kit.tasks.register (plug-ins): name -> task spec.
+TASKS = Registry("task")
 SCALES = ("smoke", "tiny", "cpu", "full")  # smallest to largest
 PRECISIONS = ("fp32", "bf16")  # training / evaluation autocast
 ADAPTER_PRECISIONS = ("fp32", "int8", "bf16")  # the deployed adapter (int8: dynamic quantization)
@@ -36,7 +39,7 @@ class ScaleConfig:
     corpus_texts: int | None  # phase-1 corpus lines
     phase1_epochs: int  # passes over the phase-1 corpus slice
     phase2_epochs: int  # paper: 10
-    phase3_epochs: dict  # per task; paper: POS/NER 4, QA 3
+    phase3_epochs: dict  # per task, filled from each task's own budget (Task.phase3_epochs) when it registers
     max_length: int  # token limit for POS/NER/corpus sentences
     qa_max_length: int  # token limit of one QA window (question + context)
     qa_doc_stride: int  # overlap between QA windows of a long context
@@ -60,7 +63,7 @@ class ScaleConfig:
 SCALE_PRESETS = {
     "smoke": ScaleConfig(
         "smoke", train_examples=48, eval_examples=24, test_examples=24, corpus_texts=96,
-        phase1_epochs=1, phase2_epochs=2, phase3_epochs={"pos": 2, "ner": 2, "qa": 1},
+        phase1_epochs=1, phase2_epochs=2, phase3_epochs={},
         max_length=48, qa_max_length=128, qa_doc_stride=48, batch_size=16, eval_batch_size=32, probe_texts=16,
         checkpoint_every=2,
     ),
@@ -69,7 +72,7 @@ SCALE_PRESETS = {
     # pieces of <= 40 words (30 steps), phase 2 sees 1,000 task texts 4 times (252 steps), phase 3 5 NER epochs.
     "tiny": ScaleConfig(
         "tiny", train_examples=1000, eval_examples=200, test_examples=300, corpus_texts=480,
-        phase1_epochs=1, phase2_epochs=4, phase3_epochs={"pos": 8, "ner": 5, "qa": 2},
+        phase1_epochs=1, phase2_epochs=4, phase3_epochs={},
         max_length=64, qa_max_length=192, qa_doc_stride=64, batch_size=16, eval_batch_size=64, probe_texts=80,
         checkpoint_every=25, precision="bf16", corpus_chunk_words=40,
     ),
@@ -78,17 +81,25 @@ SCALE_PRESETS = {
     # pieces), bf16 where the CPU has it.
     "cpu": ScaleConfig(
         "cpu", train_examples=6000, eval_examples=500, test_examples=None, corpus_texts=None,
-        phase1_epochs=1, phase2_epochs=10, phase3_epochs={"pos": 60, "ner": 8, "qa": 4},
+        phase1_epochs=1, phase2_epochs=10, phase3_epochs={},
         max_length=128, qa_max_length=256, qa_doc_stride=96, batch_size=32, eval_batch_size=64, probe_texts=200,
         precision="bf16",
     ),
     "full": ScaleConfig(
         "full", train_examples=None, eval_examples=None, test_examples=None, corpus_texts=None,
-        phase1_epochs=1, phase2_epochs=10, phase3_epochs={"pos": 4, "ner": 4, "qa": 3},
+        phase1_epochs=1, phase2_epochs=10, phase3_epochs={},
         max_length=128, qa_max_length=384, qa_doc_stride=128, batch_size=32, eval_batch_size=128, probe_texts=1000,
         precision="bf16",
     ),
 }
+
+
+def register_task(task, replace: bool = False) -> None:
+    """Add ``task`` (a spec with ``name`` and ``epochs(scale_name)``) to TASKS and its phase-3 budget to every
+    scale preset. Called by ``alad_kit.tasks.register``, which checks the spec first."""
+    TASKS.add(task.name, task, replace=replace)
+    for preset in SCALE_PRESETS.values():
+        preset.phase3_epochs[task.name] = task.epochs(preset.name)
 
 
 def scale_config(name: str | None = None) -> ScaleConfig:
@@ -207,7 +218,7 @@ def alignment_phases(scale: ScaleConfig, precision: str | None = None,
 # --------------------------------------------------------------------------------------------------
 @dataclass(frozen=True)
 class RunConfig:
-    task: str  # pos | ner | qa
+    task: str  # a registered task (TASKS): pos | ner | qa built in
     teacher: str  # M_L: offline alias, hub id or local dir
     student: str  # M_C: offline alias, hub id or local dir (e.g. a compressed model)
     student_layers: tuple[int, ...] | None = None  # keep only these encoder layers of the student (e.g. (0, 1))

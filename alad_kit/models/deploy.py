@@ -76,8 +76,9 @@ class DeployConfig:
             raise ValueError(f"DeployConfig: unknown task {self.task!r}; choose one of {', '.join(TASKS)}")
         if self.mode not in MODES:
             raise ValueError(f"DeployConfig: unknown mode {self.mode!r}")
-        if (self.task == "qa") != (self.labels is None):
-            raise ValueError(f"DeployConfig: task {self.task} {'takes no' if self.task == 'qa' else 'needs'} labels")
+        no_labels = TASKS.get(self.task).label_field is None  # a task without a label set (QA) has no labels
+        if no_labels != (self.labels is None):
+            raise ValueError(f"DeployConfig: task {self.task} {'takes no' if no_labels else 'needs'} labels")
         if self.adapter_precision not in ADAPTER_PRECISIONS:
             raise ValueError(f"DeployConfig: adapter_precision must be one of {ADAPTER_PRECISIONS}, "
                              f"got {self.adapter_precision!r}")
@@ -95,7 +96,7 @@ class DeployConfig:
 
     def _check_against_each_other(self) -> None:
         """Fields that only make sense together: the mode's adapter and LoRA, the task's labels and windows."""
-        from alad_kit.core.config import MODES
+        from alad_kit.core.config import MODES, TASKS
 
         mode = MODES[self.mode]
         if (self.window is not None) != mode.use_adapter:
@@ -103,8 +104,9 @@ class DeployConfig:
                              f", got window {self.window!r}")
         if self.lora is not ("lora" in mode.trainable):
             raise ValueError(f"DeployConfig: lora {self.lora!r} does not fit mode {self.mode}")
-        if self.task == "qa" and (self.doc_stride is None or self.doc_stride >= self.max_length):
-            raise ValueError(f"DeployConfig: a QA model needs doc_stride below max_length {self.max_length}, "
+        spec = TASKS.get(self.task)
+        if spec.pairs and (self.doc_stride is None or self.doc_stride >= self.max_length):
+            raise ValueError(f"DeployConfig: a {spec.title} model needs doc_stride below max_length {self.max_length}, "
                              f"got {self.doc_stride!r}")
         if self.student_layers is not None and (not self.student_layers or len(set(self.student_layers)) != len(
                 self.student_layers) or not all(_is_int(i) and i >= 0 for i in self.student_layers)):
@@ -145,31 +147,29 @@ def _is_int(value) -> bool:
 
 
 def _check_labels(task: str, labels: tuple) -> None:
-    """Distinct non-empty names; NER's in the BIO scheme its decoding (seqeval) reads: O, B-type, I-type."""
+    """Distinct non-empty names, then the task's own check (``Task.check_labels``: NER's BIO scheme)."""
+    from alad_kit.core.config import TASKS
+
     if not isinstance(labels, tuple) or not labels or not all(isinstance(label, str) and label for label in labels):
         raise ValueError(f"DeployConfig: labels must be non-empty strings, got {list(labels)}")
     if len(set(labels)) != len(labels):
         raise ValueError(f"DeployConfig: labels repeat: {sorted({x for x in labels if labels.count(x) > 1})}")
-    if task == "ner":
-        outside = [label for label in labels if label != "O" and not (label[:2] in ("B-", "I-") and label[2:])]
-        if "O" not in labels or outside:
-            raise ValueError(f"DeployConfig: NER labels must be a BIO scheme (O, B-type, I-type), got "
-                             f"{outside[0] if outside else 'no O'!r}")
+    TASKS.get(task).check_labels(labels)
 
 
 # --------------------------------------------------------------------------------------------------
 def deploy_config_for_run(cfg, scale, labels, metrics: dict, int8_student: bool = False) -> DeployConfig:
     """What ``alad run`` knows about the model it trained (``cfg`` a RunConfig, ``scale`` its ScaleConfig).
     The adapter of an int8 student is deployed in int8 too (its run's scores are the float adapter's)."""
-    from alad_kit.core.config import MODES
+    from alad_kit.core.config import MODES, TASKS
     from alad_kit.core.io import __version__
 
-    qa = cfg.task == "qa"
+    spec = TASKS.get(cfg.task)
     student = cfg.teacher if cfg.is_teacher_run else cfg.student
     return DeployConfig(
-        task=cfg.task, labels=None if qa else tuple(labels), teacher=cfg.teacher, student=student, mode=cfg.mode,
+        task=cfg.task, labels=tuple(labels) if spec.label_field else None, teacher=cfg.teacher, student=student, mode=cfg.mode,
         window=cfg.window if cfg.uses_adapter else None,
-        max_length=scale.qa_max_length if qa else scale.max_length, doc_stride=scale.qa_doc_stride if qa else None,
+        max_length=spec.max_length(scale), doc_stride=spec.doc_stride(scale),
         eval_batch_size=scale.eval_batch_size,
         precision=metrics.get("precision") or getattr(cfg, "precision", None) or "fp32",  # as the run resolved it
         adapter_precision="int8" if int8_student and cfg.uses_adapter else "fp32",

@@ -23,21 +23,13 @@ import numpy as np
 import torch
 from torch import nn
 
+from alad_kit.core.config import TASKS
 from alad_kit.core.io import atomic_path
 
 from .heads import SpanHead
 from .model import AladModel
 
-# Real sentences for the parity check and the latency figures (German for POS, English for NER/QA).
-SAMPLE_TEXTS = {
-    "pos": ["Der Hund schläft im Garten .", "Die Bundesregierung hat am Mittwoch in Berlin ein neues Gesetz "
-            "zur Förderung erneuerbarer Energien beschlossen .", "Ich lese ein spannendes Buch ."],
-    "ner": ["Angela Merkel met Emmanuel Macron in Paris on Monday .", "The Beatles recorded Abbey Road in London .",
-            "Apple opened a new store in Tokyo ."],
-    "qa": [("What is the capital of France?", "Paris is the capital of France. It lies on the Seine."),
-           ("Who wrote Hamlet?", "Hamlet is a tragedy written by William Shakespeare around 1600."),
-           ("Where is the Nile?", "The Nile is a river in Africa.")],
-}
+# The parity check and the latency figures read the task's real sentences (Task.sample_inputs).
 
 
 class OnnxGraph(nn.Module):
@@ -74,7 +66,7 @@ def export_onnx(model: AladModel, out: str | Path, opset: int = 17) -> Path:
     if model.deploy_config is not None and model.deploy_config.precision != "fp32":
         warnings.warn("the ONNX graph is float32; the model was evaluated in bf16", stacklevel=2)
     graph = OnnxGraph(_merged(model)).eval()
-    sample = _encode(model, SAMPLE_TEXTS[_task(model)][:2])  # two lengths: a padded batch is traced
+    sample = _encode(model, sample_texts(model)[:2])  # two lengths: a padded batch is traced
     inputs, names = input_names(model), output_names(model)
     axes = {name: {0: "batch", 1: "sequence"} for name in (*inputs, *names)}
     out = Path(out)
@@ -96,8 +88,13 @@ def _merged(model: AladModel) -> AladModel:
     return merged.eval()
 
 
-def _task(model: AladModel) -> str:
-    return model.deploy_config.task if model.deploy_config is not None else ("qa" if output_names(model)[1:] else "ner")
+def sample_texts(model: AladModel) -> list:
+    """The task's sample inputs (Task.sample_inputs); without a deploy config, the first registered task's
+    whose inputs fit the head (span heads take (question, context) pairs)."""
+    if model.deploy_config is not None:
+        return list(TASKS.get(model.deploy_config.task).sample_inputs)
+    pairs = isinstance(model.head, SpanHead)
+    return next(list(t.sample_inputs) for t in map(TASKS.get, TASKS) if t.pairs == pairs)
 
 
 def _encode(model: AladModel, texts: list) -> dict[str, torch.Tensor]:
@@ -112,7 +109,7 @@ def check_onnx(model: AladModel, path: str | Path, texts: list[str] | None = Non
     """max |ONNX - PyTorch| over the real tokens of ``texts`` and both latencies (ms per batch of all texts)."""
     import onnxruntime as ort
 
-    texts = texts or SAMPLE_TEXTS[_task(model)]
+    texts = texts or sample_texts(model)
     session = ort.InferenceSession(str(path), providers=["CPUExecutionProvider"])
     graph = OnnxGraph(model).eval()
     diffs = []

@@ -30,7 +30,6 @@ from alad_kit.adapter import LEGACY_NAMES as ADAPTER_LEGACY_NAMES
 from alad_kit.adapter import WEIGHTS_NAME as ADAPTER_WEIGHTS
 from alad_kit.adapter import check_tensor_shapes, checked_adapter_config, safetensors_shapes
 
-from .heads import SpanHead, TokenClassificationHead
 from .quant_safetensors import MARKER as QUANTIZED_MARKER
 
 CONFIG_NAME = "config.json"
@@ -93,8 +92,10 @@ def check_folder(folder: Path, config) -> None:
 
 
 def task_head(task: str, width: int, labels) -> nn.Module:
-    """The head a folder's config describes: answer spans for QA, one logit per label otherwise."""
-    return SpanHead(width) if task == "qa" else TokenClassificationHead(width, len(labels))
+    """The head a folder's config describes: the task's own (``Task.make_head``)."""
+    from alad_kit.core.config import TASKS
+
+    return TASKS.get(task).make_head(width, None if labels is None else list(labels))
 
 
 def _positive_int(value) -> bool:
@@ -228,7 +229,7 @@ def _check_head(folder: Path, config, width: int) -> None:
         raise FileNotFoundError(f"{folder}: missing {HEAD_NAME} (the task head)")
     with torch.device("meta"):
         head = task_head(config.task, width, config.labels)
-    outputs = "start/end" if config.task == "qa" else f"{len(config.labels)} labels"
+    outputs = "start/end" if config.labels is None else f"{len(config.labels)} labels"
     expected = {name: tuple(t.shape) for name, t in head.state_dict().items()}
     check_tensor_shapes(path, expected, f"{CONFIG_NAME} ({outputs}, input width {width})")
 

@@ -1,4 +1,6 @@
-"""Task heads on top of R (or R_C): token classification (POS, NER) and answer spans (QA)."""
+"""Task heads on top of R (or R_C): token classification (POS, NER) and answer spans (QA).
+
+A head is called ``head(hidden, attention_mask)`` (B, T, D), (B, T): a sentence-level head pools with the mask."""
 
 from __future__ import annotations
 
@@ -14,8 +16,8 @@ class TokenClassificationHead(nn.Module):
         super().__init__()
         self.dropout, self.classifier = nn.Dropout(dropout), nn.Linear(dim, num_labels)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.classifier(self.dropout(hidden))  # (B, T, D) -> (B, T, labels)
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.classifier(self.dropout(hidden))  # (B, T, D) -> (B, T, labels); every token, mask unused
 
     @staticmethod
     def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:
@@ -29,8 +31,8 @@ class SpanHead(nn.Module):
         super().__init__()
         self.dropout, self.qa_outputs = nn.Dropout(dropout), nn.Linear(dim, 2)
 
-    def forward(self, hidden: torch.Tensor) -> torch.Tensor:
-        return self.qa_outputs(self.dropout(hidden))  # (B, T, D) -> (B, T, 2)
+    def forward(self, hidden: torch.Tensor, attention_mask: torch.Tensor | None = None) -> torch.Tensor:
+        return self.qa_outputs(self.dropout(hidden))  # (B, T, D) -> (B, T, 2); every token, mask unused
 
     @staticmethod
     def loss(logits: torch.Tensor, batch: dict) -> torch.Tensor:

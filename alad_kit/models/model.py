@@ -77,7 +77,7 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
             return hidden
         if self.head is None:
             raise ValueError("AladModel has no task head; call it with use_head=False for alignment")
-        return self.head(hidden)
+        return self.head(hidden, batch.get("attention_mask"))  # the mask lets a sentence-level head pool
 
     def _save_pretrained(self, save_directory) -> None:
         from .deploy import save_folder

@@ -4,21 +4,20 @@ from __future__ import annotations
 
 import json
 
-PIPELINE_TAGS = {"pos": "token-classification", "ner": "token-classification", "qa": "question-answering"}
-TASK_NAMES = {"pos": "part-of-speech tagging", "ner": "named-entity recognition", "qa": "extractive QA (SQuAD 2.0)"}
+from alad_kit.core.config import TASKS
 
 
 def model_card(config) -> str:
     """Model card text for a :class:`alad_kit.models.deploy.DeployConfig` (its ``run`` dict fills the tables)."""
     from huggingface_hub import ModelCardData
 
-    run = config.run or {}
-    data = ModelCardData(library_name="alad_kit", pipeline_tag=PIPELINE_TAGS[config.task],
+    run, task = config.run or {}, TASKS.get(config.task)  # the task's spec: pipeline tag, description, inputs
+    data = ModelCardData(library_name="alad_kit", pipeline_tag=task.pipeline_tag,
                          tags=["alad", "alignment-adapter", config.task, config.mode])
     adapter = f"an ALAd adapter (window {config.window})" if config.window else "no adapter"
     lines = [
         "---", data.to_yaml(), "---", "",
-        f"# {config.student} + ALAd: {TASK_NAMES[config.task]}", "",
+        f"# {config.student} + ALAd: {task.description}", "",
         f"Compressed encoder `{config.student}`"
         + (f" (layers {', '.join(map(str, config.student_layers))})" if config.student_layers else "")
         + f" with {adapter} aligned to `{config.teacher}`"
@@ -27,8 +26,8 @@ def model_card(config) -> str:
         + (" with LoRA" if config.lora else "") + f"; written by alad_kit {config.alad_kit_version}.",
         "", "## Use", "", "```python", "from alad_kit.pipeline.predict import AladPipeline", "",
         'tagger = AladPipeline("path/or/hub-id")',
-        'print(tagger(question="...", context="..."))' if config.task == "qa" else 'print(tagger("Some text."))',
-        "```", "", "```bash", "alad predict MODEL " + ('--question "..." --context "..."' if config.task == "qa"
+        'print(tagger(question="...", context="..."))' if task.pairs else 'print(tagger("Some text."))',
+        "```", "", "```bash", "alad predict MODEL " + ('--question "..." --context "..."' if task.pairs
                                                       else '"Some text."'),
         "alad evaluate MODEL --data PATH --split test", "alad export MODEL --format onnx --out model.onnx", "```",
     ]

@@ -22,6 +22,7 @@ import warnings
 from pathlib import Path
 
 from alad_kit.core.config import RunConfig, scale_config
+from alad_kit.tasks import DEFAULT_TASK
 
 from .run import run
 
@@ -36,7 +37,7 @@ DEMO_RUNS = (
 
 
 def demo_configs(out: str, scale: str, data_dir: str | None) -> list[RunConfig]:
-    common = dict(task="ner", teacher="mpnet-base", student="minilm-l6", student_layers=(0, 1), scale=scale,
+    common = dict(task=DEFAULT_TASK, teacher="mpnet-base", student="minilm-l6", student_layers=(0, 1), scale=scale,
                   data_dir="wnut16", corpus_dir=data_dir, cache_dir=str(Path(out) / ".alad_cache"), seed=0)
     return [RunConfig(out=str(Path(out) / name), **fields, **common) for name, fields, _ in DEMO_RUNS]
 

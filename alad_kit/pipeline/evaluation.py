@@ -15,43 +15,18 @@ from pathlib import Path
 
 from alad_kit.core.precision import autocast
 from alad_kit.models.model import AladModel
-from alad_kit.tasks.specs import TASK_SPECS
+from alad_kit.tasks import get_task
 
 
 def load_split(task: str, data: str | Path, split: str = "test"):
-    """The examples to score: a whole file, or ``split`` of a folder (or of the offline 'wnut16' NER data)."""
-    from datasets import Dataset
-
-    from alad_kit import data as loaders
-    from alad_kit.data import FEATURES
-
-    if str(data) == "wnut16":
-        from alad_kit.data.demo import load_wnut16
-
-        splits = load_wnut16()[0]
-    elif Path(data).is_file():
-        reader = {"pos": loaders.read_conllu, "ner": loaders.read_conll, "qa": loaders.read_squad}[task]
-        columns = reader(data)
-        if task == "qa":
-            columns, labeled = columns
-            if not labeled:
-                raise ValueError(f"{data}: no gold answers to score against")
-        return Dataset.from_dict(columns, features=FEATURES[task])
-    else:
-        if not Path(data).exists():
-            raise FileNotFoundError(f"no such data file or folder: {data}")
-        splits = {"pos": loaders.load_pos, "ner": loaders.load_ner, "qa": loaders.load_qa}[task](str(data))
-    if split not in splits:
-        raise ValueError(f"{data}: no {split!r} split (found {', '.join(sorted(splits))})")
-    return splits[split]
+    """The examples to score: the task's own reading of ``data`` (``Task.load_eval``: a whole file, or
+    ``split`` of a folder)."""
+    return get_task(task).load_eval(data, split)
 
 
 def unknown_labels(task: str, examples, labels) -> Counter:
-    """Gold tags the model has no output for, with their counts."""
-    if task == "qa":
-        return Counter()
-    known = set(labels)
-    return Counter(t for tags in examples[TASK_SPECS[task].label_field] for t in tags if t not in known)
+    """Gold tags the model has no output for, with their counts (``Task.unknown_labels``)."""
+    return get_task(task).unknown_labels(examples, labels)
 
 
 def evaluate_model(model: str | Path | AladModel, data, split: str = "test", sample: int | str | None = None,
@@ -73,10 +48,10 @@ def evaluate_model(model: str | Path | AladModel, data, split: str = "test", sam
     examples = subsample(examples, n, seed=config.data_seed)
     if len(examples) == 0:
         raise ValueError(f"{data}: nothing to score (the {split} split is empty)")
-    task, labels = TASK_SPECS[config.task], list(config.labels) if config.labels else None
+    task, labels = get_task(config.task), list(config.labels) if config.labels else None
     unknown = unknown_labels(config.task, examples, labels)
     if unknown:
-        total = sum(len(tags) for tags in examples[task.label_field])
+        total = sum(len(tags) if isinstance(tags, list) else 1 for tags in examples[task.label_field])
         warnings.warn(f"{data}: {sum(unknown.values())} of {total} gold tags carry {len(unknown)} label(s) the "
                       f"model does not know ({dict(unknown.most_common())}); they count as errors", stacklevel=2)
     # Unknown gold tags need an id for the features only (never for the head): append them after the known.

@@ -28,6 +28,7 @@ import torch
 from alad_kit.core.config import RunConfig
 from alad_kit.core.device import resolve_device
 from alad_kit.core.io import versions, write_json_atomic
+from alad_kit.tasks import DEFAULT_TASK
 
 SCHEMA = "alad-check-gpu/1"
 REPO_ROOT = Path(__file__).resolve().parents[2]  # the checkout: tests/ lives next to alad_kit/
@@ -105,7 +106,7 @@ def timed_run(device: str, dry_run: bool, data_dir: str | None, work: Path) -> d
     from alad_kit.pipeline.run import run
 
     source, task_data = check_data(data_dir, dry_run)
-    cfg = RunConfig(task="ner", teacher="random:minilm-l6" if dry_run else "random:mpnet-base",
+    cfg = RunConfig(task=DEFAULT_TASK, teacher="random:minilm-l6" if dry_run else "random:mpnet-base",
                     student="random:minilm-l6", student_layers=(0, 1), mode="joint", window=5,
                     scale="smoke" if dry_run else "full", device=device, out=str(work / "run"),
                     cache_dir=str(work / "cache"), data_dir=source if task_data is None else None,

@@ -20,7 +20,8 @@ import numpy as np
 from alad_kit.core.precision import autocast
 from alad_kit.data.text import split_words
 from alad_kit.models.model import AladModel
-from alad_kit.tasks.specs import TASK_SPECS, predict_logits
+from alad_kit.tasks import get_task
+from alad_kit.tasks.specs import predict_logits
 
 __all__ = ["AladPipeline", "best_span", "compare_tags", "entities", "split_words"]
 
@@ -35,33 +36,41 @@ class AladPipeline:
         if model.deploy_config is None or model.tokenizer is None:
             raise ValueError("AladPipeline needs a deployed model (AladModel.from_pretrained or deploy.attach)")
         self.model, self.config, self.tokenizer, self.device = model.eval(), model.deploy_config, model.tokenizer, device
+        self.task = get_task(self.config.task)  # the task's spec: its inputs, features and output
         self.batch_size = batch_size or self.config.eval_batch_size
-        # Prediction reads whole sentences: the encoder's position limit, not the (short) training cut.
+        # Prediction reads whole sentences: the encoder's position limit, not the (short) training cut; windowed
+        # inputs (QA) keep the run's window length.
         limit = getattr(model.encoder.config, "max_position_embeddings", 512)
-        self.max_length = max_length or (self.config.max_length if self.config.task == "qa" else min(512, limit))
+        self.max_length = max_length or (self.config.max_length if self.config.doc_stride else min(512, limit))
 
     def __call__(self, texts: str | list[str] | None = None, *, question=None, context=None):
-        if self.config.task == "qa":
+        if self.task.pairs:
             if question is None or context is None:
-                raise ValueError("this is a QA model: call it with question=... and context=...")
+                raise ValueError(f"this is a {self.task.title} model: call it with question=... and context=...")
             single = isinstance(question, str)
-            answers = self.answer([question] if single else list(question), [context] if single else list(context))
+            pairs = list(zip([question] if single else list(question), [context] if single else list(context),
+                             strict=True))
+            answers = self.task.predict(self, pairs)
             return answers[0] if single else answers
         if texts is None:
             raise ValueError(f"this is a {self.config.task} model: call it with a text or a list of texts")
         single = isinstance(texts, str)
-        tagged = self.tag([texts] if single else list(texts))
-        return tagged[0] if single else tagged
+        out = self.task.predict(self, [texts] if single else list(texts))
+        return out[0] if single else out
 
     # ----------------------------------------------------------------------------------------------
+    def logits(self, features) -> list[np.ndarray]:
+        """Head logits per feature (unpadded), in the model's evaluation precision."""
+        return self._logits(features)
+
     def _logits(self, features) -> list[np.ndarray]:
         pad = self.tokenizer.pad_token_id or 0
         with autocast(self.config.precision, self.device):
             return predict_logits(self.model, features, self.batch_size, pad, self.device)
 
-    def tag(self, texts: list[str]) -> list[dict]:
-        """Tags (and NER entities) of every text."""
-        task, labels = TASK_SPECS[self.config.task], list(self.config.labels)
+    def tag(self, texts: list[str], bio: bool = False) -> list[dict]:
+        """Tags of every text, and with ``bio`` (a BIO task: NER) its entities."""
+        task, labels = self.task, list(self.config.labels)
         spans = [split_words(t) for t in texts]
         words = [[w for w, _, _ in s] or [""] for s in spans]  # an empty text still gets one (empty) word
         rows = {"tokens": words, task.label_field: [[labels[0]] * len(w) for w in words]}
@@ -79,7 +88,7 @@ class AladPipeline:
                 if 0 <= w < len(span):
                     tags[w] = labels[int(logits[t].argmax())]
             row = {"text": text, "words": [w for w, _, _ in span], "tags": tags}
-            if self.config.task == "ner":
+            if bio:
                 row["entities"] = entities(text, span, tags)
             out.append(row)
         return out
@@ -94,7 +103,7 @@ class AladPipeline:
         """The best answer span (or no answer) of every question about its context."""
         if len(questions) != len(contexts):
             raise ValueError(f"{len(questions)} questions but {len(contexts)} contexts")
-        task = TASK_SPECS["qa"]
+        task = self.task
         rows = {"id": [str(i) for i in range(len(questions))], "question": questions, "context": contexts}
         features = task.features(rows, self.tokenizer, max_length=self.max_length,
                                  doc_stride=self.config.doc_stride or self.max_length // 4)
@@ -141,13 +150,19 @@ def best_span(context: str, features: list[dict], logits: list[np.ndarray], n_be
             "score": 1 / (1 + math.exp(min(700.0, null_score - score))), "no_answer": False}
 
 
-def compare_tags(models: dict[str, str | Path | AladModel], text: str):
-    """One table: the words of ``text`` and the tags every model gives them (e.g. student alone vs + ALAd)."""
+def compare_tags(models: dict[str, str | Path | AladModel], text):
+    """One table of what every model says about ``text`` (e.g. student alone vs + ALAd): for a tagging task the
+    words and each model's tags, one column per model; otherwise (a (question, context) pair for QA, or a
+    task whose output is not per word) one row per model with its output's fields."""
     import pandas as pd
 
-    columns = {}
+    columns, rows = {}, {}
     for name, model in models.items():
-        result = AladPipeline(model)(text)
-        columns.setdefault("word", result["words"])
-        columns[name] = result["tags"]
-    return pd.DataFrame(columns)
+        pipe = AladPipeline(model)
+        result = pipe(question=text[0], context=text[1]) if pipe.task.pairs else pipe(text)
+        if "tags" in result:
+            columns.setdefault("word", result["words"])
+            columns[name] = result["tags"]
+        else:
+            rows[name] = result
+    return pd.DataFrame(columns) if columns else pd.DataFrame.from_dict(rows, orient="index")

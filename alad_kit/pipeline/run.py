@@ -41,7 +41,7 @@ from alad_kit.models.model import AladModel
 from alad_kit.pipeline import adapter_cache
 from alad_kit.pipeline.build import Encoders, cache_root, initial_adapter, load_encoders, phase3_model
 from alad_kit.pipeline.record import Tally, phase_record, run_metrics, run_size, write_run_outputs
-from alad_kit.tasks.specs import Batcher, get_task, truncation_stats
+from alad_kit.tasks.specs import Batcher, get_task
 from alad_kit.training.cache import EmbeddingCache, model_fingerprint
 from alad_kit.training.phases import (
     OBJECTIVES,
@@ -108,7 +108,7 @@ class Experiment:
         if self._task_data is not None:
             self.splits, self.labels = self._task_data
         else:
-            self.splits, self.labels = load_task_data(self.cfg.task, self.cfg.data_dir, self.scale,
+            self.splits, self.labels = load_task_data(self.task, self.cfg.data_dir, self.scale,
                                                       strict=self.cfg.strict_data)
         for name, split in self.splits.items():
             if len(split) == 0:
@@ -296,18 +296,19 @@ class Experiment:
         """Phase-3 features of every split; for a frozen M_C (modes head, frozen) with its hidden states read
         from the embedding cache: one student pass fills it, none once it is warm."""
         cfg, scale, task = self.cfg, self.scale, self.task
-        kw = dict(max_length=scale.max_length if cfg.task != "qa" else scale.qa_max_length, doc_stride=scale.qa_doc_stride)
+        kw = dict(max_length=task.max_length(scale), doc_stride=task.doc_stride(scale))
         pad = self.student_tok.pad_token_id or 0
         feats = {name: task.features(self.splits[name], self.student_tok, self.labels, **kw) for name in self.splits}
-        if cfg.task != "qa":
-            self.truncation = {name: truncation_stats(f) for name, f in feats.items()}
+        truncation = {name: task.truncation(f) for name, f in feats.items()}  # words cut (POS, NER); else None
+        if None not in truncation.values():
+            self.truncation = truncation
         cached = cfg.use_cache and cfg.mode in FROZEN_STUDENT_MODES  # M_L frozen in a teacher head run too
         batchers, misses = {}, self.embeddings.stats.misses
         for name, f in feats.items():
             hidden = None
             # the test split runs M_C live, once, as the deployed model does (alad evaluate gives the same scores)
             if cached and name != "test":
-                segments = [x["token_type_ids"] for x in f] if "token_type_ids" in f[0] and cfg.task == "qa" else None
+                segments = [x["token_type_ids"] for x in f] if "token_type_ids" in f[0] and task.pairs else None
                 hidden = self.embeddings.get(
                     self.student, [x["input_ids"] for x in f], pad, scale.eval_batch_size, self.device,
                     f"student {name}", self.precision, token_type_ids=segments,

@@ -30,7 +30,7 @@ from alad_kit.analysis.claims import (
     load_studies,
 )
 from alad_kit.analysis.formats import write_formats
-from alad_kit.analysis.table import SCORE_COLUMNS, format_cell, student_label
+from alad_kit.analysis.table import format_cell, score_columns, student_label
 from alad_kit.core import rundir
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_text_atomic
@@ -257,7 +257,7 @@ def grid_table(out: str | Path, bench: dict | None = None) -> pd.DataFrame:
     """Table-1 layout of every study below ``out``: one line per row, in ROWS order."""
     lines = []
     for study in load_studies(out):
-        columns = [(key, label, f) for task, key, label, f in SCORE_COLUMNS if task == study.task]
+        columns = [(key, label, f) for task, key, label, f in score_columns() if task == study.task]
         for row in ROWS:
             seeds = study.runs.get(row.name)
             if not seeds:

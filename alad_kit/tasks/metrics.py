@@ -18,14 +18,6 @@ import string
 from collections.abc import Iterable, Mapping, Sequence
 from typing import Any
 
-from seqeval.metrics import classification_report as seqeval_report
-from seqeval.metrics import f1_score as seqeval_f1
-from seqeval.metrics import precision_score as seqeval_precision
-from seqeval.metrics import recall_score as seqeval_recall
-from sklearn.metrics import accuracy_score, f1_score
-
-from alad_kit.core.config import TASKS
-
 # ----------------------------------------------------------------------------------------------------------
 # Sequence labelling (POS, NER)
 # ----------------------------------------------------------------------------------------------------------
@@ -63,6 +55,8 @@ def pos_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, float]
     gold gets F1 = 0 (``zero_division=0``), which lowers the macro average and, having zero support, leaves
     the weighted average unchanged.
     """
+    from sklearn.metrics import accuracy_score, f1_score  # imported here: slow to import
+
     _check_aligned(gold, pred)
     y_true = [t for sent in gold for t in sent]
     y_pred = [t for sent in pred for t in sent]
@@ -87,6 +81,11 @@ def ner_scores(gold: list[list[str]], pred: list[list[str]]) -> dict[str, Any]:
     so the two modes differ only on malformed model output, and we keep the comparable convention.
     Per-type F1 covers the types that occur in gold or prediction; a type never predicted scores 0.
     """
+    from seqeval.metrics import classification_report as seqeval_report  # imported here: slow to import
+    from seqeval.metrics import f1_score as seqeval_f1
+    from seqeval.metrics import precision_score as seqeval_precision
+    from seqeval.metrics import recall_score as seqeval_recall
+
     _check_aligned(gold, pred)
     gold, pred = [list(s) for s in gold], [list(s) for s in pred]
     report = seqeval_report(gold, pred, output_dict=True, zero_division=0)
@@ -310,7 +309,7 @@ def score(task: str, gold: Any, pred: Any, **kw: Any) -> dict[str, Any]:
     elif task == "qa":
         return squad_v2_scores(gold, pred, **kw)
     else:
-        raise ValueError(f"unknown task {task!r}; expected one of {TASKS}")
+        raise ValueError(f"unknown task {task!r}; expected one of pos, ner, qa")
     if kw:
         raise ValueError(f"task {task!r} takes no extra arguments, got {sorted(kw)}")
     return fn(gold, pred)

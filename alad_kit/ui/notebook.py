@@ -1,4 +1,4 @@
-"""The notebooks' parameters in one call: ``setup = notebook_setup(task="ner")``.
+"""The notebooks' parameters in one call: ``setup = notebook_setup()`` (task: ALAD_TASK).
 
 Every notebook used to repeat the same fifteen lines (scale, task, data, models, seed, runs folder and the
 RunConfig keyword arguments they share). They live here once, so the notebooks agree on them: all of them
@@ -16,6 +16,7 @@ from pathlib import Path
 
 from alad_kit.core.config import TASKS, RunConfig, scale_config
 from alad_kit.pipeline.experiments import env_path
+from alad_kit.tasks import DEFAULT_TASK, get_task
 
 # Teacher M_L, student M_C and the student layers kept, by scale: smoke cuts one MiniLM down to one layer
 # and uses it as both (seconds on a CPU); tiny distils MPNet-base into MiniLM-L6 cut to two layers (as
@@ -35,7 +36,7 @@ COMMITTED_BENCH = "../results/cpu-study/bench_students.json"
 @dataclass(frozen=True)
 class NotebookSetup:
     scale: str  # smoke | tiny | cpu | full: the budget preset (ALAD_SCALE, default tiny)
-    task: str  # pos | ner | qa
+    task: str  # a registered task (alad_kit.tasks): pos | ner | qa built in
     data_dir: str | None  # the task data (ALAD_DATA_DIR), else "wnut16": WNUT-16 tweets shipped on PyPI
     teacher: str  # M_L: offline alias, hub id or local dir
     student: str  # M_C: offline alias, hub id or local dir
@@ -46,7 +47,7 @@ class NotebookSetup:
     def __post_init__(self):
         scale_config(self.scale)  # raises on an unknown scale
         if self.task not in TASKS:
-            raise ValueError(f"task must be one of {TASKS}, got {self.task!r}")
+            raise ValueError(f"task must be one of {', '.join(TASKS)}, got {self.task!r}")
         if not self.teacher or not self.student:
             raise ValueError("teacher and student must be given")
         if not isinstance(self.seed, int):
@@ -62,6 +63,21 @@ class NotebookSetup:
         """True at smoke and tiny scale: extras outside the runs (compression, benchmarks) take their
         smallest budgets, so a notebook stays within minutes."""
         return self.scale in ("smoke", "tiny")
+
+    @property
+    def scores(self) -> list[str]:
+        """The task's score keys in table order (Task.score_columns): the columns a notebook shows."""
+        return [key for key, _, _ in get_task(self.task).score_columns]
+
+    @property
+    def metric(self) -> str:
+        """The task's selection metric (Task.selection_metric): the one score a figure plots."""
+        return get_task(self.task).selection_metric
+
+    @property
+    def sample_input(self):
+        """One real input of the task (Task.sample_inputs): a text, or a (question, context) pair."""
+        return get_task(self.task).sample_inputs[0]
 
     @property
     def cache_dir(self) -> str:
@@ -115,14 +131,16 @@ def _bench_covers(path: Path, teacher: str, student: str, windows: Sequence[int]
     return (bench.get("teacher") or {}).get("name") == teacher and wanted <= timed
 
 
-def notebook_setup(task: str = "ner", seed: int = 0) -> NotebookSetup:
-    """The parameters of a notebook for ``task``, read from the environment.
+def notebook_setup(task: str | None = None, seed: int = 0) -> NotebookSetup:
+    """The parameters of a notebook for ``task`` (None: ALAD_TASK, else the default task), read from the
+    environment.
 
     ALAD_SCALE (``tiny`` when unset: a person at a notebook; CI sets smoke) picks the budgets and the models, ALAD_DATA_DIR the data (relative paths
     are found from notebooks/ as well as from the repository root; default: WNUT-16), ALAD_RUNS_DIR the
     parent of the runs folder (default ``../runs/nb``).
     """
     scale = scale_config(os.environ.get("ALAD_SCALE") or NOTEBOOK_SCALE).name
+    task = task or os.environ.get("ALAD_TASK") or DEFAULT_TASK
     teacher, student, layers = {"smoke": SMOKE_MODELS, "tiny": TINY_MODELS}.get(scale, MODELS)
     runs = Path(os.environ.get("ALAD_RUNS_DIR", DEFAULT_RUNS_DIR)) / f"{scale}-{task}"
     return NotebookSetup(scale=scale, task=task, data_dir=env_path("ALAD_DATA_DIR", default="wnut16"),

@@ -5,8 +5,9 @@ import onnx
 import onnxruntime as ort
 import torch
 
-from alad_kit.models.export import SAMPLE_TEXTS, check_onnx, export_onnx
+from alad_kit.models.export import check_onnx, export_onnx
 from alad_kit.models.model import AladModel
+from alad_kit.tasks import get_task
 
 
 def _dims(value_info):
@@ -22,7 +23,7 @@ def test_token_model_exports_with_parity(deployed, tmp_path):
     assert all(i.type.tensor_type.elem_type == onnx.TensorProto.INT64 for i in graph.input)
     assert [o.name for o in graph.output] == ["logits"] and _dims(graph.output[0])[:2] == ["batch", "sequence"]
     report = check_onnx(model, path, repeats=2)
-    assert report["max_abs_diff"] <= 1e-4 and report["texts"] == len(SAMPLE_TEXTS["pos"])
+    assert report["max_abs_diff"] <= 1e-4 and report["texts"] == len(get_task("pos").sample_inputs)
     # A batch shape never traced (3 texts, other length) gives the same tags as PyTorch.
     enc = model.tokenizer(["Ein Satz .", "Noch ein viel längerer Satz mit mehr Wörtern .", "Ja"], padding=True,
                           return_tensors="np")

@@ -55,7 +55,7 @@ class HeadOnly(nn.Module):
         self.head = head
 
     def forward(self, batch: dict) -> torch.Tensor:
-        return self.head(batch["student_hidden"])  # (B, T, D) -> (B, T, K)
+        return self.head(batch["student_hidden"], batch.get("attention_mask"))  # (B, T, D) -> (B, T, K)
 
 
 def encoder_inputs(encoder, batch: dict) -> dict:

@@ -196,7 +196,7 @@ def probe_layers(task: str, models: Sequence[str], data_dir: str | None, setting
     from alad_kit.data.task_data import load_task_data, subsample
 
     spec = get_task(task)
-    splits, labels = load_task_data(task, data_dir, scale_config("full"))
+    splits, labels = load_task_data(spec, data_dir, scale_config("full"))
     train = subsample(splits["train"], settings.train_sentences)
     validation = subsample(splits["validation"], settings.eval_sentences)
     result = {"schema": SCHEMA, "task": task, "metric": spec.selection_metric, "split": "validation",
