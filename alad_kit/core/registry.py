@@ -36,6 +36,9 @@ class Registry:
     def __iter__(self):
         return iter(tuple(self._entries))
 
+    def __reversed__(self):
+        return reversed(tuple(self._entries))
+
     def __len__(self) -> int:
         return len(self._entries)
 
