@@ -19,7 +19,7 @@ import zlib
 from collections.abc import Sequence
 from pathlib import Path, PurePosixPath
 
-from alad_kit.core.io import write_json_atomic
+from alad_kit.core.io import publish_dir, write_json_atomic
 
 log = logging.getLogger(__name__)
 
@@ -164,12 +164,6 @@ def extraction_valid(target: Path, part_info: list[dict] | None) -> bool:
 
 
 def _move_into_place(staged: Path, target: Path, work: Path, part_info: list[dict]) -> None:
-    if target.exists():
-        if extraction_valid(target, part_info):  # another process finished first
-            return
-        target.rename(work / "stale")  # outdated or damaged; removed with the work dir
-    try:
-        staged.rename(target)
-    except OSError:
-        if not extraction_valid(target, part_info):
-            raise
+    if target.exists() and extraction_valid(target, part_info):  # another process finished first
+        return
+    publish_dir(staged, target)  # swaps out an outdated or damaged extraction in one step

