@@ -85,6 +85,8 @@ def _register(bar) -> None:
 
 
 def _unregister(bar) -> None:
+    if _open_bars is None or _open_lock is None:  # interpreter shutdown: the module globals are gone already
+        return
     with _open_lock:
         if bar in _open_bars:
             _open_bars.remove(bar)
@@ -139,8 +141,10 @@ class _LineProgress(_std_tqdm):
         now = self.clock()
         if self._closing or now - (self._last_line if self._last_line is not None else self._began_line) < self._interval:
             return
-        self._last_line = now
-        log.info("%s", self.line().replace(": ", ": still at ", 1))
+        self._last_line, moved = now, self.n != (self._last_n if self._last_n is not None else 0)
+        self._last_n = self.n
+        # "still at" only when no step ended since the last line (tqdm may skip display() between steps)
+        log.info("%s", self.line() if moved else self.line().replace(": ", ": still at ", 1))
 
     def close(self):
         if getattr(self, "disable", True):  # closed already, or __init__ never finished

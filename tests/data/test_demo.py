@@ -4,6 +4,7 @@ import json
 
 from alad_kit.cli import main
 from alad_kit.data.demo import load_wnut16, python_docs_corpus
+from alad_kit.pipeline.demo import DEMO_RUNS
 
 
 def test_wnut16_is_the_real_wnut16_train_set():
@@ -27,9 +28,11 @@ def test_demo_cli_smoke(tmp_path, capsys, monkeypatch, caplog):
     assert main(["demo", "--scale", "smoke", "--out", str(tmp_path / "demo")]) == 0
     printed = capsys.readouterr().out
     notices = [r.getMessage() for r in caplog.records if "only test the pipeline" in r.getMessage()]
-    assert len(notices) == 2  # one line per run: the demo makes two
-    assert "finetune (no adapter)" in printed and "frozen + ALAd W3" in printed
-    for run in ("student_finetune", "frozen_w3"):
+    assert len(notices) == len(DEMO_RUNS) == 4  # one line per run: head only, ALAd W3, the random control, fine-tuned
+    for row in ("frozen M_C, head only", "frozen M_C + ALAd W3", "frozen M_C + random W3", "M_C fine-tuned",
+                "aligned - random ="):
+        assert row in printed
+    for run in ("student_finetune", "frozen_w3", "random_w3", "head"):
         metrics = json.loads((tmp_path / "demo" / run / "metrics.json").read_text())
         assert metrics["teacher"] == "mpnet-base" and metrics["student_layers"] == [0, 1]
         assert metrics["data"] == {"train": 48, "validation": 24, "test": 24}
