@@ -29,7 +29,10 @@ def test_the_summary_reads_the_rows_from_their_numbers(tmp_path):
                        str(tmp_path), seconds=150)
     assert "frozen M_C + ALAd W3" in text and "on 240 test tweets, one seed" in text
     assert "scores 10.0 with a task head alone and 25.0 with the adapter (+15.0 points)" in text
-    assert "frozen M_C + random W3" in text and "aligned - random = +4.0 points" in text
+    assert "frozen M_C + random W3" in text and "aligned - random = +4.0 points: the alignment accounts" in text
+    worse = format_demo([_metrics("head", None, 0.10), _metrics("frozen", 3, 0.25, align),
+                         _metrics("frozen", 3, 0.27, random_adapter=True)], str(tmp_path))
+    assert "aligned - random = -2.0 points: here the alignment adds nothing" in worse
     assert "Fine-tuned M_C: 30.0 (+5.0 against ALAd)" in text
     assert "before phase1 0.900 -> after phase2 0.200 -> after phase3 0.400" in text and "a rise after phase 3" in text
     assert "the demo took 2.5 min" in text
