@@ -11,7 +11,7 @@ from pathlib import Path
 
 from alad_kit.adapter import ADAPTER_KINDS
 from alad_kit.core.config import ADAPTER_PRECISIONS, RUN_DEFAULTS, RUN_FLAGS, SCALES, TASKS, TRAINABLE_PARTS
-from alad_kit.core.logs import configure_logging
+from alad_kit.core.logs import configure_logging, one_line
 from alad_kit.tasks import DEFAULT_TASK
 
 
@@ -227,22 +227,9 @@ def _report(args) -> int:
 
 
 def _predict(args) -> int:
-    from alad_kit.pipeline.predict import AladPipeline
+    from alad_kit.pipeline.predict import predict_rows
 
-    pipe = AladPipeline(args.model, device=args.device or "cpu")
-    if pipe.task.pairs:
-        if args.question is None or args.context is None or args.texts or args.file:
-            raise ValueError(f"{args.model} is a {pipe.task.title} model: give --question and --context (no texts)")
-        print(json.dumps(pipe(question=args.question, context=args.context), ensure_ascii=False))
-        return 0
-    texts = list(args.texts)
-    if args.file:
-        from alad_kit.data.text import read_lines
-
-        texts += read_lines(args.file)  # lines end at \n or \r\n only; a byte-order mark is not text
-    if not texts:
-        raise ValueError("nothing to tag: give one or more texts or --file FILE (one text per line)")
-    for row in pipe(texts):
+    for row in predict_rows(args.model, args.texts, args.file, args.question, args.context, args.device or "cpu"):
         print(json.dumps(row, ensure_ascii=False))
     return 0
 
@@ -440,19 +427,6 @@ def _add_verbose(sub) -> None:
                              help="debug messages, and an error's traceback")
 
 
-def _one_line(error: BaseException) -> str:
-    """The error as one line. Our own errors (ValueError, OSError, ...) carry their cause and file; anything
-    else (a KeyError, an IndexError deep in a library) also gets its type, which is then half the message."""
-    text = " ".join(str(error).split())
-    if isinstance(error, EXPECTED) and text:
-        return text
-    return f"{type(error).__name__}: {text}" if text else type(error).__name__
-
-
-# Failures with a message meant for the user (bad input, missing file, full disk, failed checks).
-EXPECTED = (ValueError, OSError, ImportError, FloatingPointError, RuntimeError)
-
-
 def main(argv: list[str] | None = None) -> int:
     """Run one command; every failure is exit code 2 and one line on stderr (``-v``: and the traceback)."""
     args = build_parser().parse_args(argv)
@@ -465,7 +439,7 @@ def main(argv: list[str] | None = None) -> int:
     except Exception as e:  # the catch-all: no traceback reaches a user who did not ask for one
         if args.verbose:
             traceback.print_exc()
-        print(f"alad {args.command}: error: {_one_line(e)}", file=sys.stderr)
+        print(f"alad {args.command}: error: {one_line(e)}", file=sys.stderr)
         return 2
 
 

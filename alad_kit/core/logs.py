@@ -52,3 +52,16 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         handler.setFormatter(logging.Formatter("alad: %(levelname)s: %(message)s"))
         handler.alad_cli = True
         logger.addHandler(handler)
+
+
+# Failures with a message meant for the user (bad input, missing file, full disk, failed checks).
+EXPECTED = (ValueError, OSError, ImportError, FloatingPointError, RuntimeError)
+
+
+def one_line(error: BaseException) -> str:
+    """The error as one line. Our own errors (ValueError, OSError, ...) carry their cause and file; anything
+    else (a KeyError, an IndexError deep in a library) also gets its type, which is then half the message."""
+    text = " ".join(str(error).split())
+    if isinstance(error, EXPECTED) and text:
+        return text
+    return f"{type(error).__name__}: {text}" if text else type(error).__name__

@@ -166,3 +166,21 @@ def compare_tags(models: dict[str, str | Path | AladModel], text):
         else:
             rows[name] = result
     return pd.DataFrame(columns) if columns else pd.DataFrame.from_dict(rows, orient="index")
+
+
+def predict_rows(model: str, texts=(), file: str | None = None, question: str | None = None,
+                 context: str | None = None, device: str = "cpu") -> list[dict]:
+    """What ``alad predict`` prints: one row per text (and per line of ``file``), or the answer of a pair task."""
+    pipe = AladPipeline(model, device=device)
+    if pipe.task.pairs:
+        if question is None or context is None or texts or file:
+            raise ValueError(f"{model} is a {pipe.task.title} model: give --question and --context (no texts)")
+        return [pipe(question=question, context=context)]
+    texts = list(texts)
+    if file:
+        from alad_kit.data.text import read_lines
+
+        texts += read_lines(file)  # lines end at \n or \r\n only; a byte-order mark is not text
+    if not texts:
+        raise ValueError("nothing to tag: give one or more texts or --file FILE (one text per line)")
+    return list(pipe(texts))
