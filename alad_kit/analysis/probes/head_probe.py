@@ -30,6 +30,8 @@ from torch import nn
 from alad_kit.core.precision import autocast, native_bf16
 from alad_kit.tasks.specs import Batcher, collate
 
+from .schedule import fit_over_lrs
+
 
 @dataclass
 class LayerRows:
@@ -99,35 +101,28 @@ def train_head_probe(spec, labels, train: tuple, validation: tuple, settings, pa
     (tr_feats, tr_rows), (va_feats, va_rows, va_examples) = train, validation
     tr_batcher = Batcher(tr_feats, pad_token_id, hidden=tr_rows)
     va_batcher = Batcher(va_feats, pad_token_id, hidden=va_rows)
-    best, curves, caps = {"score": -1.0}, {}, {}
-    for lr in settings.lrs:
-        torch.manual_seed(settings.seed)
+
+    def start(lr):
         model = HeadOnly(spec.make_head(tr_rows.dim, labels))
         opt = torch.optim.AdamW(model.parameters(), lr=lr, weight_decay=0.0)
         order = torch.randperm(len(tr_feats)).tolist()
-        curve, cap, step, lr_best = [], settings.steps, 0, (-1.0, 0)
-        while step < cap:
-            at = (step * settings.batch_size) % len(order)
+
+        def train_step(step):  # one minibatch
+            at = ((step - 1) * settings.batch_size) % len(order)
             model.train()
             batch = tr_batcher((order * 2)[at : at + settings.batch_size])  # wraps around the epoch end
             loss = spec.loss(model(batch), batch)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            step += 1
-            if step % settings.eval_every == 0 or step == cap:
-                scores = spec.evaluate(model, va_examples, va_batcher, settings.batch_size, "cpu", labels,
-                                       pad_token_id)
-                score = float(scores[spec.selection_metric]) / spec.score_scale  # 0..1, as the token probe
-                curve.append((step, score))
-                lr_best = max(lr_best, (score, -step))
-                if score > best["score"]:
-                    best = {"score": score, "lr": lr, "step": step}
-                if step == cap and -lr_best[1] == cap:  # still improving at the last step: train on
-                    cap = min(cap + settings.steps, settings.max_steps)
-        curves[str(lr)], caps[lr] = curve, cap
-    best["under_trained"] = best["step"] == caps[best["lr"]]
-    return {**best, "curve": curves}
+
+        def validation_score():
+            scores = spec.evaluate(model, va_examples, va_batcher, settings.batch_size, "cpu", labels, pad_token_id)
+            return float(scores[spec.selection_metric]) / spec.score_scale  # 0..1, as the token probe
+
+        return train_step, validation_score
+
+    return fit_over_lrs(settings, start)
 
 
 def probe_model_heads(encoder, tokenizer, spec, train, validation, labels, settings, log=None) -> list[dict]:

@@ -37,6 +37,7 @@ from alad_kit.tasks.specs import TokenTask, get_task
 
 from .embed import _first_subwords  # each word's first sub-word, as every probe reads it
 from .head_probe import probe_model_heads
+from .schedule import fit_over_lrs
 
 SCHEMA = "alad-probe-layers/1"
 
@@ -124,32 +125,26 @@ def train_probe(x_train: torch.Tensor, y_train: torch.Tensor, x_val: torch.Tenso
     mean, std = x_train.mean(0), x_train.std(0).clamp(min=1e-6)
     x_train, x_val = (x_train - mean) / std, (x_val - mean) / std  # standardised: one lr grid fits every layer
     precision = "bf16" if native_bf16("cpu") else "fp32"  # the matmuls in bf16 where the CPU has it (~2x faster)
-    best, curves, caps = {"score": -1.0}, {}, {}
-    for lr in settings.lrs:
-        torch.manual_seed(settings.seed)
+
+    def start(lr):
         probe = torch.nn.Linear(x_train.shape[1], n_classes)
         opt = torch.optim.AdamW(probe.parameters(), lr=lr, weight_decay=0.0)
-        curve, cap, step, lr_best = [], settings.steps, 0, (-1.0, 0)
-        while step < cap:
-            step += 1
+
+        def train_step(step):  # full batch
             with autocast(precision, "cpu"):
                 logits = probe(x_train)
             loss = torch.nn.functional.cross_entropy(logits.float(), y_train)
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()
-            if step % settings.eval_every == 0 or step == cap:
-                with torch.no_grad(), autocast(precision, "cpu"):
-                    score = float(score_val(probe(x_val).argmax(-1)))
-                curve.append((step, score))
-                lr_best = max(lr_best, (score, -step))
-                if score > best["score"]:
-                    best = {"score": score, "lr": lr, "step": step}
-                if step == cap and -lr_best[1] == cap:  # still improving at the last step: train on
-                    cap = min(cap + settings.steps, settings.max_steps)
-        curves[str(lr)], caps[lr] = curve, cap
-    best["under_trained"] = best["step"] == caps[best["lr"]]  # still rising when max_steps ended it
-    return {**best, "curve": curves}
+
+        def validation_score():
+            with torch.no_grad(), autocast(precision, "cpu"):
+                return score_val(probe(x_val).argmax(-1))
+
+        return train_step, validation_score
+
+    return fit_over_lrs(settings, start)
 
 
 # ------------------------------------------------------------------------------------------- a model
