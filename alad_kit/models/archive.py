@@ -73,7 +73,7 @@ def ensure_extracted(parts: Sequence[str | os.PathLike], target_dir: str | os.Pa
             "seconds": round(time.perf_counter() - start, 2),
         }
         write_json_atomic(staged / EXTRACTED_MARKER, marker, indent=1)
-        _move_into_place(staged, target, work, part_info)
+        _move_into_place(staged, target, part_info)
     finally:
         shutil.rmtree(work, ignore_errors=True)
     log.info("extracted %s in %.1f s", target, time.perf_counter() - start)
@@ -163,7 +163,7 @@ def extraction_valid(target: Path, part_info: list[dict] | None) -> bool:
         return False
 
 
-def _move_into_place(staged: Path, target: Path, work: Path, part_info: list[dict]) -> None:
+def _move_into_place(staged: Path, target: Path, part_info: list[dict]) -> None:
     if target.exists() and extraction_valid(target, part_info):  # another process finished first
         return
     publish_dir(staged, target)  # swaps out an outdated or damaged extraction in one step
