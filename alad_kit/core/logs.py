@@ -21,6 +21,23 @@ class _TqdmHandler(logging.StreamHandler):
             self.handleError(record)
 
 
+class _NotebookHandler(logging.StreamHandler):
+    """Writes to the sys.stdout of the moment (a notebook cell's, a test's capture), not the one it was made
+    with, and each message once: a sweep of eight smoke runs says "scale smoke: ..." once, not eight times."""
+
+    def __init__(self):
+        super().__init__(sys.stdout)
+        self.said: set[str] = set()
+
+    def emit(self, record: logging.LogRecord) -> None:
+        message = record.getMessage()
+        if message in self.said:
+            return
+        self.said.add(message)
+        self.stream = sys.stdout
+        super().emit(record)
+
+
 _PACKAGE = Path(__file__).resolve().parents[1]  # alad_kit/
 _python_showwarning = warnings.showwarning
 
@@ -52,6 +69,21 @@ def configure_logging(verbose: bool = False, quiet: bool = False) -> None:
         handler.setFormatter(logging.Formatter("alad: %(levelname)s: %(message)s"))
         handler.alad_cli = True
         logger.addHandler(handler)
+
+
+def configure_notebook_logging() -> None:
+    """In a notebook: alad_kit's warnings (its own ``warnings.warn`` too) as ``alad: WARNING:`` lines in the
+    cell's output, on stdout, instead of Python's "path:line: UserWarning" in a red stderr box; each message
+    once per kernel. Information stays quiet (the bars show progress). Calling it again replaces the handler."""
+    warnings.showwarning = _show_warning
+    logger = logging.getLogger("alad_kit")
+    for handler in [h for h in logger.handlers if getattr(h, "alad_notebook", False)]:
+        logger.removeHandler(handler)
+    handler = _NotebookHandler()
+    handler.setLevel(logging.WARNING)
+    handler.setFormatter(logging.Formatter("alad: %(levelname)s: %(message)s"))
+    handler.alad_notebook = True
+    logger.addHandler(handler)
 
 
 # Failures with a message meant for the user (bad input, missing file, full disk, failed checks).

@@ -151,7 +151,8 @@ class _LineProgress(_std_tqdm):
             return
         self._closing = True
         _unregister(self)
-        if self._last_line is not None:  # a long step: say that it ended (a short one stays silent)
+        # a long step says that it ended (a short one stays silent), unless its last line showed the end already
+        if self._last_line is not None and self.n != self._last_n:
             log.info("%s", self.line())
         file = self.fp
         super().close()

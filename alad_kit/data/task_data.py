@@ -87,12 +87,27 @@ def load_corpus_texts(data_dir: str | None, n: int | None, fallback: list[str] |
     English prose of Python's documentation (see ``alad_kit.data.demo.python_docs_corpus``), with a warning.
     A corpus that exists but cannot be read (binary, not UTF-8, empty) is an error, never the fallback."""
     try:
-        root = Path(data_dir) if data_dir and data_dir != "wnut16" else data_root()
-        path = root / "corpus_en_wiki" if (root / "corpus_en_wiki").is_dir() else root
-        corpus = load_corpus(str(path))
+        corpus = load_corpus(str(_corpus_path(data_dir)))
     except FileNotFoundError as missing:
         if fallback is None:
             fallback = python_docs_corpus()
         warnings.warn(f"no phase-1 corpus ({missing}); using the fallback English text", stacklevel=2)
         return fallback[:n] if n else fallback
     return list(subsample(corpus, n)["text"])
+
+
+def _corpus_path(data_dir: str | None) -> Path:
+    """Where phase 1's corpus is looked for: ``<data_dir>/corpus_en_wiki``, else ``data_dir`` itself (a folder
+    of .txt files); "wnut16" and None mean the data root (ALAD_DATA_DIR)."""
+    root = Path(data_dir) if data_dir and data_dir != "wnut16" else data_root()
+    return root / "corpus_en_wiki" if (root / "corpus_en_wiki").is_dir() else root
+
+
+def missing_corpus(data_dir: str | None) -> str | None:
+    """Why ``load_corpus_texts(data_dir, ...)`` would fall back to the default English text (None: it would
+    not), found by reading one line: a caller can say it once instead of once per run."""
+    try:
+        load_corpus(str(_corpus_path(data_dir)), max_lines=1)
+    except FileNotFoundError as missing:
+        return str(missing)
+    return None

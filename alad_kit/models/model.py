@@ -161,14 +161,26 @@ class AladModel(nn.Module, ModelHubMixin, library_name="alad_kit", tags=["alad",
 
 def add_lora(encoder: nn.Module, r: int = 8, alpha: int = 16, dropout: float = 0.1) -> nn.Module:
     """Wrap M_C with peft LoRA on the attention query/value projections (peft's per-architecture default)."""
-    from peft import LoraConfig, get_peft_model
+    from peft import LoraConfig
 
     config = LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, bias="none")
     try:
-        return get_peft_model(encoder, config)
+        return _peft_model(encoder, config)
     except ValueError as e:  # architecture unknown to peft: name the attention projections ourselves
         names = {n.split(".")[-1] for n, m in encoder.named_modules() if isinstance(m, nn.Linear)}
         targets = [t for t in ("query", "value", "q", "v", "q_proj", "v_proj") if t in names]
         if not targets:
             raise ValueError(f"cannot place LoRA on {type(encoder).__name__}: {e}") from e
-        return get_peft_model(encoder, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets))
+        return _peft_model(encoder, LoraConfig(r=r, lora_alpha=alpha, lora_dropout=dropout, target_modules=targets))
+
+
+def _peft_model(encoder: nn.Module, config) -> nn.Module:
+    import warnings
+
+    from peft import get_peft_model
+
+    with warnings.catch_warnings():
+        # peft (up to 0.21.2, the newest) reads transformers 5's deprecated `is_gradient_checkpointing`: a
+        # FutureWarning per LoRA run that no user can act on. Only that one message is silenced.
+        warnings.filterwarnings("ignore", message=r"`is_gradient_checkpointing` is deprecated", category=FutureWarning)
+        return get_peft_model(encoder, config)

@@ -9,12 +9,16 @@ other's runs.
 from __future__ import annotations
 
 import json
+import logging
 import os
+import warnings
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 from alad_kit.core.config import TASKS, RunConfig, scale_config
+from alad_kit.core.logs import configure_notebook_logging
+from alad_kit.data.task_data import missing_corpus
 from alad_kit.pipeline.experiments import env_path
 from alad_kit.tasks import DEFAULT_TASK, get_task
 
@@ -31,6 +35,7 @@ NOTEBOOK_SCALE = "tiny"
 DEFAULT_RUNS_DIR = "../runs/nb"
 # The committed `alad bench` of the cpu study (relative to notebooks/): mpnet-base, minilm-l6 whole and 0-1.
 COMMITTED_BENCH = "../results/cpu-study/bench_students.json"
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -143,8 +148,21 @@ def notebook_setup(task: str | None = None, seed: int = 0) -> NotebookSetup:
     task = task or os.environ.get("ALAD_TASK") or DEFAULT_TASK
     teacher, student, layers = {"smoke": SMOKE_MODELS, "tiny": TINY_MODELS}.get(scale, MODELS)
     runs = Path(os.environ.get("ALAD_RUNS_DIR", DEFAULT_RUNS_DIR)) / f"{scale}-{task}"
-    return NotebookSetup(scale=scale, task=task, data_dir=env_path("ALAD_DATA_DIR", default="wnut16"),
-                         teacher=teacher, student=student, student_layers=layers, seed=seed, runs=runs)
+    setup = NotebookSetup(scale=scale, task=task, data_dir=env_path("ALAD_DATA_DIR", default="wnut16"),
+                          teacher=teacher, student=student, student_layers=layers, seed=seed, runs=runs)
+    configure_notebook_logging()
+    _say_corpus_once(setup.data_dir)
+    return setup
+
+
+def _say_corpus_once(data_dir: str | None) -> None:
+    """Without a phase-1 corpus every run would warn that it uses the fallback text: say it here, once."""
+    missing = missing_corpus(data_dir)
+    if missing is not None:
+        why = "ALAD_DATA_DIR is not set" if not os.environ.get("ALAD_DATA_DIR") else missing
+        log.warning("no phase-1 corpus (%s): phase 1 of every run in this notebook reads a fallback English text "
+                    "(Python's documentation), which is expected without the data folder", why)
+        warnings.filterwarnings("ignore", message="no phase-1 corpus")
 
 
 # Where `alad notebooks` puts a person's working copies (next to notebooks/, so their ../runs and ../results

@@ -55,6 +55,17 @@ def test_each_line_names_the_step_its_position_the_times_and_the_loss(monkeypatc
     assert stream.getvalue() == ""  # no bar drawn into the stream
 
 
+def test_the_end_is_said_once(monkeypatch, caplog):
+    monkeypatch.setenv("ALAD_PROGRESS_SECONDS", "0")  # the last update already logs the 100% line
+    monkeypatch.setattr("alad_kit.core.progress._register", lambda bar: None)
+    with caplog.at_level(logging.INFO, logger="alad_kit.progress"):
+        bar = progress(total=1, desc="ner finetune: phase", file=io.StringIO())
+        bar.update(1)
+        bar.close()
+    messages = [r.getMessage() for r in caplog.records]
+    assert [m for m in messages if "1/1 (100%)" in m] == messages[-1:]  # one closing line, not two
+
+
 def test_a_short_step_stays_silent_and_a_long_one_is_throttled(monkeypatch, caplog):
     with caplog.at_level(logging.INFO, logger="alad_kit.progress"):
         for _ in progress(range(50), desc="encode", file=io.StringIO()):

@@ -158,3 +158,35 @@ def test_the_notebooks_command_copies_the_repository_notebooks(tmp_path, capsys)
     tracked = sorted(p.name for p in (Path(__file__).resolve().parents[2] / "notebooks").glob("*.ipynb"))
     assert sorted(p.name for p in (tmp_path / "mine").glob("*.ipynb")) == tracked
     assert f"{len(tracked)} copied to {tmp_path / 'mine'}; open them with: jupyter lab" in capsys.readouterr().out
+
+
+def test_no_corpus_is_said_once_as_an_alad_line_on_stdout(env, capsys, recwarn):
+    from alad_kit.data.task_data import load_corpus_texts
+
+    setup = notebook_setup()  # ALAD_DATA_DIR unset: phase 1 will read the fallback text
+    assert len(load_corpus_texts(setup.data_dir, 3)) == 3  # what a run does: no second warning
+    out, err = capsys.readouterr()
+    lines = [line for line in out.splitlines() if "phase-1 corpus" in line]
+    assert len(lines) == 1 and lines[0].startswith("alad: WARNING: no phase-1 corpus (ALAD_DATA_DIR is not set)")
+    assert "phase-1 corpus" not in err
+    assert not [w for w in recwarn if "phase-1 corpus" in str(w.message)]
+
+
+def test_a_data_folder_with_a_corpus_says_nothing(env, tmp_path, capsys):
+    (tmp_path / "corpus_en_wiki").mkdir()
+    (tmp_path / "corpus_en_wiki" / "a.txt").write_text("One line of text.\n")
+    env.setenv("ALAD_DATA_DIR", str(tmp_path))
+    notebook_setup()
+    assert "phase-1 corpus" not in capsys.readouterr().out
+
+
+def test_a_warning_repeated_by_every_run_shows_once(env, capsys):
+    import logging
+
+    env.setenv("ALAD_SCALE", "smoke")
+    notebook_setup()
+    for _ in range(3):  # three smoke runs of a sweep
+        logging.getLogger("alad_kit.pipeline.run").warning("scale smoke: only the pipeline")
+    logging.getLogger("alad_kit.pipeline.run").info("reusing the finished run")  # information stays quiet
+    out = capsys.readouterr().out
+    assert out.count("alad: WARNING: scale smoke: only the pipeline") == 1 and "reusing" not in out
