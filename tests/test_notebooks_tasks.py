@@ -16,7 +16,7 @@ OTHER_TASKS = {"pos": "pos_ud_de_gsd", "qa": "qa_squad2"}  # task -> its folder 
 
 
 def _offers_a_task(path: Path) -> bool:
-    return any("notebook_setup(task=None)" in c.source for c in nbformat.read(path, as_version=4).cells)
+    return any("notebook_setup(task=None" in c.source for c in nbformat.read(path, as_version=4).cells)
 
 
 @pytest.fixture(scope="session")

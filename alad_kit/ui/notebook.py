@@ -16,10 +16,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+import pandas as pd
+
 from alad_kit.core.config import TASKS, RunConfig, scale_config
 from alad_kit.core.logs import configure_notebook_logging
 from alad_kit.data.task_data import missing_corpus
-from alad_kit.pipeline.experiments import env_path
+from alad_kit.pipeline.committed import load_committed
+from alad_kit.pipeline.experiments import env_path, sweep
 from alad_kit.tasks import DEFAULT_TASK, get_task
 
 # Teacher M_L, student M_C and the student layers kept, by scale: smoke cuts one MiniLM down to one layer
@@ -35,6 +38,10 @@ NOTEBOOK_SCALE = "tiny"
 DEFAULT_RUNS_DIR = "../runs/nb"
 # The committed `alad bench` of the cpu study (relative to notebooks/): mpnet-base, minilm-l6 whole and 0-1.
 COMMITTED_BENCH = "../results/cpu-study/bench_students.json"
+# The committed claims study (relative to notebooks/) that ALAD_RESULTS=committed reads instead of training.
+COMMITTED_STUDY = "../results/cpu-study"
+# Where a notebook's runs come from (ALAD_RESULTS): trained here, or the committed cpu-scale study's.
+RESULTS = ("train", "committed")
 log = logging.getLogger(__name__)
 
 
@@ -48,6 +55,7 @@ class NotebookSetup:
     student_layers: tuple[int, ...] | None  # keep only these student layers (None: all)
     seed: int  # seeds data order, init and dropout of every run
     runs: Path  # the runs folder shared by all notebooks of this scale and task
+    results: str = "train"  # train: run (or reuse) the runs; committed: copy them from the committed study (ALAD_RESULTS)
 
     def __post_init__(self):
         scale_config(self.scale)  # raises on an unknown scale
@@ -57,6 +65,23 @@ class NotebookSetup:
             raise ValueError("teacher and student must be given")
         if not isinstance(self.seed, int):
             raise ValueError(f"seed must be an integer, got {self.seed!r}")
+        if self.results not in RESULTS:
+            raise ValueError(f"ALAD_RESULTS must be one of {', '.join(RESULTS)}, got {self.results!r}")
+
+    @property
+    def committed(self) -> bool:
+        """True when the runs come from the committed cpu-scale study instead of being trained here."""
+        return self.results == "committed"
+
+    @property
+    def study(self) -> Path:
+        """The committed study of this task with the tiny scale's models (MiniLM-L6 cut to layers 0-1)."""
+        return Path(COMMITTED_STUDY) / f"{self.task}-minilm-2l"
+
+    def sweep(self, configs: Sequence[RunConfig]) -> pd.DataFrame:
+        """``sweep(configs)``: train (or reuse) them, or, with ALAD_RESULTS=committed, copy the committed runs of
+        the same kind into their folders and train nothing (:mod:`alad_kit.pipeline.committed`)."""
+        return load_committed(configs, self.study) if self.committed else sweep(configs)
 
     @property
     def smoke(self) -> bool:
@@ -136,22 +161,38 @@ def _bench_covers(path: Path, teacher: str, student: str, windows: Sequence[int]
     return (bench.get("teacher") or {}).get("name") == teacher and wanted <= timed
 
 
-def notebook_setup(task: str | None = None, seed: int = 0) -> NotebookSetup:
+def notebook_setup(task: str | None = None, seed: int = 0, can_show_committed: bool = False) -> NotebookSetup:
     """The parameters of a notebook for ``task`` (None: ALAD_TASK, else the default task), read from the
     environment.
 
-    ALAD_SCALE (``tiny`` when unset: a person at a notebook; CI sets smoke) picks the budgets and the models, ALAD_DATA_DIR the data (relative paths
-    are found from notebooks/ as well as from the repository root; default: WNUT-16), ALAD_RUNS_DIR the
-    parent of the runs folder (default ``../runs/nb``).
+    ALAD_SCALE (``tiny`` when unset: a person at a notebook; CI sets smoke) picks the budgets and the models,
+    ALAD_DATA_DIR the data (relative paths are found from notebooks/ as well as from the repository root;
+    default: WNUT-16), ALAD_RUNS_DIR the parent of the runs folder (default ``../runs/nb``). ALAD_RESULTS=committed
+    makes ``setup.sweep`` copy the committed cpu-scale study's runs instead of training (``RESULTS``), in a
+    notebook that says ``can_show_committed`` (it needs scores and curves only); elsewhere it is reported and
+    the notebook trains as usual, since the committed runs hold no model weights.
     """
+    results = os.environ.get("ALAD_RESULTS") or "train"
+    if results == "committed" and not can_show_committed:
+        log.warning("ALAD_RESULTS=committed: this notebook needs trained models, which the committed study does not "
+                    "hold, so it trains as usual (notebook 05 shows the committed results)")
+        results = "train"
     scale = scale_config(os.environ.get("ALAD_SCALE") or NOTEBOOK_SCALE).name
     task = task or os.environ.get("ALAD_TASK") or DEFAULT_TASK
     teacher, student, layers = {"smoke": SMOKE_MODELS, "tiny": TINY_MODELS}.get(scale, MODELS)
-    runs = Path(os.environ.get("ALAD_RUNS_DIR", DEFAULT_RUNS_DIR)) / f"{scale}-{task}"
+    folder = f"{scale}-{task}"
+    if results == "committed":  # the committed study's scale and models, in a runs folder of its own
+        if os.environ.get("ALAD_SCALE") not in (None, "", "cpu"):
+            raise ValueError("ALAD_RESULTS=committed shows the committed cpu-scale study: unset ALAD_SCALE "
+                             f"(it is {os.environ['ALAD_SCALE']!r}) or set it to cpu")
+        scale, (teacher, student, layers), folder = "cpu", TINY_MODELS, f"committed-{task}"
+    runs = Path(os.environ.get("ALAD_RUNS_DIR", DEFAULT_RUNS_DIR)) / folder
     setup = NotebookSetup(scale=scale, task=task, data_dir=env_path("ALAD_DATA_DIR", default="wnut16"),
-                          teacher=teacher, student=student, student_layers=layers, seed=seed, runs=runs)
+                          teacher=teacher, student=student, student_layers=layers, seed=seed, runs=runs,
+                          results=results)
     configure_notebook_logging()
-    _say_corpus_once(setup.data_dir)
+    if not setup.committed:
+        _say_corpus_once(setup.data_dir)
     return setup
 
 

@@ -12,7 +12,7 @@ from alad_kit.ui.notebook import NotebookSetup, notebook_setup
 
 @pytest.fixture
 def env(monkeypatch):
-    for name in ("ALAD_SCALE", "ALAD_DATA_DIR", "ALAD_RUNS_DIR"):
+    for name in ("ALAD_SCALE", "ALAD_DATA_DIR", "ALAD_RUNS_DIR", "ALAD_RESULTS"):
         monkeypatch.delenv(name, raising=False)
     return monkeypatch
 
@@ -190,3 +190,28 @@ def test_a_warning_repeated_by_every_run_shows_once(env, capsys):
     logging.getLogger("alad_kit.pipeline.run").info("reusing the finished run")  # information stays quiet
     out = capsys.readouterr().out
     assert out.count("alad: WARNING: scale smoke: only the pipeline") == 1 and "reusing" not in out
+
+
+def test_committed_results_read_the_cpu_study_and_never_train(env, tmp_path, monkeypatch):
+    env.setenv("ALAD_RESULTS", "committed")
+    env.setenv("ALAD_RUNS_DIR", str(tmp_path))
+    setup = notebook_setup(can_show_committed=True)
+    assert (setup.committed, setup.scale, setup.student_layers) == (True, "cpu", (0, 1))
+    assert setup.runs == tmp_path / "committed-ner" and setup.study.name == "ner-minilm-2l"
+    seen = []
+    monkeypatch.setattr("alad_kit.ui.notebook.load_committed", lambda configs, study: seen.append(study) or "rows")
+    monkeypatch.setattr("alad_kit.ui.notebook.sweep", lambda configs: pytest.fail("trained in committed mode"))
+    assert setup.sweep([setup.run_config("frozen_w3", mode="frozen", window=3)]) == "rows" and seen == [setup.study]
+
+
+def test_committed_results_elsewhere_are_refused_or_reported(env, capsys):
+    env.setenv("ALAD_RESULTS", "committed")
+    setup = notebook_setup()  # a notebook that needs the models: it trains, and says why
+    assert not setup.committed and setup.scale == "tiny"
+    assert "needs trained models" in capsys.readouterr().out
+    env.setenv("ALAD_SCALE", "tiny")
+    with pytest.raises(ValueError, match="ALAD_RESULTS=committed shows the committed cpu-scale study"):
+        notebook_setup(can_show_committed=True)
+    env.setenv("ALAD_RESULTS", "cached")
+    with pytest.raises(ValueError, match="ALAD_RESULTS must be one of train, committed"):
+        notebook_setup(can_show_committed=True)
