@@ -200,18 +200,26 @@ class WindowExplorer:
         self.message = ""  # why the heatmap does not show what was asked (e.g. no prober for typed text)
         self._muted = False  # True while controls are changed programmatically
 
-        phases = data.phases
+        self.shown: dict = {}  # the control values the figures were last drawn from (see ``controls``)
+        self._make_controls(window=data.windows[-1], phase=data.phases[-1], sentence=None, text="")
+        self._build_views()
+
+    def _make_controls(self, window: int, phase: str, sentence, text: str) -> None:
+        """New control widgets set to these values, observed by the explorer (old ones, if any, closed)."""
+        data = self.data
+        for old in getattr(self, "_controls", []):
+            with contextlib.suppress(Exception):
+                old.close()
         self.window_slider = widgets.SelectionSlider(
-            options=data.windows, value=data.windows[-1], description="window n", continuous_update=False
+            options=data.windows, value=window, description="window n", continuous_update=False
         )
         self.phase_buttons = widgets.ToggleButtons(
-            options=[(viz.phase_label(p), p) for p in phases], value=phases[-1], description="phase"
+            options=[(viz.phase_label(p), p) for p in data.phases], value=phase, description="phase"
         )
         self.sentence_menu = widgets.Dropdown(description="sentence")
         self.text_box = widgets.Text(
-            placeholder="type a sentence and press Enter"
-            if data.embed is not None
-            else "(no prober: text off)",
+            value=text,
+            placeholder="type a sentence and press Enter" if data.embed is not None else "(no prober: text off)",
             description="your text",
             continuous_update=False,
             disabled=data.embed is None,
@@ -219,19 +227,23 @@ class WindowExplorer:
         self.scores_html = widgets.HTML()
         self._header = widgets.HTML(f"<b>{html.escape(data.title)}</b>") if data.title else widgets.HTML()
         self._fill_sentence_menu()
-        self.shown: dict = {}  # the control values the figures were last drawn from (see ``controls``)
-        self._build_views()
-
+        if sentence in [value for _, value in self.sentence_menu.options]:
+            self.sentence_menu.value = sentence
+        self._controls = [self.window_slider, self.phase_buttons, self.sentence_menu, self.text_box,
+                          self.scores_html, self._header]
         self.window_slider.observe(self._on_window, names="value")
         self.phase_buttons.observe(self._on_change, names="value")
         self.sentence_menu.observe(self._on_change, names="value")
         self.text_box.observe(self._on_change, names="value")
 
     def _build_views(self) -> None:
-        """New figure views and a new ``widget`` box drawn from the current controls (the controls stay).
+        """New figure views and a new ``widget`` box drawn from the current controls.
 
-        Called at construction and on every ``display()``: a front end that lost its views (a page reload
-        drops them: "model not found") gets fresh ones showing what the controls say, never an old state.
+        Called at construction and on every ``display()``, which first makes new controls with the current
+        values: after a page reload JupyterLab may not get the old widgets back from the kernel (it shows
+        "Loading widget..." for ever), and a box holding any of them fails with "widget model not found" (seen
+        in JupyterLab 4.6 with Chromium, scripts/explorer_reload_check.py). Every widget of a display is new,
+        so it shows, in the state the reader left it.
         """
         for old in getattr(self, "_views", []):
             with contextlib.suppress(Exception):
@@ -372,7 +384,8 @@ class WindowExplorer:
         if self.static:
             display(HTML(self.scores_html.value), *self.figures())
         else:
-            self._build_views()  # fresh views of the current controls (see _build_views)
+            self._make_controls(**self.controls())  # fresh widgets in the current state (see _build_views)
+            self._build_views()
             display(self.widget)
 
     def _ipython_display_(self) -> None:
