@@ -11,6 +11,8 @@ what lies between them (nothing else in the file changes):
     <!-- alad:claims-table:end -->
     <!-- alad:claims-budgets:begin -->       runs whose validation score peaked at their last epoch
     <!-- alad:claims-budgets:end -->
+    <!-- alad:claims-headline:begin -->      the headline claims in short: where each is confirmed, refuted, open
+    <!-- alad:claims-headline:end -->
 
 A file may hold either block or both. Every number is taken from the entries of
 :func:`alad_kit.analysis.claims.compute_claims`, in the units of claims.md (points x100 for POS/NER scores).
@@ -25,7 +27,8 @@ from alad_kit.core.io import write_text_atomic
 
 from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points
 
-BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets")
+BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline")
+HEADLINE_CLAIMS = ("C5", "C6", "C12")  # the paper's headline, aligned against random, the probe-chosen layer
 HEADLINE_ROWS = ("finetune", "frozen-w5", "random-frozen-w5", "joint-w5", "random-joint-w5", "frozen-w5-probed-layer",
                  "joint-w5-probed-layer")  # the rows the headline claims (C5, C6, C12) compare
 
@@ -104,6 +107,26 @@ def brief_markdown(entries: list[dict]) -> str:
     return "\n".join(lines) + "\n"
 
 
+def headline_markdown(entries: list[dict], claims: tuple[str, ...] = HEADLINE_CLAIMS) -> str:
+    """One line per headline claim: the comparisons (study, a vs b) it is confirmed for, refuted for, and
+    still open for: the short answer a README gives, generated so that it cannot drift from the numbers."""
+    lines = []
+    for claim_id in claims:
+        group = [e for e in entries if e["id"] == claim_id]
+        if not group:
+            continue
+        parts = []
+        for verdict in ("confirmed", "refuted", "inconclusive"):
+            names = [f"{study_label(e)} {e['a']} vs {e['b']}" for e in group if e["verdict"] == verdict]
+            if names:
+                label = "open (inconclusive)" if verdict == "inconclusive" else f"**{verdict}**"
+                parts.append(f"{label} in {len(names)} of {len(group)}: {'; '.join(names)}")
+        gaps = [100 * e["gap_recovered"] for e in group if e.get("gap_recovered") is not None]
+        gap = f". Gap to the teacher recovered: {min(gaps):.0f}% to {max(gaps):.0f}%" if gaps else ""
+        lines.append(f"- **{claim_id}** *{group[0]['claim']}*: " + ". ".join(parts) + gap + ".")
+    return "\n".join(lines or ["- no headline claim has runs of both of its rows yet"]) + "\n"
+
+
 def table_markdown(entries: list[dict]) -> str:
     """claims.md without its title."""
     return claims_markdown(entries).split("\n", 2)[2]
@@ -142,6 +165,7 @@ def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) 
     path = Path(path)
     text = path.read_text(encoding="utf-8")
     makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown,
+              "claims-headline": headline_markdown,
               "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n"}
     found = False
     for name in BLOCKS:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pytest
 
 from alad_kit.analysis.claims import claims_json, compute_claims
-from alad_kit.analysis.claims_report import brief_markdown, fill, summary_markdown
+from alad_kit.analysis.claims_report import brief_markdown, fill, headline_markdown, summary_markdown
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = ROOT / "results" / "cpu-study"
@@ -29,6 +29,20 @@ def test_summary_and_brief_carry_the_entry_numbers():
     assert "+0.22 ± 0.41, t 0.53, p 0.648, n 3, gap recovered 3%: inconclusive" in summary
     brief = brief_markdown(entries)
     assert brief.count("\n") == 1 and "joint-w5 vs finetune: NER minilm-l6:0,1 +4.62 ± 0.94 **confirmed**" in brief
+
+
+def test_the_headline_says_where_each_claim_holds():
+    entries = [entry(), entry(task="pos", verdict="inconclusive", gap_recovered=0.03),
+               entry(id="C6", claim="aligned > random", a="joint-w5", b="random-joint-w5", verdict="refuted",
+                     gap_recovered=None),
+               entry(id="C7", claim="phase 1 helps", verdict="confirmed", gap_recovered=None)]  # not a headline claim
+    lines = headline_markdown(entries).splitlines()
+    assert lines == [
+        "- **C5** *joint > finetune*: **confirmed** in 1 of 2: NER minilm-l6 layers 0,1 joint-w5 vs finetune. "
+        "open (inconclusive) in 1 of 2: POS minilm-l6 layers 0,1 joint-w5 vs finetune. "
+        "Gap to the teacher recovered: 3% to 17%.",
+        "- **C6** *aligned > random*: **refuted** in 1 of 1: NER minilm-l6 layers 0,1 joint-w5 vs random-joint-w5."]
+    assert headline_markdown([]) == "- no headline claim has runs of both of its rows yet\n"
 
 
 def test_fill_rewrites_only_between_the_markers(tmp_path):
