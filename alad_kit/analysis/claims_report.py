@@ -13,6 +13,8 @@ what lies between them (nothing else in the file changes):
     <!-- alad:claims-budgets:end -->
     <!-- alad:claims-headline:begin -->      the headline claims in short: where each is confirmed, refuted, open
     <!-- alad:claims-headline:end -->
+    <!-- alad:claims-paper:begin -->         our grids next to the paper's Table 1 (analysis.paper_table)
+    <!-- alad:claims-paper:end -->
 
 A file may hold either block or both. Every number is taken from the entries of
 :func:`alad_kit.analysis.claims.compute_claims`, in the units of claims.md (points x100 for POS/NER scores).
@@ -26,8 +28,9 @@ from pathlib import Path
 from alad_kit.core.io import write_text_atomic
 
 from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points
+from .paper_table import paper_markdown
 
-BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline")
+BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline", "claims-paper")
 HEADLINE_CLAIMS = ("C5", "C6", "C12")  # the paper's headline, aligned against random, the probe-chosen layer
 HEADLINE_ROWS = ("finetune", "frozen-w5", "random-frozen-w5", "joint-w5", "random-joint-w5", "frozen-w5-probed-layer",
                  "joint-w5-probed-layer")  # the rows the headline claims (C5, C6, C12) compare
@@ -166,7 +169,8 @@ def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) 
     text = path.read_text(encoding="utf-8")
     makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown,
               "claims-headline": headline_markdown,
-              "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n"}
+              "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n",
+              "claims-paper": lambda _entries: paper_markdown(root) if root is not None else "(no study given)\n"}
     found = False
     for name in BLOCKS:
         begin, end = f"<!-- alad:{name}:begin -->", f"<!-- alad:{name}:end -->"
