@@ -15,6 +15,8 @@ what lies between them (nothing else in the file changes):
     <!-- alad:claims-headline:end -->
     <!-- alad:claims-paper:begin -->         our grids next to the paper's Table 1 (analysis.paper_table)
     <!-- alad:claims-paper:end -->
+    <!-- alad:claims-seeds:begin -->         how many seeds each row of each study has
+    <!-- alad:claims-seeds:end -->
 
 A file may hold either block or both. Every number is taken from the entries of
 :func:`alad_kit.analysis.claims.compute_claims`, in the units of claims.md (points x100 for POS/NER scores).
@@ -30,7 +32,8 @@ from alad_kit.core.io import write_text_atomic
 from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points
 from .paper_table import paper_markdown
 
-BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline", "claims-paper")
+BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline", "claims-paper",
+          "claims-seeds")
 HEADLINE_CLAIMS = ("C5", "C6", "C12")  # the paper's headline, aligned against random, the probe-chosen layer
 HEADLINE_ROWS = ("finetune", "frozen-w5", "random-frozen-w5", "joint-w5", "random-joint-w5", "frozen-w5-probed-layer",
                  "joint-w5-probed-layer")  # the rows the headline claims (C5, C6, C12) compare
@@ -162,6 +165,24 @@ def budgets_markdown(root: str | Path) -> str:
     return "\n".join(lines or ["- no study found"]) + "\n"
 
 
+def seeds_markdown(root: str | Path) -> str:
+    """One table line per study: its rows grouped by their number of seeds (most first), and the rows other
+    studies below ``root`` have that it lacks."""
+    from .claims import load_studies
+
+    studies = load_studies(root)
+    every = sorted({row for study in studies for row in study.runs})
+    lines = ["| study | rows by number of seeds | rows not run here |", "|---|---|---|"]
+    for study in studies:
+        by_count: dict[int, list[str]] = {}
+        for row, seeds in study.runs.items():
+            by_count.setdefault(len(seeds), []).append(row)
+        groups = "; ".join(f"{n}: {', '.join(sorted(rows))}" for n, rows in sorted(by_count.items(), reverse=True))
+        missing = ", ".join(row for row in every if row not in study.runs) or "—"
+        lines.append(f"| `{study.path.name}` | {groups} | {missing} |")
+    return "\n".join(lines) + "\n"
+
+
 def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) -> bool:
     """Rewrite the generated blocks of ``path`` (``root``: the study folder the budgets block reads); True when the
     file changed. A file without any marker, or with a begin marker missing its end, is an error naming the file."""
@@ -170,7 +191,8 @@ def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) 
     makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown,
               "claims-headline": headline_markdown,
               "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n",
-              "claims-paper": lambda _entries: paper_markdown(root) if root is not None else "(no study given)\n"}
+              "claims-paper": lambda _entries: paper_markdown(root) if root is not None else "(no study given)\n",
+              "claims-seeds": lambda _entries: seeds_markdown(root) if root is not None else "(no study given)\n"}
     found = False
     for name in BLOCKS:
         begin, end = f"<!-- alad:{name}:begin -->", f"<!-- alad:{name}:end -->"

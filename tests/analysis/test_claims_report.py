@@ -92,3 +92,19 @@ def test_runs_still_rising_at_their_last_epoch_are_counted(tmp_path):
     assert last_epoch_peaks(tmp_path) == {"ner-x": ["ner-x/joint-w5/seed0"]}
     assert "`ner-x`: 1 run(s) of the headline rows peaked at their last epoch (joint-w5/seed0)" in budgets_markdown(
         tmp_path)
+
+
+def test_the_seed_table_groups_rows_by_their_seeds(tmp_path):
+    from alad_kit.analysis.claims_report import seeds_markdown
+
+    def run(study, row, seed):
+        path = tmp_path / study / row / f"seed{seed}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        path.write_text(json.dumps({"task": "ner", "student": "s", "scores": {"f1_overall": 0.3}}))
+
+    for seed in range(5):
+        run("ner-a", "joint-w5", seed)
+    run("ner-a", "head", 0)
+    run("ner-b", "head", 0)
+    lines = seeds_markdown(tmp_path).splitlines()
+    assert lines[2:] == ["| `ner-a` | 5: joint-w5; 1: head | — |", "| `ner-b` | 1: head | joint-w5 |"]
