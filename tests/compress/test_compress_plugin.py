@@ -88,3 +88,32 @@ def test_pruned_student_keeps_its_zeros_through_save_and_load(students):
     model, _ = load_encoder(str(students["pruned"]))
     assert model.config.num_hidden_layers == 2
     assert compress.linear_sparsity(model)["linear_sparsity"] == pytest.approx(0.5, abs=0.01)
+
+
+def test_an_int8_student_computes_in_fp32_whatever_the_scale_says(students):
+    import dataclasses
+
+    from alad_kit.pipeline.run import run_precision
+
+    cfg = RunConfig(task="ner", teacher="minilm-l6", student=str(students["dynamic_int8"]), mode="frozen")
+    assert run_precision(cfg, "bf16", "cpu") == "fp32"  # tiny/cpu scales default to bf16: "Float but found BFloat16"
+    with pytest.raises(ValueError, match="dynamic_int8: an int8 .* fp32 only"):
+        run_precision(dataclasses.replace(cfg, precision="bf16"), "fp32", "cpu")
+    pruned = RunConfig(task="ner", teacher="minilm-l6", student=str(students["pruned"]), mode="frozen")
+    assert run_precision(pruned, "fp32", "cpu") == "fp32" and run_precision(pruned, "bf16", "cpu") in ("bf16", "fp32")
+    assert run_precision(dataclasses.replace(pruned, precision="bf16"), "fp32", "cpu") == "bf16"
+
+
+def test_an_int8_student_runs_phase_3_under_bf16_autocast_defaults(students, tmp_path, ner_task_data, corpus_texts,
+                                                                     monkeypatch):
+    """The tiny and cpu scales default to bf16; notebook 06 ran an int8 student at tiny and failed in phase 3."""
+    import dataclasses
+
+    import alad_kit.pipeline.run as run_module
+
+    bf16_smoke = dataclasses.replace(run_module.scale_config("smoke"), precision="bf16")
+    monkeypatch.setattr(run_module, "scale_config", lambda name: bf16_smoke)
+    cfg = RunConfig(task="ner", teacher="minilm-l6", student=str(students["dynamic_int8"]), mode="frozen", window=3,
+                    scale="smoke", device="cpu", cache_dir=str(tmp_path / "cache"), out=str(tmp_path / "run"))
+    metrics = run(cfg, task_data=ner_task_data, corpus_fallback=corpus_texts)
+    assert metrics["precision"] == "fp32" and 0 <= metrics["scores"]["f1_overall"] <= 1
