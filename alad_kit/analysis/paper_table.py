@@ -1,7 +1,8 @@
 """Our studies next to the paper's Table 1, generated from the runs (the ``claims-paper`` block of a README).
 
-The paper (``../shared/reference/paper_table1.md``) reports one run per cell for BERT-base students; our
-two-layer MiniLM stands in for BERT-Tiny and MiniLM-L6 for BERT-Mini. Each of our cells is the mean ± sample
+The paper (``../shared/reference/paper_table1.md``; each task keeps its numbers in ``Task.paper_table1``)
+reports one run per cell for BERT-base students; our two-layer MiniLM stands in for BERT-Tiny and MiniLM-L6
+for BERT-Mini (``STAND_INS``). Each of our cells is the mean ± sample
 standard deviation over the seeds a row has (their number in brackets), recomputed from the runs' metrics.json
 every time the README is filled, so the table cannot drift from the runs as seeds are added.
 """
@@ -11,21 +12,8 @@ from __future__ import annotations
 import statistics
 from pathlib import Path
 
-# The paper's Table 1 (x100): NER F1_O and POS accuracy of BERT-base and of the students we stand in for.
-PAPER = {
-    ("ner", "BERT-Tiny"): {"teacher": 63, "finetune": 19, "frozen-w1": 32, "frozen-w3": 39, "frozen-w5": 42,
-                           "joint-w1": 37, "joint-w3": 41, "joint-w5": 43, "lora": 10, "lora-alad-w5": 40},
-    ("ner", "BERT-Mini"): {"teacher": 63, "finetune": 38, "frozen-w1": 38, "frozen-w3": 46, "frozen-w5": 48,
-                           "joint-w1": 50, "joint-w3": 52, "joint-w5": 53, "lora": 22, "lora-alad-w5": 49},
-    ("pos", "BERT-Tiny"): {"teacher": 93, "finetune": 73, "frozen-w1": 73, "frozen-w3": 79, "frozen-w5": 80,
-                           "joint-w1": 82, "joint-w3": 84, "joint-w5": 85, "lora": 55, "lora-alad-w5": 76},
-}
-# study folder -> (heading, task, the paper's student, our score key)
-STUDIES = {
-    "ner-minilm-2l": ("NER (MultiCoNER II, F1_O), two layers vs BERT-Tiny", "ner", "BERT-Tiny", "f1_overall"),
-    "ner-minilm-l6": ("NER, MiniLM-L6 vs BERT-Mini", "ner", "BERT-Mini", "f1_overall"),
-    "pos-minilm-2l": ("POS (UD German GSD, accuracy), two layers vs BERT-Tiny", "pos", "BERT-Tiny", "accuracy"),
-}
+# Our students and the paper's ones they stand in for (the paper's numbers: Task.paper_table1).
+STAND_INS = {"minilm-l6:0,1": ("two layers", "BERT-Tiny"), "minilm-l6": ("MiniLM-L6", "BERT-Mini")}
 # table line -> the rows it shows, separated by " / "
 LINES = (
     ("teacher fine-tuned", ("teacher",)),
@@ -40,9 +28,9 @@ LINES = (
 GAP_ROWS = (("joint W5", "joint-w5"), ("probed layer", "joint-w5-probed-layer"), ("random joint adapter", "random-joint-w5"))
 
 
-def row_scores(study, row: str, metric: str) -> list[float]:
-    """The row's score (x100) of every seed, in seed order."""
-    return [100 * metrics["scores"][metric] for _seed, (_rel, metrics) in sorted(study.runs.get(row, {}).items())
+def row_scores(study, row: str, metric: str, factor: float) -> list[float]:
+    """The row's score (in table points: x ``factor``) of every seed, in seed order."""
+    return [factor * metrics["scores"][metric] for _seed, (_rel, metrics) in sorted(study.runs.get(row, {}).items())
             if metrics.get("scores", {}).get(metric) is not None]
 
 
@@ -55,33 +43,43 @@ def cell(values: list[float]) -> str:
     return f"{mean:.2f}{spread} ({len(values)})"
 
 
-def _gap(study, metric: str, row: str) -> float | None:
+def _gap(study, metric: str, factor: float, row: str) -> float | None:
     """(row − student fine-tuned) / (teacher − student fine-tuned), from the row means."""
-    means = {r: row_scores(study, r, metric) for r in (row, "finetune", "teacher")}
+    means = {r: row_scores(study, r, metric, factor) for r in (row, "finetune", "teacher")}
     if not all(means.values()):
         return None
     a, ft, teacher = (statistics.fmean(means[r]) for r in (row, "finetune", "teacher"))
     return (a - ft) / (teacher - ft) if teacher != ft else None
 
 
-def study_table(study, heading: str, task: str, paper_student: str, metric: str) -> str:
-    paper = PAPER[(task, paper_student)]
-    lines = [f"**{heading}**", "", f"| row | paper ({paper_student}) | ours ({study.path.name}) |", "|---|---|---|"]
-    for label, rows in LINES:
-        ours = " / ".join(cell(row_scores(study, r, metric)) for r in rows)
-        theirs = " / ".join(str(paper[r]) if r in paper else "not run" for r in rows)
-        lines.append(f"| {label} | {theirs} | {ours} |")
+def study_table(study) -> str | None:
+    """Our study next to the paper's column of the student it stands in for; None when the paper has none."""
+    from alad_kit.tasks import get_task
+
+    task = get_task(study.task)
+    ours, theirs = STAND_INS.get(study.student, (None, None))
+    paper = task.paper_table1.get(theirs)
+    if paper is None:
+        return None
+    metric = task.paper_table1["metric"]
+    factor = 100.0 / task.score_scale
+    label = next((name for key, name, _ in task.score_columns if key == metric), metric)
+    lines = [f"**{task.title} ({label}), {ours} vs {theirs}**", "",
+             f"| row | paper ({theirs}) | ours ({study.path.name}) |", "|---|---|---|"]
+    for text, rows in LINES:
+        mine = " / ".join(cell(row_scores(study, r, metric, factor)) for r in rows)
+        published = " / ".join(str(paper[r]) if r in paper else "not run" for r in rows)
+        lines.append(f"| {text} | {published} | {mine} |")
     paper_gap = (paper["joint-w5"] - paper["finetune"]) / (paper["teacher"] - paper["finetune"])
-    gaps = [(name, _gap(study, metric, row)) for name, row in GAP_ROWS]
-    ours = "; ".join(f"{name} {100 * g:.0f}%" for name, g in gaps if g is not None) or "not run"
-    lines.append(f"| gap recovered: (row − FT) / (teacher − FT), row means | joint W5 {100 * paper_gap:.0f}% | {ours} |")
+    gaps = [(name, _gap(study, metric, factor, row)) for name, row in GAP_ROWS]
+    mine = "; ".join(f"{name} {100 * g:.0f}%" for name, g in gaps if g is not None) or "not run"
+    lines.append(f"| gap recovered: (row − FT) / (teacher − FT), row means | joint W5 {100 * paper_gap:.0f}% | {mine} |")
     return "\n".join(lines)
 
 
 def paper_markdown(root: str | Path) -> str:
-    """One table per study of ``STUDIES`` found below ``root`` (see the module doc)."""
+    """One table per study below ``root`` whose task and student the paper has (see the module doc)."""
     from .claims import load_studies
 
-    studies = {s.path.name: s for s in load_studies(root)}
-    tables = [study_table(studies[name], *spec) for name, spec in STUDIES.items() if name in studies]
-    return "\n\n".join(tables or ["No study of the paper's grids below this folder."]) + "\n"
+    tables = [t for t in (study_table(s) for s in load_studies(root)) if t is not None]
+    return "\n\n".join(tables or ["No study below this folder matches a column of the paper's Table 1."]) + "\n"

@@ -120,6 +120,9 @@ class Task:
     pipeline_tag: str = "text-classification"  # hub pipeline tag of a deployed model
     pairs: bool = False  # inputs are (question, context) pairs (segment ids, --question/--context)
     sample_inputs: tuple = ("The quick brown fox jumps over the lazy dog .",)  # ONNX trace / latency inputs
+    # The ALAd paper's Table 1 for this task, x100: {"metric": score key, paper student: {study row: score}}
+    # (analysis.paper_table puts our studies next to it; empty: the paper has no such task)
+    paper_table1: dict = field(default_factory=dict)
 
     def epochs(self, scale: str) -> int:
         return self.phase3_epochs.get(scale, min(self.phase3_epochs.values()))
@@ -290,6 +293,10 @@ class SpanTask(Task):
     n_best: int = 20  # candidate starts/ends per window
     max_answer_length: int = 30  # longest answer span in tokens
     score_scale: float = 100.0  # what a perfect score reads (the official SQuAD 2.0 script gives percentages)
+    paper_table1: dict = field(default_factory=lambda: {  # rows 1, 13-23 and 24-34, EQA F1
+        "metric": "f1",
+        "BERT-Mini": {"teacher": 80, "finetune": 52, "frozen-w1": 1, "frozen-w3": 2, "frozen-w5": 3, "joint-w1": 55, "joint-w3": 57, "joint-w5": 56, "lora": 12, "lora-alad-w5": 30},
+        "BERT-Tiny": {"teacher": 80, "finetune": 17, "frozen-w1": 0.27, "frozen-w3": 0.39, "frozen-w5": 0.59, "joint-w1": 13, "joint-w3": 29, "joint-w5": 31, "lora": 7, "lora-alad-w5": 0.69}})
 
     def max_length(self, scale) -> int:
         return scale.qa_max_length
@@ -349,6 +356,9 @@ POS = TokenTask(
     score_columns=(("accuracy", "Acc", 100.0), ("f1", "F1", 100.0)),
     phase3_epochs={"smoke": 2, "tiny": 8, "cpu": 60, "full": 4},  # cpu: 1,380 steps to flatten (results/cpu); paper: 4
     fallback_label="X",
+    paper_table1={"metric": "accuracy",  # rows 1, 13-23 (BERT-Mini) and 24-34 (BERT-Tiny), POS Acc
+                  "BERT-Mini": {"teacher": 93, "finetune": 86, "frozen-w1": 81, "frozen-w3": 85, "frozen-w5": 86, "joint-w1": 90, "joint-w3": 91, "joint-w5": 91, "lora": 67, "lora-alad-w5": 86},
+                  "BERT-Tiny": {"teacher": 93, "finetune": 73, "frozen-w1": 73, "frozen-w3": 79, "frozen-w5": 80, "joint-w1": 82, "joint-w3": 84, "joint-w5": 85, "lora": 55, "lora-alad-w5": 76}},
     # German: the POS data is UD German GSD
     sample_inputs=("Der Hund schläft im Garten .", "Die Bundesregierung hat am Mittwoch in Berlin ein neues Gesetz "
                    "zur Förderung erneuerbarer Energien beschlossen .", "Ich lese ein spannendes Buch ."),
@@ -358,6 +368,9 @@ NER = TokenTask(
     selection_metric="f1_overall", score_columns=(("f1_overall", "F1_O", 100.0), ("f1_macro", "F1_M", 100.0)),
     phase3_epochs={"smoke": 2, "tiny": 5, "cpu": 8, "full": 4},  # cpu: best epoch 4-7 of 8 (results/cpu); paper: 4
     fallback_label="O", bio=True,
+    paper_table1={"metric": "f1_overall",  # rows 1, 13-23 (BERT-Mini) and 24-34 (BERT-Tiny), NER F1_O
+                  "BERT-Mini": {"teacher": 63, "finetune": 38, "frozen-w1": 38, "frozen-w3": 46, "frozen-w5": 48, "joint-w1": 50, "joint-w3": 52, "joint-w5": 53, "lora": 22, "lora-alad-w5": 49},
+                  "BERT-Tiny": {"teacher": 63, "finetune": 19, "frozen-w1": 32, "frozen-w3": 39, "frozen-w5": 42, "joint-w1": 37, "joint-w3": 41, "joint-w5": 43, "lora": 10, "lora-alad-w5": 40}},
     sample_inputs=("Angela Merkel met Emmanuel Macron in Paris on Monday .",
                    "The Beatles recorded Abbey Road in London .", "Apple opened a new store in Tokyo ."),
 )
