@@ -26,6 +26,8 @@ from torch import nn
 
 from alad_kit.core.io import atomic_path, write_json_atomic
 
+from .quant_io import KINDS, MARKER_NAME
+
 MARKER = "alad_quantized.json"
 WEIGHTS = "model.int8.safetensors"
 PACKED = "._packed_params._packed_params"
@@ -78,6 +80,19 @@ def is_quantized_student(directory: str | Path) -> bool:
     return (Path(directory) / MARKER).is_file()
 
 
+def is_int8_directory(directory: str | Path) -> bool:
+    """A torch.ao int8 model folder of either format: a deployed student (this module's marker) or a compressed
+    one (:mod:`.quant_io`'s ``alad_student.json`` with an int8 kind)."""
+    directory = Path(directory)
+    if is_quantized_student(directory):
+        return True
+    marker = directory / MARKER_NAME
+    try:
+        return marker.is_file() and json.loads(marker.read_text()).get("kind") in KINDS
+    except (ValueError, AttributeError):  # not JSON, or not an object: not one of ours
+        return False
+
+
 def load_quantized_student(directory: str | Path) -> nn.Module:
     """The int8 student of ``directory`` (CPU, eval mode), bit-equal to the one saved."""
     from safetensors.torch import load_file
@@ -86,7 +101,7 @@ def load_quantized_student(directory: str | Path) -> nn.Module:
 
     directory = Path(directory)
     marker = json.loads((directory / MARKER).read_text())
-    if marker.get("kind") not in ("dynamic_int8", "static_int8"):
+    if marker.get("kind") not in KINDS:
         raise ValueError(f"{directory / MARKER}: unknown kind {marker.get('kind')!r}")
     if marker.get("engine") in torch.backends.quantized.supported_engines:
         torch.backends.quantized.engine = marker["engine"]

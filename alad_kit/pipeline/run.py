@@ -38,8 +38,7 @@ from alad_kit.core.runkey import checkpoint_digest
 from alad_kit.core.timing import BUCKETS
 from alad_kit.data.task_data import load_corpus_texts, load_task_data, subsample
 from alad_kit.models.model import AladModel
-from alad_kit.models.quant_safetensors import is_quantized_student
-from alad_kit.models.zoo import read_student_marker
+from alad_kit.models.quant_safetensors import is_int8_directory
 from alad_kit.pipeline import adapter_cache
 from alad_kit.pipeline.build import Encoders, cache_root, initial_adapter, load_encoders, phase3_model
 from alad_kit.pipeline.record import Tally, phase_record, run_metrics, run_size, write_run_outputs
@@ -361,10 +360,7 @@ def run_precision(cfg: RunConfig, default: str, device: str) -> str:
     that a torch.ao int8 student (an ``alad compress dynamic_int8 / static_int8`` folder) computes in fp32: its
     quantized kernels take fp32 activations only (under bf16 autocast they fail with "expected scalar type Float
     but found BFloat16"). Asking for bf16 with such a student is an error naming the folder."""
-    student = Path(cfg.student)
-    int8 = student.is_dir() and (is_quantized_student(student)
-                                 or (read_student_marker(student) or {}).get("kind") in ("dynamic_int8", "static_int8"))
-    if int8:
+    if Path(cfg.student).is_dir() and is_int8_directory(cfg.student):
         if cfg.precision == "bf16":
             raise ValueError(f"{cfg.student}: an int8 (torch.ao) student computes in fp32 only; drop --precision bf16")
         return "fp32"
