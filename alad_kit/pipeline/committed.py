@@ -47,14 +47,22 @@ def run_kind(config: RunConfig | dict) -> dict:
     return kind
 
 
-def find_committed(study: str | Path, cfg: RunConfig) -> Path | None:
-    """The run folder of ``study`` (``<row>/seed<k>``) of the same kind as ``cfg`` and its seed, or None."""
-    want = run_kind(cfg)
+def _study_index(study: str | Path) -> list[tuple[int, dict, Path]]:
+    """(seed, run kind, folder) of every run of ``study``, each metrics.json read once."""
+    index = []
     for path in metrics_files(study):
-        metrics = read_metrics(path.parent)
-        stored = metrics.get("config") or {}
-        if stored.get("seed") == cfg.seed and run_kind(stored) == want:
-            return path.parent
+        stored = read_metrics(path.parent).get("config") or {}
+        index.append((stored.get("seed"), run_kind(stored), path.parent))
+    return index
+
+
+def find_committed(study: str | Path, cfg: RunConfig, index: list | None = None) -> Path | None:
+    """The run folder of ``study`` (``<row>/seed<k>``) of the same kind as ``cfg`` and its seed, or None
+    (``index``: ``_study_index(study)``, to look up many configurations with one read of the study)."""
+    want = run_kind(cfg)
+    for seed, kind, folder in index if index is not None else _study_index(study):
+        if seed == cfg.seed and kind == want:
+            return folder
     return None
 
 
@@ -64,9 +72,10 @@ def load_committed(configs: Iterable[RunConfig], study: str | Path) -> pd.DataFr
     study = Path(study)
     if not study.is_dir():
         raise FileNotFoundError(f"{study}: no committed study here (results/cpu-study/<task>-minilm-2l)")
+    index = _study_index(study)
     rows = []
     for cfg in configs:
-        source = find_committed(study, cfg)
+        source = find_committed(study, cfg, index)
         if source is None:
             log.warning("%s: the committed study %s has no run of this kind (mode %s, seed %d); its row stays empty",
                         Path(cfg.out).name, study, cfg.mode, cfg.seed)
