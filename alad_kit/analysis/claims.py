@@ -116,6 +116,11 @@ def load_studies(root: str | Path) -> list[Study]:
     return [_study(path, runs) for path, runs in sorted(grouped.items())]
 
 
+def studies_of(source) -> list[Study]:
+    """``source`` as studies: a list of them as it is, else every study below that folder (``load_studies``)."""
+    return source if isinstance(source, list) else load_studies(source)
+
+
 def _study(path: Path, runs: dict) -> Study:
     every = [m for seeds in runs.values() for _, m in seeds.values()]
     tasks = {m.get("task") for m in every}

@@ -29,7 +29,7 @@ from pathlib import Path
 
 from alad_kit.core.io import write_text_atomic
 
-from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points
+from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points, studies_of
 from .paper_table import paper_markdown
 
 BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline", "claims-paper",
@@ -138,13 +138,11 @@ def table_markdown(entries: list[dict]) -> str:
     return claims_markdown(entries).split("\n", 2)[2]
 
 
-def last_epoch_peaks(root: str | Path, rows: tuple[str, ...] = HEADLINE_ROWS) -> dict[str, list[str]]:
+def last_epoch_peaks(root, rows: tuple[str, ...] = HEADLINE_ROWS) -> dict[str, list[str]]:
     """``{study: [run directories]}`` of the runs of ``rows`` whose best validation epoch is their last one: their
     score was still rising when the budget ended (every study below ``root``, sorted)."""
-    from .claims import load_studies
-
     out = {}
-    for study in load_studies(root):
+    for study in studies_of(root):
         peaks = out.setdefault(study.path.name, [])
         for row in rows:
             for _seed, (rel, metrics) in sorted(study.runs.get(row, {}).items()):
@@ -155,7 +153,7 @@ def last_epoch_peaks(root: str | Path, rows: tuple[str, ...] = HEADLINE_ROWS) ->
     return out
 
 
-def budgets_markdown(root: str | Path) -> str:
+def budgets_markdown(root) -> str:
     """How many headline runs peaked at their last epoch, per study (the target is 0)."""
     lines = []
     for study, runs in last_epoch_peaks(root).items():
@@ -165,12 +163,10 @@ def budgets_markdown(root: str | Path) -> str:
     return "\n".join(lines or ["- no study found"]) + "\n"
 
 
-def seeds_markdown(root: str | Path) -> str:
+def seeds_markdown(root) -> str:
     """One table line per study: its rows grouped by their number of seeds (most first), and the rows other
     studies below ``root`` have that it lacks."""
-    from .claims import load_studies
-
-    studies = load_studies(root)
+    studies = studies_of(root)
     every = sorted({row for study in studies for row in study.runs})
     lines = ["| study | rows by number of seeds | rows not run here |", "|---|---|---|"]
     for study in studies:
@@ -183,16 +179,18 @@ def seeds_markdown(root: str | Path) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fill(path: str | Path, entries: list[dict], root: str | Path | None = None) -> bool:
-    """Rewrite the generated blocks of ``path`` (``root``: the study folder the budgets block reads); True when the
+def fill(path: str | Path, entries: list[dict], root=None) -> bool:
+    """Rewrite the generated blocks of ``path`` (``root``: the study folder, or its studies, that the budgets,
+    paper and seeds blocks read); True when the
     file changed. A file without any marker, or with a begin marker missing its end, is an error naming the file."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
+    studies = None if root is None else studies_of(root)  # read once for every block that needs the runs
     makers = {"claims-brief": brief_markdown, "claims-summary": summary_markdown, "claims-table": table_markdown,
               "claims-headline": headline_markdown,
-              "claims-budgets": lambda _entries: budgets_markdown(root) if root is not None else "- (no study given)\n",
-              "claims-paper": lambda _entries: paper_markdown(root) if root is not None else "(no study given)\n",
-              "claims-seeds": lambda _entries: seeds_markdown(root) if root is not None else "(no study given)\n"}
+              "claims-budgets": lambda _entries: budgets_markdown(studies) if root is not None else "- (no study given)\n",
+              "claims-paper": lambda _entries: paper_markdown(studies) if root is not None else "(no study given)\n",
+              "claims-seeds": lambda _entries: seeds_markdown(studies) if root is not None else "(no study given)\n"}
     found = False
     for name in BLOCKS:
         begin, end = f"<!-- alad:{name}:begin -->", f"<!-- alad:{name}:end -->"

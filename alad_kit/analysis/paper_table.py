@@ -10,7 +10,6 @@ every time the README is filled, so the table cannot drift from the runs as seed
 from __future__ import annotations
 
 import statistics
-from pathlib import Path
 
 # Our students and the paper's ones they stand in for (the paper's numbers: Task.paper_table1).
 STAND_INS = {"minilm-l6:0,1": ("two layers", "BERT-Tiny"), "minilm-l6": ("MiniLM-L6", "BERT-Mini")}
@@ -77,9 +76,10 @@ def study_table(study) -> str | None:
     return "\n".join(lines)
 
 
-def paper_markdown(root: str | Path) -> str:
-    """One table per study below ``root`` whose task and student the paper has (see the module doc)."""
-    from .claims import load_studies
+def paper_markdown(root) -> str:
+    """One table per study below ``root`` (a folder, or the studies themselves) whose task and student the paper
+    has (see the module doc)."""
+    from .claims import studies_of
 
-    tables = [t for t in (study_table(s) for s in load_studies(root)) if t is not None]
+    tables = [t for t in (study_table(s) for s in studies_of(root)) if t is not None]
     return "\n\n".join(tables or ["No study below this folder matches a column of the paper's Table 1."]) + "\n"

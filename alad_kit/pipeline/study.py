@@ -242,8 +242,9 @@ def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequen
     entries = compute_claims(out, bench)
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
              "claims_md": write_text_atomic(out / "claims.md", claims_markdown(entries))}
+    studies = load_studies(out) if fill else None  # the runs, read once for every README
     for k, readme in enumerate(fill):
-        fill_blocks(readme, entries, out)
+        fill_blocks(readme, entries, studies)
         paths[f"filled_{k}"] = Path(readme)
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     table = grid_table(out, bench_data)
