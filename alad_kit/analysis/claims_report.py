@@ -163,6 +163,14 @@ def budgets_markdown(root) -> str:
     return "\n".join(lines or ["- no study found"]) + "\n"
 
 
+def claims_file_markdown(entries: list[dict], root) -> str:
+    """claims.md: the verdict table, then how many headline runs of each study below ``root`` (a folder or its
+    studies) were still rising at their last epoch, so a verdict read there comes with its budgets."""
+    return (claims_markdown(entries) + "\n## Budgets\n\nRuns of the headline rows (" + ", ".join(HEADLINE_ROWS)
+            + ") whose validation score peaked at their last epoch, i.e. were still rising when the budget ended "
+            "(target: 0):\n\n" + budgets_markdown(root))
+
+
 def seeds_markdown(root) -> str:
     """One table line per study: its rows grouped by their number of seeds (most first), and the rows other
     studies below ``root`` have that it lacks."""

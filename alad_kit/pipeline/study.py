@@ -25,7 +25,6 @@ from alad_kit.analysis.claims import (
     TEACHER_ROW,
     bench_spd,
     claims_json,
-    claims_markdown,
     compute_claims,
     load_studies,
 )
@@ -236,13 +235,14 @@ def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequen
     the generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report)."""
     import json
 
+    from alad_kit.analysis.claims_report import claims_file_markdown
     from alad_kit.analysis.claims_report import fill as fill_blocks
 
     out = Path(out)
     entries = compute_claims(out, bench)
+    studies = load_studies(out)  # the runs, read once for claims.md's budgets and every README
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
-             "claims_md": write_text_atomic(out / "claims.md", claims_markdown(entries))}
-    studies = load_studies(out) if fill else None  # the runs, read once for every README
+             "claims_md": write_text_atomic(out / "claims.md", claims_file_markdown(entries, studies))}
     for k, readme in enumerate(fill):
         fill_blocks(readme, entries, studies)
         paths[f"filled_{k}"] = Path(readme)

@@ -7,7 +7,13 @@ from pathlib import Path
 import pytest
 
 from alad_kit.analysis.claims import claims_json, compute_claims
-from alad_kit.analysis.claims_report import brief_markdown, fill, headline_markdown, summary_markdown
+from alad_kit.analysis.claims_report import (
+    brief_markdown,
+    claims_file_markdown,
+    fill,
+    headline_markdown,
+    summary_markdown,
+)
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = ROOT / "results" / "cpu-study"
@@ -69,6 +75,7 @@ def test_the_committed_study_reproduces_byte_for_byte(tmp_path):
     """claims.json and the generated README blocks are what --report-only writes from the committed runs."""
     entries = compute_claims(STUDY, STUDY / "bench_students.json")
     assert claims_json(entries) == (STUDY / "claims.json").read_text()
+    assert claims_file_markdown(entries, STUDY) == (STUDY / "claims.md").read_text()
     for readme in (ROOT / "README.md", STUDY / "README.md"):
         copy = tmp_path / readme.parent.name / "README.md"
         copy.parent.mkdir()
