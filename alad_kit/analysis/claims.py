@@ -255,12 +255,13 @@ def bench_spd(bench: dict, model: str, window: int | None, kind: str = "dense", 
     return None
 
 
-def compute_claims(root: str | Path, bench: str | Path | None = None) -> list[dict]:
-    """Every check for every study below ``root`` whose two rows both have runs; in study, then CHECKS order."""
+def compute_claims(root, bench: str | Path | None = None) -> list[dict]:
+    """Every check for every study below ``root`` (a folder, or its studies already read: ``studies_of``) whose
+    two rows both have runs; in study, then CHECKS order."""
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     bench_name = Path(bench).name if bench is not None else None
     entries = []
-    for study in load_studies(root):
+    for study in studies_of(root):
         for check in CHECKS:
             if study.runs.get(check.a) and study.runs.get(check.b):
                 entries.append(evaluate_check(check, study, bench_data, bench_name))

@@ -27,6 +27,7 @@ from alad_kit.analysis.claims import (
     claims_json,
     compute_claims,
     load_studies,
+    studies_of,
 )
 from alad_kit.analysis.formats import write_formats
 from alad_kit.analysis.table import format_cell, score_columns, student_label
@@ -239,25 +240,25 @@ def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequen
     from alad_kit.analysis.claims_report import fill as fill_blocks
 
     out = Path(out)
-    entries = compute_claims(out, bench)
-    studies = load_studies(out)  # the runs, read once for claims.md's budgets and every README
+    studies = load_studies(out)  # the runs, read once for the claims, claims.md's budgets, every README, the table
+    entries = compute_claims(studies, bench)
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
              "claims_md": write_text_atomic(out / "claims.md", claims_file_markdown(entries, studies))}
     for k, readme in enumerate(fill):
         fill_blocks(readme, entries, studies)
         paths[f"filled_{k}"] = Path(readme)
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
-    table = grid_table(out, bench_data)
+    table = grid_table(studies, bench_data)
     note = ("Mean ± sample std over seeds (POS/NER x100, QA in %). Sz: deployed size in % of the teacher; "
             "Spd: speed-up over the teacher from `alad bench` (blank without --bench).")
     paths.update({f"study_{k}": v for k, v in write_formats(table, out, STUDY_STEM, note, "ALAd study").items()})
     return paths
 
 
-def grid_table(out: str | Path, bench: dict | None = None) -> pd.DataFrame:
-    """Table-1 layout of every study below ``out``: one line per row, in ROWS order."""
+def grid_table(out, bench: dict | None = None) -> pd.DataFrame:
+    """Table-1 layout of every study below ``out`` (a folder or its studies): one line per row, in ROWS order."""
     lines = []
-    for study in load_studies(out):
+    for study in studies_of(out):
         columns = [(key, label, f) for task, key, label, f in score_columns() if task == study.task]
         for row in ROWS:
             seeds = study.runs.get(row.name)
