@@ -183,7 +183,7 @@ def _study(args) -> int:
     from alad_kit.pipeline.study import run_study, write_outputs
 
     if args.report_only:  # every study below --out, from the metrics.json files already there
-        paths = write_outputs(args.out, args.bench, args.fill or ())
+        paths = write_outputs(args.out, args.bench, args.fill or (), args.against)
         print(Path(paths["claims_md"]).read_text())
         print("\n".join(f"wrote {p}" for p in paths.values()))
         return 0
@@ -195,8 +195,8 @@ def _study(args) -> int:
     values = {k: v for k, v in values.items() if k not in ROW_FIELDS}  # args.out is the study's folder
     if values.get("task") is None:
         raise ValueError("alad study: --task is required (unless --report-only)")
-    if args.fill:
-        raise ValueError("alad study: --fill goes with --report-only")
+    if args.fill or args.against:
+        raise ValueError("alad study: --fill and --against go with --report-only")
     named = ("task", "teacher", "student", "student_layers", "scale", "data_dir", "cache_dir", "device")
     paths = run_study(out=args.out, seeds=args.seeds, rows=args.rows, bench=args.bench,
                       **{k: values.pop(k, None) for k in named}, options=values)
@@ -344,6 +344,9 @@ def _results_parsers(sub, common: argparse.ArgumentParser) -> None:
                    help="train nothing: rewrite claims and tables from the runs already below --out")
     s.add_argument("--fill", nargs="+", default=None, metavar="README",
                    help="with --report-only: rewrite the <!-- alad:claims-summary/table --> blocks of these files")
+    s.add_argument("--against", default=None, metavar="STUDY_DIR",
+                   help="with --fill: the study folder (e.g. the same rows under other budgets) that the "
+                        "<!-- alad:claims-budget-effect --> block compares --out with")
     s.set_defaults(fn=_study)
 
     s = sub.add_parser("probe-layers", parents=[common],

@@ -139,6 +139,13 @@ def test_study_report_only_rewrites_the_claims_of_the_runs_present(tmp_path, cap
     assert entry["delta_mean"] == pytest.approx(0.205)
     assert main(["study", "--out", str(tmp_path)]) == 2  # training needs --task
     assert "--task is required" in capsys.readouterr().err
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- alad:claims-budget-effect:begin -->\n<!-- alad:claims-budget-effect:end -->\n")
+    assert main(["study", "--out", str(tmp_path), "--report-only", "--fill", str(readme), "--against",
+                 str(tmp_path)]) == 0
+    assert "- no study here has a same-named study with the same rows" in readme.read_text()  # no headline row
+    assert main(["study", "--task", "pos", "--out", str(tmp_path), "--against", str(tmp_path)]) == 2
+    assert "--against go with --report-only" in capsys.readouterr().err
 
 
 # ------------------------------------------------------------------------------------------ robustness

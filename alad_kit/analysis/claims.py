@@ -158,7 +158,8 @@ def metric_name(check: Check, task: str) -> str:
     return check.metric or selection_metric(task)
 
 
-def _values(study: Study, row: str, metric: str) -> dict[int, float]:
+def row_values(study: Study, row: str, metric: str) -> dict[int, float]:
+    """``{seed: value}`` of ``metric`` for the runs of ``row`` (a score, size_pct or the adapter's FLOPs)."""
     key = {"adapter_flops_ratio": "adapter_flops_per_token"}.get(metric, metric)
     out = {}
     for seed, (_, m) in study.runs.get(row, {}).items():
@@ -178,7 +179,7 @@ def evaluate_check(check: Check, study: Study, bench: dict | None = None, bench_
         seeds, (mean, se) = [], paired(repeats)
         n = len(repeats)
     else:
-        seeds, mean, se = paired_stats(_values(study, check.a, metric), _values(study, check.b, metric),
+        seeds, mean, se = paired_stats(row_values(study, check.a, metric), row_values(study, check.b, metric),
                                        ratio=metric in RATIO_METRICS)
         n = len(seeds)
     margin = None if check.margin is None else check.margin / points(study.task, metric)
@@ -211,8 +212,8 @@ def points(task: str, metric: str) -> float:
 
 def _gap_recovered(study: Study, metric: str, check: Check, seeds: list[int], delta: float | None) -> dict:
     """Share of the student -> teacher gap that a recovers: delta / (teacher - b), b over the paired seeds."""
-    teacher = _values(study, TEACHER_ROW, metric)
-    b = _values(study, check.b, metric)
+    teacher = row_values(study, TEACHER_ROW, metric)
+    b = row_values(study, check.b, metric)
     runs = [rel for _, (rel, _) in sorted(study.runs.get(TEACHER_ROW, {}).items())]
     share = None
     if teacher and seeds and delta is not None:

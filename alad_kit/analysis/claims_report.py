@@ -17,6 +17,8 @@ what lies between them (nothing else in the file changes):
     <!-- alad:claims-paper:end -->
     <!-- alad:claims-seeds:begin -->         how many seeds each row of each study has
     <!-- alad:claims-seeds:end -->
+    <!-- alad:claims-budget-effect:begin -->  the headline rows next to a reference study's (other budgets)
+    <!-- alad:claims-budget-effect:end -->
 
 A file may hold either block or both. Every number is taken from the entries of
 :func:`alad_kit.analysis.claims.compute_claims`, in the units of claims.md (points x100 for POS/NER scores).
@@ -29,11 +31,21 @@ from pathlib import Path
 
 from alad_kit.core.io import write_text_atomic
 
-from .claims import EXACT_METRICS, RATIO_METRICS, claims_markdown, points, studies_of
+from .claims import (
+    EXACT_METRICS,
+    RATIO_METRICS,
+    TEACHER_ROW,
+    claims_markdown,
+    paired_stats,
+    points,
+    row_values,
+    selection_metric,
+    studies_of,
+)
 from .paper_table import paper_markdown
 
 BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline", "claims-paper",
-          "claims-seeds")
+          "claims-seeds", "claims-budget-effect")
 HEADLINE_CLAIMS = ("C5", "C6", "C12")  # the paper's headline, aligned against random, the probe-chosen layer
 HEADLINE_ROWS = ("finetune", "frozen-w5", "random-frozen-w5", "joint-w5", "random-joint-w5", "frozen-w5-probed-layer",
                  "joint-w5-probed-layer")  # the rows the headline claims (C5, C6, C12) compare
@@ -138,6 +150,17 @@ def table_markdown(entries: list[dict]) -> str:
     return claims_markdown(entries).split("\n", 2)[2]
 
 
+def _validation(metrics: dict) -> list:
+    """The run's phase-3 validation history, ``[[epoch, score], ...]`` (empty when it kept none)."""
+    return (metrics.get("selection") or {}).get("validation") or []
+
+
+def peaked_at_last_epoch(metrics: dict) -> bool:
+    """The best validation epoch is the last one run: the score was still rising when the budget ended."""
+    history = _validation(metrics)
+    return bool(history) and (metrics.get("selection") or {}).get("best_epoch") == history[-1][0]
+
+
 def last_epoch_peaks(root, rows: tuple[str, ...] = HEADLINE_ROWS) -> dict[str, list[str]]:
     """``{study: [run directories]}`` of the runs of ``rows`` whose best validation epoch is their last one: their
     score was still rising when the budget ended (every study below ``root``, sorted)."""
@@ -146,9 +169,7 @@ def last_epoch_peaks(root, rows: tuple[str, ...] = HEADLINE_ROWS) -> dict[str, l
         peaks = out.setdefault(study.path.name, [])
         for row in rows:
             for _seed, (rel, metrics) in sorted(study.runs.get(row, {}).items()):
-                selection = metrics.get("selection") or {}
-                history = selection.get("validation") or []
-                if history and selection.get("best_epoch") == history[-1][0]:
+                if peaked_at_last_epoch(metrics):
                     peaks.append(rel)
     return out
 
@@ -187,9 +208,74 @@ def seeds_markdown(root) -> str:
     return "\n".join(lines) + "\n"
 
 
-def fill(path: str | Path, entries: list[dict], root=None) -> bool:
+def budget_effect_markdown(root, reference) -> str:
+    """The headline rows of each study below ``root`` next to the same rows of the same-named study below
+    ``reference`` (the same runs under other budgets), over the seeds both have: the test score, its paired change
+    (here - reference, ± SE), the epochs phase 3 ran and how many runs peaked at their last epoch. Then C5's
+    share of the gap to the teacher under each budget, both against the reference's teacher row."""
+    others = {study.path.name: study for study in studies_of(reference)}
+    lines = ["| study | row | n | test, reference | test, here | here − reference | epochs run, reference → here "
+             "| peaked at the last epoch, reference → here |", "|---|---|---|---|---|---|---|---|"]
+    gaps = []
+    for study in studies_of(root):
+        other = others.get(study.path.name)
+        if other is None:
+            continue
+        metric = selection_metric(study.task)
+        f = points(study.task, metric)
+        for row in HEADLINE_ROWS:
+            here, there = row_values(study, row, metric), row_values(other, row, metric)
+            seeds, delta, se = paired_stats(here, there)
+            if not seeds:
+                continue
+            runs = [[side.runs[row][s][1] for s in seeds] for side in (other, study)]
+            epochs = [_epochs_text(side) for side in runs]
+            peaks = [sum(map(peaked_at_last_epoch, side)) for side in runs]
+            change = f"{delta * f:+.2f}" + ("" if se is None else f" ± {se * f:.2f}")
+            lines.append(f"| `{study.path.name}` | {row} | {len(seeds)} | {_mean(there, seeds) * f:.2f} | "
+                         f"{_mean(here, seeds) * f:.2f} | {change} | {epochs[0]} → {epochs[1]} | "
+                         f"{peaks[0]} → {peaks[1]} |")
+        gaps += _gap_lines(study, other, metric)
+    if len(lines) == 2:
+        return "- no study here has a same-named study with the same rows in the reference\n"
+    return "\n".join(lines + [""] + (gaps or ["- C5: no teacher row in the reference, no gap"])) + "\n"
+
+
+def _epochs_text(runs: list[dict]) -> str:
+    """``mean (min–max)`` of the phase-3 epochs the runs ran (their last validated epoch)."""
+    epochs = [_validation(m)[-1][0] for m in runs if _validation(m)]
+    return f"{sum(epochs) / len(epochs):.1f} ({min(epochs)}–{max(epochs)})" if epochs else "—"
+
+
+def _mean(values: dict[int, float], seeds: list[int]) -> float:
+    return sum(values[s] for s in seeds) / len(seeds)
+
+
+def _gap_lines(study, reference, metric: str) -> list[str]:
+    """C5's share of the student -> teacher gap under both budgets, over the seeds every row has in both, with the
+    reference's teacher row (mean over its seeds) as the top of the gap."""
+    teacher = row_values(reference, TEACHER_ROW, metric)
+    if not teacher:
+        return []
+    top = sum(teacher.values()) / len(teacher)
+    out = []
+    for row in ("joint-w5", "joint-w5-probed-layer"):
+        sides = [(row_values(s, row, metric), row_values(s, "finetune", metric)) for s in (reference, study)]
+        seeds = sorted(set.intersection(*(set(v) for pair in sides for v in pair)))
+        if not seeds:
+            continue
+        shares = [(_mean(a, seeds) - _mean(b, seeds)) / (top - _mean(b, seeds)) for a, b in sides]
+        out.append(f"- `{study.path.name}` C5, {row} vs finetune (seeds {', '.join(map(str, seeds))}): "
+                   f"{100 * shares[0]:.0f}% of the gap to the teacher with the reference's budgets, "
+                   f"{100 * shares[1]:.0f}% here (teacher: the reference's `{TEACHER_ROW}` row, "
+                   f"{len(teacher)} seed(s))")
+    return out
+
+
+def fill(path: str | Path, entries: list[dict], root=None, reference=None) -> bool:
     """Rewrite the generated blocks of ``path`` (``root``: the study folder, or its studies, that the budgets,
-    paper and seeds blocks read); True when the
+    paper and seeds blocks read; ``reference``: the study folder the budget-effect block compares it with); True
+    when the
     file changed. A file without any marker, or with a begin marker missing its end, is an error naming the file."""
     path = Path(path)
     text = path.read_text(encoding="utf-8")
@@ -198,7 +284,10 @@ def fill(path: str | Path, entries: list[dict], root=None) -> bool:
               "claims-headline": headline_markdown,
               "claims-budgets": lambda _entries: budgets_markdown(studies) if root is not None else "- (no study given)\n",
               "claims-paper": lambda _entries: paper_markdown(studies) if root is not None else "(no study given)\n",
-              "claims-seeds": lambda _entries: seeds_markdown(studies) if root is not None else "(no study given)\n"}
+              "claims-seeds": lambda _entries: seeds_markdown(studies) if root is not None else "(no study given)\n",
+              "claims-budget-effect": lambda _entries: (budget_effect_markdown(studies, reference)
+                                                        if root is not None and reference is not None
+                                                        else "- (no reference study given: alad study --against)\n")}
     found = False
     for name in BLOCKS:
         begin, end = f"<!-- alad:{name}:begin -->", f"<!-- alad:{name}:end -->"

@@ -231,9 +231,11 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
     return write_outputs(out, bench)
 
 
-def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequence[str | Path] = ()) -> dict:
+def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequence[str | Path] = (),
+                  against: str | Path | None = None) -> dict:
     """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json);
-    the generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report)."""
+    the generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report; ``against``:
+    the study folder, e.g. the same rows under other budgets, that their budget-effect block compares with)."""
     import json
 
     from alad_kit.analysis.claims_report import claims_file_markdown
@@ -245,7 +247,7 @@ def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequen
     paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
              "claims_md": write_text_atomic(out / "claims.md", claims_file_markdown(entries, studies))}
     for k, readme in enumerate(fill):
-        fill_blocks(readme, entries, studies)
+        fill_blocks(readme, entries, studies, against)
         paths[f"filled_{k}"] = Path(readme)
     bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     table = grid_table(studies, bench_data)

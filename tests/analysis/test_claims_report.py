@@ -17,6 +17,7 @@ from alad_kit.analysis.claims_report import (
 
 ROOT = Path(__file__).resolve().parents[2]
 STUDY = ROOT / "results" / "cpu-study"
+PATIENCE = ROOT / "results" / "cpu-study-patience"  # the headline NER rows again, stopped early on validation
 
 
 def entry(**kw):
@@ -71,16 +72,24 @@ def test_fill_refuses_files_without_or_with_broken_markers(tmp_path):
         fill(readme, [entry()])
 
 
-def test_the_committed_study_reproduces_byte_for_byte(tmp_path):
+# (study folder, its bench, the READMEs filled from it, the study its budget-effect block compares with)
+COMMITTED = {"cpu-study": (STUDY, STUDY / "bench_students.json", (ROOT / "README.md", STUDY / "README.md"), None),
+             "cpu-study-patience": (PATIENCE, None, (PATIENCE / "README.md",), STUDY)}
+
+
+@pytest.mark.parametrize("name", COMMITTED)
+def test_the_committed_study_reproduces_byte_for_byte(tmp_path, name):
     """claims.json and the generated README blocks are what --report-only writes from the committed runs."""
-    entries = compute_claims(STUDY, STUDY / "bench_students.json")
-    assert claims_json(entries) == (STUDY / "claims.json").read_text()
-    assert claims_file_markdown(entries, STUDY) == (STUDY / "claims.md").read_text()
-    for readme in (ROOT / "README.md", STUDY / "README.md"):
+    study, bench, readmes, against = COMMITTED[name]
+    entries = compute_claims(study, bench)
+    assert claims_json(entries) == (study / "claims.json").read_text()
+    assert claims_file_markdown(entries, study) == (study / "claims.md").read_text()
+    for readme in readmes:
         copy = tmp_path / readme.parent.name / "README.md"
         copy.parent.mkdir()
         shutil.copy(readme, copy)
-        assert fill(copy, entries, STUDY) is False, f"{readme} differs from what alad study --report-only --fill writes"
+        assert fill(copy, entries, study, against) is False, (
+            f"{readme} differs from what alad study --report-only --fill writes")
 
 
 def test_runs_still_rising_at_their_last_epoch_are_counted(tmp_path):
@@ -115,3 +124,36 @@ def test_the_seed_table_groups_rows_by_their_seeds(tmp_path):
     run("ner-b", "head", 0)
     lines = seeds_markdown(tmp_path).splitlines()
     assert lines[2:] == ["| `ner-a` | 5: joint-w5; 1: head | — |", "| `ner-b` | 1: head | joint-w5 |"]
+
+
+def test_the_budget_effect_pairs_each_headline_row_with_the_reference(tmp_path):
+    from alad_kit.analysis.claims_report import budget_effect_markdown, fill
+
+    def run(root, row, seed, score, epochs, best):
+        path = tmp_path / root / "ner-x" / row / f"seed{seed}" / "metrics.json"
+        path.parent.mkdir(parents=True)
+        history = [[e, 0.01 * e] for e in range(1, epochs + 1)]
+        path.write_text(json.dumps({"task": "ner", "student": "s", "scores": {"f1_overall": score},
+                                    "selection": {"best_epoch": best, "validation": history}}))
+
+    for seed, (fixed, patient) in enumerate([(0.30, 0.33), (0.34, 0.34)]):
+        run("fixed", "finetune", seed, 0.20, 8, 8)  # fixed budget: still rising at epoch 8
+        run("fixed", "joint-w5", seed, fixed, 8, 8)
+        run("patience", "finetune", seed, 0.20, 6 + seed, 3 + seed)
+        run("patience", "joint-w5", seed, patient, 10 + 2 * seed, 7 + 2 * seed)
+    run("fixed", "teacher", 0, 0.60, 8, 5)
+    run("patience", "frozen-w5", 0, 0.25, 5, 2)  # no reference run: not in the table
+    lines = budget_effect_markdown(tmp_path / "patience", tmp_path / "fixed").splitlines()
+    assert lines[2:] == [
+        "| `ner-x` | finetune | 2 | 20.00 | 20.00 | +0.00 ± 0.00 | 8.0 (8–8) → 6.5 (6–7) | 2 → 0 |",
+        "| `ner-x` | joint-w5 | 2 | 32.00 | 33.50 | +1.50 ± 1.50 | 8.0 (8–8) → 11.0 (10–12) | 2 → 0 |",
+        "",
+        "- `ner-x` C5, joint-w5 vs finetune (seeds 0, 1): 30% of the gap to the teacher with the reference's "
+        "budgets, 34% here (teacher: the reference's `teacher` row, 1 seed(s))"]
+    assert budget_effect_markdown(tmp_path / "fixed", tmp_path / "nothing-here").startswith("- no study here")
+    readme = tmp_path / "README.md"
+    readme.write_text("<!-- alad:claims-budget-effect:begin -->\n<!-- alad:claims-budget-effect:end -->\n")
+    fill(readme, [], tmp_path / "patience")  # no reference: the block says which flag gives one
+    assert "alad study --against" in readme.read_text()
+    assert fill(readme, [], tmp_path / "patience", tmp_path / "fixed") is True
+    assert "| `ner-x` | joint-w5 | 2 |" in readme.read_text()
