@@ -238,7 +238,8 @@ def budget_effect_markdown(root, reference) -> str:
         gaps += _gap_lines(study, other, metric)
     if len(lines) == 2:
         return "- no study here has a same-named study with the same rows in the reference\n"
-    return "\n".join(lines + [""] + (gaps or ["- C5: no teacher row in the reference, no gap"])) + "\n"
+    gaps = gaps or ["- C5's gap: no seed has a joint row, finetune and the teacher in both studies yet"]
+    return "\n".join(lines + [""] + gaps) + "\n"
 
 
 def _epochs_text(runs: list[dict]) -> str:
