@@ -21,7 +21,7 @@ from __future__ import annotations
 
 import json
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 from alad_kit.core import rundir
@@ -119,6 +119,15 @@ def load_studies(root: str | Path) -> list[Study]:
 def studies_of(source) -> list[Study]:
     """``source`` as studies: a list of them as it is, else every study below that folder (``load_studies``)."""
     return source if isinstance(source, list) else load_studies(source)
+
+
+def rebased(study: Study, root: str | Path) -> Study:
+    """``study``, read from ``root`` above it, with its run directories relative to its own folder: what reading
+    that folder alone gives (for the claims.json a study folder keeps of its own)."""
+    prefix = study.path.relative_to(root).as_posix() + "/"
+    runs = {row: {seed: (rel.removeprefix(prefix), m) for seed, (rel, m) in seeds.items()}
+            for row, seeds in study.runs.items()}
+    return replace(study, runs=runs)
 
 
 def _study(path: Path, runs: dict) -> Study:

@@ -13,6 +13,7 @@ on a finished directory, the command trains nothing and rewrites the same claims
 
 from __future__ import annotations
 
+import json
 import logging
 import time
 from collections.abc import Callable, Sequence
@@ -27,6 +28,7 @@ from alad_kit.analysis.claims import (
     claims_json,
     compute_claims,
     load_studies,
+    rebased,
     studies_of,
 )
 from alad_kit.analysis.formats import write_formats
@@ -233,28 +235,37 @@ def run_study(task: str, teacher: str, student: str, out: str | Path, seeds: Seq
 
 def write_outputs(out: str | Path, bench: str | Path | None = None, fill: Sequence[str | Path] = (),
                   against: str | Path | None = None) -> dict:
-    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json);
-    the generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report; ``against``:
-    the study folder, e.g. the same rows under other budgets, that their budget-effect block compares with)."""
-    import json
-
-    from alad_kit.analysis.claims_report import claims_file_markdown
+    """claims.json, claims.md and study.md/.csv/.html of the runs below ``out`` (all from their metrics.json), and
+    the same files of each study folder below it, so that none is left behind by runs added elsewhere; the
+    generated claim blocks of every README in ``fill`` (see alad_kit.analysis.claims_report; ``against``: the
+    study folder, e.g. the same rows under other budgets, that their budget-effect block compares with)."""
     from alad_kit.analysis.claims_report import fill as fill_blocks
 
     out = Path(out)
+    bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
     studies = load_studies(out)  # the runs, read once for the claims, claims.md's budgets, every README, the table
-    entries = compute_claims(studies, bench)
-    paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
-             "claims_md": write_text_atomic(out / "claims.md", claims_file_markdown(entries, studies))}
+    entries, paths = _write_study_files(out, studies, bench, bench_data)
+    for study in studies:
+        if study.path != out:
+            _write_study_files(study.path, [rebased(study, out)], bench, bench_data)
     for k, readme in enumerate(fill):
         fill_blocks(readme, entries, studies, against)
         paths[f"filled_{k}"] = Path(readme)
-    bench_data = json.loads(Path(bench).read_text()) if bench is not None else None
-    table = grid_table(studies, bench_data)
+    return paths
+
+
+def _write_study_files(out: Path, studies: list, bench, bench_data: dict | None) -> tuple[list[dict], dict]:
+    """claims.json, claims.md and study.md/.csv/.html of ``studies`` in ``out``: the entries and the paths."""
+    from alad_kit.analysis.claims_report import claims_file_markdown
+
+    entries = compute_claims(studies, bench)
+    paths = {"claims_json": write_text_atomic(out / "claims.json", claims_json(entries)),
+             "claims_md": write_text_atomic(out / "claims.md", claims_file_markdown(entries, studies))}
     note = ("Mean ± sample std over seeds (POS/NER x100, QA in %). Sz: deployed size in % of the teacher; "
             "Spd: speed-up over the teacher from `alad bench` (blank without --bench).")
+    table = grid_table(studies, bench_data)
     paths.update({f"study_{k}": v for k, v in write_formats(table, out, STUDY_STEM, note, "ALAd study").items()})
-    return paths
+    return entries, paths
 
 
 def grid_table(out, bench: dict | None = None) -> pd.DataFrame:

@@ -90,6 +90,8 @@ def test_the_committed_study_reproduces_byte_for_byte(tmp_path, name):
         shutil.copy(readme, copy)
         assert fill(copy, entries, study, against) is False, (
             f"{readme} differs from what alad study --report-only --fill writes")
+    for folder in sorted(p.parent for p in study.glob("*/claims.json")):  # each study keeps its own, in step
+        assert claims_json(compute_claims(folder, bench)) == (folder / "claims.json").read_text(), folder
 
 
 def test_runs_still_rising_at_their_last_epoch_are_counted(tmp_path):

@@ -8,7 +8,7 @@ import alad_kit.pipeline.run
 from alad_kit.analysis.claims import CHECKS
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_json_atomic
-from alad_kit.pipeline.study import ROW_NAMES, Progress, is_finished, plan, run_study, select_rows
+from alad_kit.pipeline.study import ROW_NAMES, Progress, is_finished, plan, run_study, select_rows, write_outputs
 from alad_kit.training.trainer import TrainingInterrupted
 
 BASE = dict(task="ner", teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
@@ -152,3 +152,24 @@ def test_probed_layer_rows_need_the_study_probe(tmp_path, monkeypatch):
     assert len(lines) == 1 and "left out" in lines[0]
     (tmp_path / "probe_layers.json").write_text("{}")
     assert len(_with_probe(select_rows(None), None, tmp_path, lines.append)) == len(ROW_NAMES)
+
+
+def test_the_report_of_a_folder_of_studies_rewrites_each_study_files_too(tmp_path):
+    """Runs copied into a study folder leave its own claims.json behind unless the report over the folder above
+    rewrites it: each study's files are what a report over that study alone writes."""
+    for study, row, seed, score in [("pos-a", "frozen-w3", 0, 0.8), ("pos-a", "frozen-w3", 1, 0.82),
+                                    ("pos-a", "frozen-w1", 0, 0.6), ("pos-a", "frozen-w1", 1, 0.63),
+                                    ("pos-b", "frozen-w1", 0, 0.5)]:
+        write_json_atomic(tmp_path / study / row / f"seed{seed}" / "metrics.json", {
+            "task": "pos", "student": "minilm-l6", "mode": "frozen", "window": int(row[-1]), "seed": seed,
+            "scores": {"f1": score}, "size_pct": 20.0})
+    (tmp_path / "pos-a" / "claims.json").write_text("[]\n")  # stale: written before seed 1 came
+    write_outputs(tmp_path)
+    [entry] = json.loads((tmp_path / "pos-a" / "claims.json").read_text())
+    assert (entry["n_seeds"], entry["runs"]["a"]) == (2, ["frozen-w3/seed0", "frozen-w3/seed1"])  # its own paths
+    assert json.loads((tmp_path / "claims.json").read_text())[0]["runs"]["a"][0] == "pos-a/frozen-w3/seed0"
+    assert json.loads((tmp_path / "pos-b" / "claims.json").read_text()) == []
+    assert "frozen-w1" in (tmp_path / "pos-b" / "study.md").read_text()
+    own = {p: p.read_text() for p in (tmp_path / "pos-a").glob("claims.*")}
+    write_outputs(tmp_path / "pos-a")  # the report over that study alone writes the same files
+    assert own == {p: p.read_text() for p in (tmp_path / "pos-a").glob("claims.*")}
