@@ -8,7 +8,15 @@ import alad_kit.pipeline.run
 from alad_kit.analysis.claims import CHECKS
 from alad_kit.core.config import RunConfig
 from alad_kit.core.io import write_json_atomic
-from alad_kit.pipeline.study import ROW_NAMES, Progress, is_finished, plan, run_study, select_rows, write_outputs
+from alad_kit.pipeline.study import (
+    ROW_NAMES,
+    Progress,
+    is_finished,
+    plan,
+    run_study,
+    select_rows,
+    write_outputs,
+)
 from alad_kit.training.trainer import TrainingInterrupted
 
 BASE = dict(task="ner", teacher="minilm-l6", student="minilm-l6", student_layers=(0,), scale="smoke", device="cpu")
