@@ -266,7 +266,8 @@ def _gap_lines(study, reference, metric: str) -> list[str]:
         if not seeds:
             continue
         shares = [(_mean(a, seeds) - _mean(b, seeds)) / (top - _mean(b, seeds)) for a, b in sides]
-        out.append(f"- `{study.path.name}` C5, {row} vs finetune (seeds {', '.join(map(str, seeds))}): "
+        which = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
+        out.append(f"- `{study.path.name}` C5, {row} vs finetune ({which}): "
                    f"{100 * shares[0]:.0f}% of the gap to the teacher with the reference's budgets, "
                    f"{100 * shares[1]:.0f}% here (teacher: the reference's `{TEACHER_ROW}` row, "
                    f"{len(teacher)} seed(s))")
