@@ -221,14 +221,18 @@ def points(task: str, metric: str) -> float:
 
 def _gap_recovered(study: Study, metric: str, check: Check, seeds: list[int], delta: float | None) -> dict:
     """Share of the student -> teacher gap that a recovers: delta / (teacher - b), b over the paired seeds."""
-    teacher = row_values(study, TEACHER_ROW, metric)
-    b = row_values(study, check.b, metric)
     runs = [rel for _, (rel, _) in sorted(study.runs.get(TEACHER_ROW, {}).items())]
-    share = None
-    if teacher and seeds and delta is not None:
-        gap = sum(teacher.values()) / len(teacher) - sum(b[s] for s in seeds) / len(seeds)
-        share = delta / gap if gap > 0 else None
+    share = gap_share(delta, row_values(study, TEACHER_ROW, metric), row_values(study, check.b, metric), seeds)
     return {"gap_recovered": share, "teacher_runs": runs}
+
+
+def gap_share(delta: float | None, teacher: dict[int, float], b: dict[int, float], seeds: list[int]) -> float | None:
+    """``delta / (mean teacher - mean b over seeds)``: the share of the gap from b up to the teacher (mean over its
+    seeds) that a gain of ``delta`` closes; None without a teacher, seeds or a positive gap."""
+    if not teacher or not seeds or delta is None:
+        return None
+    gap = sum(teacher.values()) / len(teacher) - sum(b[s] for s in seeds) / len(seeds)
+    return delta / gap if gap > 0 else None
 
 
 def _bench_speed_kept(study: Study, check: Check, bench: dict | None) -> list[float]:

@@ -36,6 +36,7 @@ from .claims import (
     RATIO_METRICS,
     TEACHER_ROW,
     claims_markdown,
+    gap_share,
     paired_stats,
     points,
     row_values,
@@ -253,24 +254,23 @@ def _mean(values: dict[int, float], seeds: list[int]) -> float:
 
 
 def _gap_lines(study, reference, metric: str) -> list[str]:
-    """C5's share of the student -> teacher gap under both budgets, over the seeds every row has in both, with the
-    reference's teacher row (mean over its seeds) as the top of the gap."""
+    """C5's share of the student -> teacher gap under both budgets (``claims.gap_share``), over the seeds every
+    row has in both, with the reference's teacher row (mean over its seeds) as the top of the gap."""
     teacher = row_values(reference, TEACHER_ROW, metric)
     if not teacher:
         return []
-    top = sum(teacher.values()) / len(teacher)
     out = []
     for row in ("joint-w5", "joint-w5-probed-layer"):
         sides = [(row_values(s, row, metric), row_values(s, "finetune", metric)) for s in (reference, study)]
         seeds = sorted(set.intersection(*(set(v) for pair in sides for v in pair)))
         if not seeds:
             continue
-        shares = [(_mean(a, seeds) - _mean(b, seeds)) / (top - _mean(b, seeds)) for a, b in sides]
+        shares = [gap_share(_mean(a, seeds) - _mean(b, seeds), teacher, b, seeds) for a, b in sides]
+        text = ["—" if share is None else f"{100 * share:.0f}%" for share in shares]
         which = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
         out.append(f"- `{study.path.name}` C5, {row} vs finetune ({which}): "
-                   f"{100 * shares[0]:.0f}% of the gap to the teacher with the reference's budgets, "
-                   f"{100 * shares[1]:.0f}% here (teacher: the reference's `{TEACHER_ROW}` row, "
-                   f"{len(teacher)} seed(s))")
+                   f"{text[0]} of the gap to the teacher with the reference's budgets, "
+                   f"{text[1]} here (teacher: the reference's `{TEACHER_ROW}` row, {len(teacher)} seed(s))")
     return out
 
 
