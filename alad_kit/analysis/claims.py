@@ -26,7 +26,7 @@ from pathlib import Path
 
 from alad_kit.core import rundir
 
-from .formats import to_markdown
+from .formats import percent, to_markdown
 from .table import _student_name, score_columns, student_label
 from .verdicts import TESTS, VERDICTS, judge, paired  # noqa: F401  (VERDICTS: the names claims.json uses)
 
@@ -319,7 +319,7 @@ def _fmt(value: float | None, spec: str) -> str:
 
 def _test_note(e: dict) -> str:
     if e.get("gap_recovered") is not None:
-        return f"gap recovered {100 * e['gap_recovered']:.0f}%"
+        return f"gap recovered {percent(e['gap_recovered'])}"
     if e["metric"] == "speed_kept" and e["delta_mean"] is None:
         return "needs --bench with times_ms"
     return {"at_most": f"≤ {e.get('threshold')}", "at_least": f"≥ {e.get('threshold')}",

@@ -43,6 +43,7 @@ from .claims import (
     selection_metric,
     studies_of,
 )
+from .formats import percent
 from .paper_table import paper_markdown
 
 BLOCKS = ("claims-brief", "claims-summary", "claims-table", "claims-budgets", "claims-headline", "claims-paper",
@@ -80,7 +81,7 @@ def _evidence(entry: dict) -> str:
     elif entry["delta_mean"] is not None and entry["metric"] not in EXACT_METRICS:  # one seed: no SE, no test
         parts.append(f"n {entry.get('n_repeats') or entry['n_seeds']}")
     if entry.get("gap_recovered") is not None:
-        parts.append(f"gap recovered {100 * entry['gap_recovered']:.0f}%")
+        parts.append(f"gap recovered {percent(entry['gap_recovered'])}")
     verdict = entry["verdict"]
     return f"{', '.join(parts)}: " + (f"**{verdict}**" if verdict != "inconclusive" else verdict)
 
@@ -116,7 +117,7 @@ def brief_markdown(entries: list[dict]) -> str:
         for e in group:
             p = "" if e.get("p") is None else f" (p {e['p']:.3f})"
             if e.get("gap_recovered") is not None:
-                p += f", {100 * e['gap_recovered']:.0f}% of the gap to the teacher"
+                p += f", {percent(e['gap_recovered'])} of the gap to the teacher"
             verdict = f"**{e['verdict']}**" if e["verdict"] != "inconclusive" else e["verdict"]
             pair = "" if one_pair else f" {e['a']} vs {e['b']}"
             pair += f" {e['metric']}" if e["metric"] in (*EXACT_METRICS, "speed_kept") else ""  # else: the score
@@ -140,8 +141,8 @@ def headline_markdown(entries: list[dict], claims: tuple[str, ...] = HEADLINE_CL
             if names:
                 label = "open (inconclusive)" if verdict == "inconclusive" else f"**{verdict}**"
                 parts.append(f"{label} in {len(names)} of {len(group)}: {'; '.join(names)}")
-        gaps = [100 * e["gap_recovered"] for e in group if e.get("gap_recovered") is not None]
-        gap = f". Gap to the teacher recovered: {min(gaps):.0f}% to {max(gaps):.0f}%" if gaps else ""
+        gaps = [e["gap_recovered"] for e in group if e.get("gap_recovered") is not None]
+        gap = f". Gap to the teacher recovered: {percent(min(gaps))} to {percent(max(gaps))}" if gaps else ""
         lines.append(f"- **{claim_id}** *{group[0]['claim']}*: " + ". ".join(parts) + gap + ".")
     return "\n".join(lines or ["- no headline claim has runs of both of its rows yet"]) + "\n"
 
@@ -266,7 +267,7 @@ def _gap_lines(study, reference, metric: str) -> list[str]:
         if not seeds:
             continue
         shares = [gap_share(_mean(a, seeds) - _mean(b, seeds), teacher, b, seeds) for a, b in sides]
-        text = ["—" if share is None else f"{100 * share:.0f}%" for share in shares]
+        text = ["—" if share is None else percent(share) for share in shares]
         which = f"seed{'s' if len(seeds) > 1 else ''} {', '.join(map(str, seeds))}"
         out.append(f"- `{study.path.name}` C5, {row} vs finetune ({which}): "
                    f"{text[0]} of the gap to the teacher with the reference's budgets, "

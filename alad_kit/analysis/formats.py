@@ -1,4 +1,5 @@
-"""Writing a table of strings: GitHub Markdown, CSV and a standalone HTML page, each with an optional note.
+"""Writing a table of strings: GitHub Markdown, CSV and a standalone HTML page, each with an optional note
+(and `percent`, the one way a share is printed in them).
 
 Every table of `analysis` (results, compression, sweeps, claims) and the study are written through here,
 so the three formats look alike everywhere; what a table says (and its note) is its own module's business.
@@ -11,6 +12,12 @@ from pathlib import Path
 import pandas as pd
 
 from alad_kit.core.io import write_text_atomic
+
+
+def percent(share: float) -> str:
+    """A share as a whole percentage, "17%"; rounded to an int first so that a share just below zero reads
+    "0%", not "-0%" (format's ``.0f`` keeps the sign of a negative zero)."""
+    return f"{round(100 * share)}%"
 
 
 def to_markdown(table: pd.DataFrame, note: str | None = None) -> str:

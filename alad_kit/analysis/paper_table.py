@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import statistics
 
+from .formats import percent
+
 # Our students and the paper's ones they stand in for (the paper's numbers: Task.paper_table1).
 STAND_INS = {"minilm-l6:0,1": ("two layers", "BERT-Tiny"), "minilm-l6": ("MiniLM-L6", "BERT-Mini")}
 # table line -> the rows it shows, separated by " / "
@@ -71,8 +73,8 @@ def study_table(study) -> str | None:
         lines.append(f"| {text} | {published} | {mine} |")
     paper_gap = (paper["joint-w5"] - paper["finetune"]) / (paper["teacher"] - paper["finetune"])
     gaps = [(name, _gap(study, metric, factor, row)) for name, row in GAP_ROWS]
-    mine = "; ".join(f"{name} {100 * g:.0f}%" for name, g in gaps if g is not None) or "not run"
-    lines.append(f"| gap recovered: (row − FT) / (teacher − FT), row means | joint W5 {100 * paper_gap:.0f}% | {mine} |")
+    mine = "; ".join(f"{name} {percent(g)}" for name, g in gaps if g is not None) or "not run"
+    lines.append(f"| gap recovered: (row − FT) / (teacher − FT), row means | joint W5 {percent(paper_gap)} | {mine} |")
     return "\n".join(lines)
 
 

@@ -18,3 +18,10 @@ def test_write_formats_writes_the_note_in_md_and_html(tmp_path):
     assert "<p>a &lt;note&gt;</p>" in paths["html"].read_text() and "<title>T</title>" in paths["html"].read_text()
     assert paths["csv"].read_text() == "Model,Acc\na,1.00\n"
     assert formats.write_formats(t, tmp_path, "plain")["md"].read_text().count("\n") == 3  # no note by default
+
+
+def test_percent_rounds_and_never_prints_a_negative_zero():
+    assert formats.percent(0.1749) == "17%"
+    assert formats.percent(-0.004) == "0%"  # f"{-0.4:.0f}" would give "-0%"
+    assert formats.percent(-0.11) == "-11%"
+    assert formats.percent(0.55) == "55%"
